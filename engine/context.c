@@ -1,0 +1,337 @@
+/*
+ * context.c — lm_context: KV cache, step buffer, activation arena and batched decode.
+ *
+ * At creation the worst-case step (n_batch tokens, n_outputs_max logits rows) is recorded once
+ * in measure mode to size the arena, so decode never allocates. A decode call validates the
+ * batch, computes each token's cache cells on the host, uploads the step buffer (tokens,
+ * positions, sequence ids, cells, output rows) in one copy, records the forward pass on the
+ * model's backend, submits it, and reads back only the logits rows that were asked for.
+ */
+#define _GNU_SOURCE
+#include "models/models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ST_TOKENS, ST_POS, ST_SEQ, ST_CELL_SWA, ST_CELL_FULL, ST_OUT, ST_COUNT };
+
+struct lm_context {
+    lm_model *model;
+    lm_context_params p;
+    lm_kv kv;
+    lm_buffer *step_buf;  /* i32 step inputs */
+    lm_buffer *arena_buf; /* activations */
+    int32_t *step_host;   /* staging copy of the step buffer */
+    size_t step_off[ST_COUNT];
+    size_t step_bytes;
+    lm_graph *graph;
+    float *logits;        /* [n_outputs_max][n_vocab] */
+    int32_t n_outputs;
+    int64_t *sort_scratch; /* [n_batch] for the distinct-position check */
+    double last_decode_s;
+};
+
+lm_context_params lm_context_default_params(void) {
+    return (lm_context_params){.n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_outputs_max = 1, .kv_type = LM_KV_F16};
+}
+
+static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_context_params *p) {
+    *p = in ? *in : lm_context_default_params();
+    if (p->n_ctx == 0) p->n_ctx = (uint32_t)(m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (p->n_ctx > (1u << 24)) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "n_ctx %u is larger than 16M", p->n_ctx);
+    if (p->n_batch == 0) p->n_batch = 512;
+    if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
+    if (p->n_batch > 65536) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "n_batch %u is larger than 65536", p->n_batch);
+    if (p->n_seq_max == 0) p->n_seq_max = 1;
+    if (p->n_seq_max > 1024) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "n_seq_max %u is larger than 1024", p->n_seq_max);
+    if (p->n_outputs_max == 0 || p->n_outputs_max > p->n_batch) p->n_outputs_max = p->n_batch;
+    if (p->kv_type != LM_KV_F32 && p->kv_type != LM_KV_F16)
+        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type %d", (int)p->kv_type);
+    return LM_STATUS_OK;
+}
+
+static lm_dtype kv_dtype(lm_kv_type t) { return t == LM_KV_F32 ? LM_F32 : LM_F16; }
+
+/* Views of the step buffer for a step of n tokens and n_out outputs. */
+static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[ST_COUNT]) {
+    for (int i = 0; i < ST_COUNT; i++) {
+        int64_t ne = i == ST_OUT ? (n_out > 0 ? n_out : 1) : n;
+        lm_tensor_init(&t[i], LM_I32, 1, &ne);
+        t[i].buf = c->step_buf;
+        t[i].offs = c->step_off[i];
+    }
+}
+
+static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, lm_tensor views[ST_COUNT]) {
+    lm_graph_init(c->graph, c->model->be, c->arena_buf, measure);
+    step_views(c, n, n_out, views);
+    lm_step s = {
+        .n_tokens = n,
+        .n_outputs = n_out,
+        .tokens = &views[ST_TOKENS],
+        .pos = &views[ST_POS],
+        .seq = &views[ST_SEQ],
+        .cells = {&views[ST_CELL_SWA], &views[ST_CELL_FULL]},
+        .out_ids = &views[ST_OUT],
+    };
+    return lm_gemma_forward(c->model, &c->kv, c->graph, &s);
+}
+
+lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *params, uint64_t *kv_bytes,
+                                   uint64_t *compute_bytes) {
+    if (!m) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_model_estimate_memory: NULL model");
+    lm_context_params p;
+    LM_TRY(normalize(m, params, &p));
+    int32_t cps[LM_KV_KINDS];
+    bool ring[LM_KV_KINDS];
+    lm_kv_shape(m, (int32_t)p.n_ctx, (int32_t)p.n_batch, cps, ring);
+    uint64_t kv = 0;
+    for (int k = 0; k < LM_KV_KINDS; k++)
+        kv += lm_model_kv_bytes_per_cell(m, k, kv_dtype(p.kv_type)) * (uint64_t)cps[k] * p.n_seq_max;
+    if (kv_bytes) *kv_bytes = kv;
+    if (compute_bytes) {
+        /* measure the worst-case step without allocating anything */
+        if (m->vocab_only) {
+            *compute_bytes = 0;
+        } else {
+            lm_context tmp = {.model = (lm_model *)m, .p = p};
+            tmp.graph = malloc(sizeof(lm_graph));
+            if (!tmp.graph) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+            tmp.kv.n_layer = m->hp.n_layer;
+            tmp.kv.layers = calloc((size_t)m->hp.n_layer, sizeof(lm_kv_layer));
+            for (int k = 0; k < LM_KV_KINDS; k++) {
+                tmp.kv.kind[k].used = true;
+                tmp.kv.kind[k].cps = cps[k];
+                tmp.kv.kind[k].ring = ring[k];
+                int64_t cells = (int64_t)cps[k] * p.n_seq_max;
+                lm_tensor_init(&tmp.kv.kind[k].cell_pos, LM_I32, 1, &cells);
+            }
+            for (int il = 0; il < m->hp.n_layer && tmp.kv.layers; il++) {
+                const lm_layer *L = &m->layers[il];
+                lm_kv_layer *kl = &tmp.kv.layers[il];
+                int kind = L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
+                int64_t cells = (int64_t)cps[kind] * p.n_seq_max;
+                int64_t nek[2] = {(int64_t)L->head_dim * L->n_head_kv, cells}, nev[2] = {(int64_t)L->head_dim_v * L->n_head_kv, cells};
+                kl->kind = kind;
+                kl->has_cache = L->kv_layer == il;
+                kl->has_k = !L->k_eq_v;
+                lm_tensor_init(&kl->k, kv_dtype(p.kv_type), 2, nek);
+                lm_tensor_init(&kl->v, kv_dtype(p.kv_type), 2, nev);
+            }
+            lm_tensor views[ST_COUNT];
+            record(&tmp, (int32_t)p.n_batch, (int32_t)p.n_outputs_max, true, views);
+            *compute_bytes = tmp.graph->arena.peak;
+            free(tmp.kv.layers);
+            free(tmp.graph);
+        }
+    }
+    return LM_STATUS_OK;
+}
+
+lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_context **out) {
+    lm_clear_error();
+    if (!m || !out) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_create: NULL argument");
+    *out = NULL;
+    if (m->vocab_only) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "model was loaded vocab-only");
+    lm_context *c = calloc(1, sizeof *c);
+    if (!c) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+    c->model = m;
+    lm_status st = normalize(m, params, &c->p);
+    if (st) goto fail;
+    lm_backend *be = m->be;
+
+    /* sanity-check the total against the device before allocating */
+    uint64_t kv_bytes, logits_bytes;
+    if ((st = lm_model_estimate_memory(m, &c->p, &kv_bytes, NULL))) goto fail;
+    if (!lm_mul_ok((uint64_t)c->p.n_outputs_max * 4u, (uint64_t)m->hp.n_vocab, &logits_bytes)) {
+        st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "logits buffer size overflows");
+        goto fail;
+    }
+    lm_device_info di;
+    if ((st = be->ops->device_info(be, &di))) goto fail;
+    if (di.memory_total && kv_bytes + logits_bytes > di.memory_total) {
+        st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "context needs %.2f GiB of KV cache and logits; the device has %.2f GiB",
+                     (double)(kv_bytes + logits_bytes) / (1u << 30), (double)di.memory_total / (1u << 30));
+        goto fail;
+    }
+
+    if ((st = lm_kv_init(&c->kv, m, kv_dtype(c->p.kv_type), (int32_t)c->p.n_ctx, (int32_t)c->p.n_seq_max,
+                         (int32_t)c->p.n_batch)))
+        goto fail;
+
+    /* step buffer */
+    size_t off = 0;
+    for (int i = 0; i < ST_COUNT; i++) {
+        c->step_off[i] = off;
+        off += lm_pad((size_t)(i == ST_OUT ? c->p.n_outputs_max : c->p.n_batch) * 4, 256);
+    }
+    c->step_bytes = off;
+    if ((st = be->ops->buffer_alloc(be, off, LM_BUF_STEP, &c->step_buf))) goto fail;
+    c->step_host = calloc(1, off);
+    c->graph = malloc(sizeof(lm_graph));
+    c->logits = malloc((size_t)logits_bytes);
+    c->sort_scratch = malloc((size_t)c->p.n_batch * sizeof(int64_t));
+    if (!c->step_host || !c->graph || !c->logits || !c->sort_scratch) {
+        st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "cannot allocate %.1f MiB of host logits",
+                     (double)logits_bytes / (1 << 20));
+        goto fail;
+    }
+
+    /* size the arena with a measured worst-case step */
+    lm_tensor views[ST_COUNT];
+    record(c, (int32_t)c->p.n_batch, (int32_t)c->p.n_outputs_max, true, views);
+    if ((st = lm_graph_status(c->graph))) goto fail;
+    if ((st = be->ops->buffer_alloc(be, c->graph->arena.peak + 256, LM_BUF_COMPUTE, &c->arena_buf))) goto fail;
+    *out = c;
+    return LM_STATUS_OK;
+fail:
+    lm_context_free(c);
+    return st;
+}
+
+void lm_context_free(lm_context *c) {
+    if (!c) return;
+    lm_backend *be = c->model->be;
+    if (c->step_buf) be->ops->buffer_free(c->step_buf);
+    if (c->arena_buf) be->ops->buffer_free(c->arena_buf);
+    lm_kv_free(&c->kv);
+    free(c->step_host);
+    free(c->graph);
+    free(c->logits);
+    free(c->sort_scratch);
+    free(c);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static lm_status validate(lm_context *c, const lm_batch_entry *e, int32_t n, int32_t *n_out) {
+    const lm_context_params *p = &c->p;
+    if (!e || n < 1) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: empty batch");
+    if ((uint32_t)n > p->n_batch)
+        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: batch of %d tokens exceeds n_batch %u", n, p->n_batch);
+    int32_t outs = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (e[i].token < 0 || e[i].token >= c->model->hp.n_vocab)
+            return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: token %d at entry %d is outside the vocabulary [0, %d)",
+                           e[i].token, i, c->model->hp.n_vocab);
+        if (e[i].seq < 0 || (uint32_t)e[i].seq >= p->n_seq_max)
+            return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: sequence id %d at entry %d is outside [0, %u)", e[i].seq, i,
+                           p->n_seq_max);
+        if (e[i].pos < 0) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: negative position at entry %d", i);
+        if ((uint32_t)e[i].pos >= p->n_ctx)
+            return lm_fail(LM_STATUS_CONTEXT_FULL, "decode: position %d does not fit the context of %u", e[i].pos, p->n_ctx);
+        outs += e[i].logits;
+    }
+    if ((uint32_t)outs > p->n_outputs_max)
+        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: %d logits rows requested, n_outputs_max is %u", outs,
+                       p->n_outputs_max);
+    /* positions of one sequence must be distinct, span less than n_batch, and not fall behind
+       what the sliding-window ring still holds */
+    for (int32_t i = 0; i < n; i++) c->sort_scratch[i] = ((int64_t)e[i].seq << 32) | (uint32_t)e[i].pos;
+    qsort(c->sort_scratch, (size_t)n, sizeof(int64_t), cmp_i64);
+    const lm_kv_kind *swa = &c->kv.kind[LM_KV_KIND_SWA];
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t s = (int32_t)(c->sort_scratch[i] >> 32), pos = (int32_t)(c->sort_scratch[i] & 0xffffffff);
+        if (i > 0 && c->sort_scratch[i] == c->sort_scratch[i - 1])
+            return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: position %d of sequence %d appears twice", pos, s);
+        const bool first = i == 0 || (int32_t)(c->sort_scratch[i - 1] >> 32) != s;
+        if (first && swa->used && swa->ring) {
+            int32_t last = i;
+            while (last + 1 < n && (int32_t)(c->sort_scratch[last + 1] >> 32) == s) last++;
+            const int32_t pmax = (int32_t)(c->sort_scratch[last] & 0xffffffff);
+            if (pmax - pos >= (int32_t)p->n_batch)
+                return lm_fail(LM_STATUS_INVALID_ARGUMENT, "decode: positions %d..%d of sequence %d span more than n_batch %u",
+                               pos, pmax, s, p->n_batch);
+            const int32_t have = c->kv.seq_pos_max[s];
+            if (have >= 0 && pos <= have && have - pos > swa->cps - swa->window)
+                return lm_fail(LM_STATUS_INVALID_ARGUMENT,
+                               "decode: position %d of sequence %d is too far behind its cached position %d for the "
+                               "sliding-window cache; clear the sequence first",
+                               pos, s, have);
+        }
+    }
+    *n_out = outs;
+    return LM_STATUS_OK;
+}
+
+lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_decode: NULL context");
+    const double t0 = lm_time_s();
+    int32_t n_out = 0;
+    c->n_outputs = 0;
+    LM_TRY(validate(c, e, n, &n_out));
+    lm_backend *be = c->model->be;
+
+    /* step inputs */
+    int32_t *h = c->step_host;
+    int32_t *tok = h + c->step_off[ST_TOKENS] / 4, *pos = h + c->step_off[ST_POS] / 4, *seq = h + c->step_off[ST_SEQ] / 4;
+    int32_t *cell[LM_KV_KINDS] = {h + c->step_off[ST_CELL_SWA] / 4, h + c->step_off[ST_CELL_FULL] / 4};
+    int32_t *outs = h + c->step_off[ST_OUT] / 4;
+    int32_t j = 0;
+    for (int32_t i = 0; i < n; i++) {
+        tok[i] = e[i].token;
+        pos[i] = e[i].pos;
+        seq[i] = e[i].seq;
+        for (int k = 0; k < LM_KV_KINDS; k++) cell[k][i] = lm_kv_cell(&c->kv.kind[k], e[i].seq, e[i].pos);
+        if (e[i].logits) outs[j++] = i;
+    }
+    lm_tensor whole;
+    int64_t ne = (int64_t)(c->step_bytes / 4);
+    lm_tensor_init(&whole, LM_I32, 1, &ne);
+    whole.buf = c->step_buf;
+    LM_TRY(be->ops->tensor_set(be, &whole, h, 0, c->step_bytes));
+
+    /* record and run */
+    LM_TRY(be->ops->begin(be));
+    lm_tensor views[ST_COUNT];
+    lm_tensor *logits = record(c, n, n_out, false, views);
+    lm_status st = lm_graph_status(c->graph);
+    lm_status st2 = be->ops->submit(be);
+    if (!st) st = st2;
+    st2 = be->ops->sync(be);
+    if (!st) st = st2;
+    if (st) return st;
+
+    /* host mirrors of the cache state */
+    for (int32_t i = 0; i < n; i++) {
+        for (int k = 0; k < LM_KV_KINDS; k++)
+            if (c->kv.kind[k].used) c->kv.kind[k].host_pos[cell[k][i]] = e[i].pos;
+        if (e[i].pos > c->kv.seq_pos_max[e[i].seq]) c->kv.seq_pos_max[e[i].seq] = e[i].pos;
+    }
+    if (n_out > 0) {
+        LM_TRY(be->ops->tensor_get(be, logits, c->logits, 0, (size_t)n_out * (size_t)c->model->hp.n_vocab * 4));
+        c->n_outputs = n_out;
+    }
+    c->last_decode_s = lm_time_s() - t0;
+    return LM_STATUS_OK;
+}
+
+const float *lm_context_logits(const lm_context *c, int32_t i) {
+    if (!c || i < 0 || i >= c->n_outputs) return NULL;
+    return c->logits + (size_t)i * (size_t)c->model->hp.n_vocab;
+}
+
+int32_t lm_context_n_outputs(const lm_context *c) { return c ? c->n_outputs : 0; }
+
+lm_status lm_context_seq_clear(lm_context *c, int32_t seq) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_clear: NULL context");
+    return lm_kv_seq_clear(&c->kv, seq);
+}
+
+int32_t lm_context_seq_pos_max(const lm_context *c, int32_t seq) {
+    if (!c || seq < 0 || seq >= c->kv.n_seq) return -1;
+    return c->kv.seq_pos_max[seq];
+}
+
+uint64_t lm_context_kv_bytes(const lm_context *c) { return c ? c->kv.bytes : 0; }
+double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_decode_s : 0; }
+
+/* Internal: the model a context runs (for tools that need both). */
+lm_model *lm_context_model(const lm_context *c) { return c ? c->model : NULL; }
+lm_backend *lm_context_backend(const lm_context *c) { return c ? c->model->be : NULL; }

@@ -1,0 +1,752 @@
+/*
+ * fast.c — the CPU fast path: every op multi-threaded over the thread pool, inner loops from the
+ * per-ISA kernel table (kernels.c). Checked against ref.c by the op-conformance suite.
+ *
+ * matmul      rows of W split across threads; activations quantized once per column to the
+ *             weight type's dot format (q8_0/q8_1/q8_K) or used as f32; weight rows tiled by 16
+ *             so a tile stays in L1 while every column streams past it. Decode is bound by the
+ *             bytes of W; prefill re-reads the quantized columns from L2 once per tile.
+ * matmul_id   tokens bucketed by expert, then (expert, row-chunk) work items spread over threads:
+ *             each selected expert's rows are read once per step.
+ * attention   flash-decoding on the CPU: work items (token, kv-head, split) each run an online
+ *             softmax over a range of cells for all query heads of the group (K/V rows loaded
+ *             once per group); splits are merged by their (max, sum) when a single token would
+ *             otherwise leave threads idle. K=V layers make K on the fly (V * k_norm, rope with
+ *             an incremental cos/sin recurrence along consecutive positions).
+ */
+#define _GNU_SOURCE
+#include "cpu.h"
+#include "kernels.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lm_cpu_fast {
+    lm_threadpool *tp;
+    int nth;
+    const lm_cpu_kernels *k;
+    uint8_t *wdata; /* shared scratch: quantized activations, attention partials */
+    size_t wsize;
+    float **tbuf; /* per-thread scratch */
+    size_t tsize; /* floats per thread */
+};
+
+static const lm_cpu_kernels *pick_kernels(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && getenv("LUMEN_CPU_GENERIC") == NULL) {
+        /* F16C has no __builtin_cpu_supports name on every compiler; every AVX2 CPU has it */
+        return &lm_cpu_kernels_avx2;
+    }
+#endif
+    return &lm_cpu_kernels_generic;
+}
+
+const char *lm_cpu_fast_isa(void) { return pick_kernels()->isa; }
+
+lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
+    lm_cpu_fast *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->tp = lm_threadpool_create(n_threads);
+    if (!f->tp) {
+        free(f);
+        return NULL;
+    }
+    f->nth = lm_threadpool_size(f->tp);
+    f->k = pick_kernels();
+    f->tbuf = calloc((size_t)f->nth, sizeof(float *));
+    if (!f->tbuf) {
+        lm_cpu_fast_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void lm_cpu_fast_free(lm_cpu_fast *f) {
+    if (!f) return;
+    lm_threadpool_free(f->tp);
+    if (f->tbuf)
+        for (int i = 0; i < f->nth; i++) lm_afree(f->tbuf[i]);
+    free(f->tbuf);
+    lm_afree(f->wdata);
+    free(f);
+}
+
+/* Scratch grows to the largest step seen and then stays: steady-state decode never allocates. */
+static bool need_wdata(lm_cpu_fast *f, size_t size) {
+    if (size <= f->wsize) return true;
+    lm_afree(f->wdata);
+    f->wdata = lm_aalloc(size);
+    f->wsize = f->wdata ? size : 0;
+    return f->wdata != NULL;
+}
+
+static bool need_tbuf(lm_cpu_fast *f, size_t floats) {
+    if (floats <= f->tsize) return true;
+    for (int i = 0; i < f->nth; i++) {
+        lm_afree(f->tbuf[i]);
+        f->tbuf[i] = lm_aalloc(floats * sizeof(float));
+        if (!f->tbuf[i]) {
+            f->tsize = 0;
+            return false;
+        }
+    }
+    f->tsize = floats;
+    return true;
+}
+
+static inline int32_t ival(const lm_tensor *t, int64_t i0, int64_t i1) {
+    return ((const int32_t *)lm_tensor_row(t, i1, 0, 0))[i0];
+}
+static inline float *frow(const lm_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
+    return (float *)lm_tensor_row(t, i1, i2, i3);
+}
+
+typedef struct task {
+    lm_cpu_fast *f;
+    const lm_node *n;
+    /* op-specific */
+    lm_dtype vt;
+    size_t xrow;
+    const uint8_t *xq;
+    int64_t n_items;
+    const int32_t *bucket_off, *bucket_pairs;
+    const int32_t *active;
+    int64_t n_active, chunks_per_expert;
+    int n_split;
+    float *part;
+} task;
+
+/* ---------------------------------------------------------------------------------------- */
+/* matmul                                                                                   */
+
+#define TILE 16
+
+static lm_quant_fn quantizer(lm_dtype vt) {
+    switch (vt) {
+    case LM_Q8_0: return lm_quant_row_q8_0;
+    case LM_Q8_1: return lm_quant_row_q8_1;
+    case LM_Q8_K: return lm_quant_row_q8_K;
+    default: return NULL;
+    }
+}
+
+/* quantize columns [all x rows] of x (f32 [K, cols...]) into xq */
+static void quant_cols_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_tensor *x = tk->n->src[1];
+    const int64_t cols = x->ne[1] * x->ne[2];
+    int64_t a, b;
+    lm_split(cols, ith, nth, &a, &b);
+    lm_quant_fn q = quantizer(tk->vt);
+    for (int64_t c = a; c < b; c++) {
+        const float *src = frow(x, c % x->ne[1], c / x->ne[1], 0);
+        q(src, (uint8_t *)tk->xq + (size_t)c * tk->xrow, x->ne[0]);
+    }
+}
+
+/* dot of weight row wr (type wt) with column c; `deq` holds the dequantized row for fallbacks */
+static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, int64_t K, const void *wr,
+                            const float *deq, const void *xc) {
+    if (vt != LM_F32) return k->vec_dot[wt](K, wr, xc);
+    switch (wt) {
+    case LM_F32: return k->dot_f32(wr, xc, K);
+    case LM_F16: return k->dot_f16(wr, xc, K);
+    case LM_BF16: return k->dot_bf16(wr, xc, K);
+    default: return k->dot_f32(deq, xc, K);
+    }
+}
+
+static bool needs_deq(lm_dtype wt, lm_dtype vt) { return vt == LM_F32 && wt != LM_F32 && wt != LM_F16 && wt != LM_BF16; }
+
+static void matmul_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *w = n->src[0], *x = n->src[1];
+    lm_tensor *dst = n->dst;
+    const lm_cpu_kernels *k = tk->f->k;
+    const int64_t K = w->ne[0], M = w->ne[1], N = x->ne[1];
+    const lm_dtype wt = w->type, vt = tk->vt;
+    const bool deq = needs_deq(wt, vt);
+    float *tb = tk->f->tbuf[ith];
+    int64_t a, b;
+    /* chunks of TILE rows, so threads never split a tile */
+    lm_split((M + TILE - 1) / TILE, ith, nth, &a, &b);
+    for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += TILE) {
+        const int64_t t1 = lm_min64(t0 + TILE, M);
+        if (deq)
+            for (int64_t r = t0; r < t1; r++)
+                lm_dequant_row(wt, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, K);
+        for (int64_t c = 0; c < N; c++) {
+            const void *xc = vt == LM_F32 ? (const void *)frow(x, c, 0, 0) : tk->xq + (size_t)c * tk->xrow;
+            float *out = frow(dst, c, 0, 0);
+            for (int64_t r = t0; r < t1; r++)
+                out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
+        }
+    }
+}
+
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
+    return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
+}
+
+static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, size_t extra) {
+    tk->vt = vec_type_for(f, w->type);
+    if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
+    if (tk->vt == LM_F32) return need_wdata(f, extra + 64);
+    tk->xrow = lm_row_bytes(tk->vt, x->ne[0]);
+    if (!need_wdata(f, tk->xrow * (size_t)(x->ne[1] * x->ne[2]) + extra + 64)) return false;
+    tk->xq = f->wdata;
+    lm_threadpool_run(f->tp, quant_cols_task, tk);
+    return true;
+}
+
+static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
+    task tk = {.f = f, .n = n};
+    if (!prepare_x(f, &tk, n->src[0], n->src[1], 0)) return false;
+    lm_threadpool_run(f->tp, matmul_task, &tk);
+    return true;
+}
+
+#define ID_CHUNK 32
+
+static void matmul_id_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *w = n->src[0], *x = n->src[1], *ids = n->src[2];
+    lm_tensor *dst = n->dst;
+    const lm_cpu_kernels *k = tk->f->k;
+    const int64_t K = w->ne[0], M = w->ne[1], J = ids->ne[0];
+    const lm_dtype wt = w->type, vt = tk->vt;
+    const bool deq = needs_deq(wt, vt);
+    float *tb = tk->f->tbuf[ith];
+    for (int64_t it = ith; it < tk->n_items; it += nth) {
+        const int32_t e = tk->active[it / tk->chunks_per_expert];
+        const int64_t r0 = (it % tk->chunks_per_expert) * ID_CHUNK, r1 = lm_min64(r0 + ID_CHUNK, M);
+        for (int64_t r0t = r0; r0t < r1; r0t += TILE) {
+            const int64_t r1t = lm_min64(r0t + TILE, r1);
+            if (deq)
+                for (int64_t r = r0t; r < r1t; r++) lm_dequant_row(wt, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, K);
+            for (int32_t p = tk->bucket_off[e]; p < tk->bucket_off[e + 1]; p++) {
+                const int32_t pair = tk->bucket_pairs[p];
+                const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;
+                const void *xc = vt == LM_F32 ? (const void *)frow(x, xj, t, 0)
+                                              : tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
+                float *out = frow(dst, j, t, 0);
+                for (int64_t r = r0t; r < r1t; r++)
+                    out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, xc);
+            }
+        }
+    }
+}
+
+static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
+    const lm_tensor *w = n->src[0], *ids = n->src[2];
+    const int64_t E = w->ne[2], J = ids->ne[0], T = ids->ne[1], pairs = J * T;
+    const size_t meta = (size_t)(E + 1 + pairs + 2 * E) * sizeof(int32_t);
+    task tk = {.f = f, .n = n};
+    if (!prepare_x(f, &tk, w, n->src[1], meta)) return false;
+    /* bucket (j, t) pairs by expert (counting sort), in wdata after the quantized columns */
+    size_t xbytes = tk.vt == LM_F32 ? 0 : tk.xrow * (size_t)(n->src[1]->ne[1] * n->src[1]->ne[2]);
+    int32_t *off = (int32_t *)(f->wdata + lm_pad(xbytes, 64));
+    int32_t *lst = off + E + 1, *active = lst + pairs, *cursor = active + E;
+    memset(off, 0, (size_t)(E + 1) * sizeof(int32_t));
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < J; j++) off[ival(ids, j, t) + 1]++;
+    for (int64_t e = 0; e < E; e++) off[e + 1] += off[e];
+    memcpy(cursor, off, (size_t)E * sizeof(int32_t));
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < J; j++) lst[cursor[ival(ids, j, t)]++] = (int32_t)(j + t * J);
+    int64_t n_active = 0;
+    for (int64_t e = 0; e < E; e++)
+        if (off[e + 1] > off[e]) active[n_active++] = (int32_t)e;
+    tk.bucket_off = off;
+    tk.bucket_pairs = lst;
+    tk.active = active;
+    tk.n_active = n_active;
+    tk.chunks_per_expert = (w->ne[1] + ID_CHUNK - 1) / ID_CHUNK;
+    tk.n_items = n_active * tk.chunks_per_expert;
+    lm_threadpool_run(f->tp, matmul_id_task, &tk);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* row-wise ops                                                                             */
+
+static void get_rows_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *tab = n->src[0], *ids = n->src[1];
+    const float s = n->fp[0];
+    int64_t a, b;
+    lm_split(ids->ne[0], ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++) {
+        float *out = frow(n->dst, i, 0, 0);
+        lm_dequant_row(tab->type, lm_tensor_row(tab, ival(ids, i, 0), 0, 0), out, tab->ne[0]);
+        if (s != 1.0f)
+            for (int64_t j = 0; j < tab->ne[0]; j++) out[j] *= s;
+    }
+}
+
+static void set_rows_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *src = n->src[0], *idx = n->src[1];
+    lm_tensor *dst = n->dst;
+    const int64_t d = src->ne[0];
+    int64_t a, b;
+    lm_split(src->ne[1], ith, nth, &a, &b);
+    for (int64_t i = a; i < b; i++) {
+        void *out = lm_tensor_row(dst, ival(idx, i, 0), 0, 0);
+        const void *in = lm_tensor_row(src, i, 0, 0);
+        switch (dst->type) {
+        case LM_F32:
+        case LM_I32: memcpy(out, in, (size_t)d * 4); break;
+        case LM_F16:
+            for (int64_t j = 0; j < d; j++) ((uint16_t *)out)[j] = lm_f32_to_f16(((const float *)in)[j]);
+            break;
+        case LM_BF16:
+            for (int64_t j = 0; j < d; j++) ((uint16_t *)out)[j] = lm_f32_to_bf16(((const float *)in)[j]);
+            break;
+        default: break;
+        }
+    }
+}
+
+#define FOR_MY_ROWS(t, ith, nth)                                                                   \
+    const int64_t nr_ = lm_tensor_nrows(t);                                                        \
+    int64_t ra_, rb_;                                                                              \
+    lm_split(nr_, ith, nth, &ra_, &rb_);                                                           \
+    for (int64_t r_ = ra_; r_ < rb_; r_++)
+
+#define ROW_IDX(t) int64_t i1 = r_ % (t)->ne[1], i2 = (r_ / (t)->ne[1]) % (t)->ne[2], i3 = r_ / ((t)->ne[1] * (t)->ne[2])
+
+static void rms_norm_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *x = n->src[0], *w = n->src[1], *res = n->src[2];
+    const int64_t d = x->ne[0];
+    const float *wr = w ? frow(w, 0, 0, 0) : NULL;
+    FOR_MY_ROWS(x, ith, nth) {
+        ROW_IDX(x);
+        const float *xr = frow(x, i1, i2, i3);
+        float *out = frow(n->dst, i1, i2, i3);
+        const float *rr = res ? frow(res, i1, i2, i3) : NULL;
+        double ss = tk->f->k->dot_f32(xr, xr, d);
+        const float inv = (float)(1.0 / sqrt(ss / (double)d + (double)n->fp[0]));
+        if (wr && rr)
+            for (int64_t j = 0; j < d; j++) out[j] = rr[j] + xr[j] * inv * wr[j];
+        else if (wr)
+            for (int64_t j = 0; j < d; j++) out[j] = xr[j] * inv * wr[j];
+        else if (rr)
+            for (int64_t j = 0; j < d; j++) out[j] = rr[j] + xr[j] * inv;
+        else
+            for (int64_t j = 0; j < d; j++) out[j] = xr[j] * inv;
+    }
+}
+
+static inline float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static void elementwise_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *a = n->src[0], *b = n->src[1];
+    const bool bcast = b && lm_tensor_nrows(b) == 1 && lm_tensor_nrows(a) > 1;
+    const int64_t d = a->ne[0];
+    const float fp = n->fp[0];
+    FOR_MY_ROWS(a, ith, nth) {
+        ROW_IDX(a);
+        const float *x = frow(a, i1, i2, i3);
+        const float *y = b ? (bcast ? frow(b, 0, 0, 0) : frow(b, i1, i2, i3)) : NULL;
+        float *o = frow(n->dst, i1, i2, i3);
+        switch (n->op) {
+        case LM_OP_GEGLU: for (int64_t j = 0; j < d; j++) o[j] = gelu_tanh(x[j]) * y[j]; break;
+        case LM_OP_ADD: for (int64_t j = 0; j < d; j++) o[j] = x[j] + y[j]; break;
+        case LM_OP_MUL: for (int64_t j = 0; j < d; j++) o[j] = x[j] * y[j]; break;
+        case LM_OP_SCALE: for (int64_t j = 0; j < d; j++) o[j] = x[j] * fp; break;
+        case LM_OP_SOFTCAP: {
+            const float inv = 1.0f / fp;
+            for (int64_t j = 0; j < d; j++) o[j] = fp * tanhf(x[j] * inv);
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static void cpy_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *s = n->src[0];
+    lm_tensor *dst = n->dst;
+    const int64_t d = s->ne[0];
+    float *tmp = tk->f->tbuf[ith];
+    FOR_MY_ROWS(s, ith, nth) {
+        ROW_IDX(s);
+        lm_dequant_row(s->type, lm_tensor_row(s, i1, i2, i3), tmp, d);
+        void *o = lm_tensor_row(dst, i1, i2, i3);
+        switch (dst->type) {
+        case LM_F32: memcpy(o, tmp, (size_t)d * 4); break;
+        case LM_F16: for (int64_t j = 0; j < d; j++) ((uint16_t *)o)[j] = lm_f32_to_f16(tmp[j]); break;
+        case LM_BF16: for (int64_t j = 0; j < d; j++) ((uint16_t *)o)[j] = lm_f32_to_bf16(tmp[j]); break;
+        default: break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* rope                                                                                     */
+
+static void rope_row(float *o, const float *x, int64_t d, const double *cs, const double *sn, int32_t n_pairs, int mode) {
+    if (o != x) memcpy(o, x, (size_t)d * sizeof(float));
+    for (int32_t i = 0; i < n_pairs; i++) {
+        const int64_t a = mode == LM_ROPE_NEOX ? i : 2 * i, b = mode == LM_ROPE_NEOX ? i + d / 2 : 2 * i + 1;
+        const double x0 = x[a], x1 = x[b];
+        o[a] = (float)(x0 * cs[i] - x1 * sn[i]);
+        o[b] = (float)(x1 * cs[i] + x0 * sn[i]);
+    }
+}
+
+static void rope_freqs(const lm_rope_params *rp, const lm_tensor *factors, double *fr) {
+    const float *fac = factors ? frow(factors, 0, 0, 0) : NULL;
+    for (int32_t i = 0; i < rp->n_pairs; i++) {
+        fr[i] = (double)rp->freq_scale * pow((double)rp->theta, -2.0 * (double)i / (double)rp->freq_dim);
+        if (fac) fr[i] /= (double)fac[i];
+    }
+}
+
+static void rope_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *x = n->src[0], *pos = n->src[1];
+    const lm_rope_params rp = lm_node_rope_unpack(n, 0, 0);
+    const int64_t d = x->ne[0], H = x->ne[1];
+    double *fr = (double *)tk->f->tbuf[ith], *cs = fr + rp.n_pairs, *sn = cs + rp.n_pairs;
+    rope_freqs(&rp, n->src[2], fr);
+    int64_t last_t = -1;
+    int64_t a, b;
+    lm_split(H * x->ne[2], ith, nth, &a, &b);
+    for (int64_t r = a; r < b; r++) {
+        const int64_t h = r % H, t = r / H;
+        if (t != last_t) {
+            const double p = (double)ival(pos, t, 0);
+            for (int32_t i = 0; i < rp.n_pairs; i++) {
+                cs[i] = cos(p * fr[i]);
+                sn[i] = sin(p * fr[i]);
+            }
+            last_t = t;
+        }
+        rope_row(frow(n->dst, h, t, 0), frow(x, h, t, 0), d, cs, sn, rp.n_pairs, rp.mode);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* attention                                                                                */
+
+static inline float kv_dot(const lm_cpu_kernels *k, lm_dtype t, const void *row, const float *q, int64_t d) {
+    switch (t) {
+    case LM_F16: return k->dot_f16(row, q, d);
+    case LM_BF16: return k->dot_bf16(row, q, d);
+    default: return k->dot_f32(row, q, d);
+    }
+}
+
+static inline void kv_axpy(const lm_cpu_kernels *k, lm_dtype t, float *y, float a, const void *row, int64_t d) {
+    switch (t) {
+    case LM_F16: k->axpy_f16(y, a, row, d); break;
+    case LM_BF16: k->axpy_bf16(y, a, row, d); break;
+    default: k->axpy_f32(y, a, row, d); break;
+    }
+}
+
+static inline int64_t attn_cells(const lm_attn_params *ap, int32_t p) {
+    return ap->ring ? ap->cells_per_seq : lm_min64((int64_t)p + 1, ap->cells_per_seq);
+}
+
+/* floats of per-thread scratch the attention task needs */
+static size_t attn_tbuf(const lm_node *n) {
+    const int64_t dk = n->src[0]->ne[0], dv = n->src[2]->ne[0], G = n->src[0]->ne[1] / n->src[1]->ne[1];
+    return (size_t)(dk + G * (dv + 2) + 2 + 10 * (dk / 2) + 64);
+}
+
+static void attn_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_cpu_kernels *k = tk->f->k;
+    const lm_tensor *q = n->src[0], *K = n->src[1], *V = n->src[2], *cell_pos = n->src[3];
+    const lm_tensor *pos = n->src[4], *seq = n->src[5], *kn = n->src[6];
+    const lm_attn_params ap = lm_node_attn_unpack(n);
+    const int64_t dk = q->ne[0], dv = V->ne[0], H = q->ne[1], Hkv = K->ne[1], G = H / Hkv;
+    const int S = tk->n_split;
+    float *kt = tk->f->tbuf[ith];        /* [dk] transformed key */
+    float *acc = kt + dk;                /* [G][dv] */
+    float *ml = acc + G * dv;            /* [G][2]: running max, running sum */
+    const int64_t rc_off = (dk + G * dv + 2 * G + 1) & ~(int64_t)1; /* doubles need 8-byte alignment */
+    double *rc = (double *)(kt + rc_off); /* rope recurrence: fr, step c/s, cur c/s */
+    const int32_t np = ap.k_from_v ? ap.rope.n_pairs : 0;
+    double *fr = rc, *stc = fr + np, *sts = stc + np, *cc = sts + np, *ss = cc + np;
+    if (ap.k_from_v) {
+        rope_freqs(&ap.rope, n->src[7], fr);
+        for (int32_t i = 0; i < np; i++) {
+            stc[i] = cos(fr[i]);
+            sts[i] = sin(fr[i]);
+        }
+    }
+    const float *knw = kn ? frow(kn, 0, 0, 0) : NULL;
+    for (int64_t it = ith; it < tk->n_items; it += nth) {
+        const int64_t s = it % S, g = (it / S) % Hkv, t = it / S / Hkv;
+        const int32_t p = ival(pos, t, 0), sq = ival(seq, t, 0);
+        const int64_t base = (int64_t)sq * ap.cells_per_seq, nc = attn_cells(&ap, p);
+        int64_t c0, c1;
+        lm_split(nc, (int)s, S, &c0, &c1);
+        for (int64_t h = 0; h < G; h++) {
+            ml[2 * h] = -INFINITY;
+            ml[2 * h + 1] = 0;
+        }
+        memset(acc, 0, (size_t)(G * dv) * sizeof(float));
+        int64_t last_p = INT64_MIN;
+        for (int64_t c = c0; c < c1; c++) {
+            const int32_t pc = ival(cell_pos, base + c, 0);
+            if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
+            const void *vrow = lm_tensor_row(V, g, base + c, 0);
+            const void *krow;
+            lm_dtype kt_type;
+            if (ap.k_from_v) {
+                lm_dequant_row(V->type, vrow, kt, dk);
+                for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
+                if (pc == last_p + 1 && last_p != INT64_MIN) {
+                    for (int32_t i = 0; i < np; i++) {
+                        const double c2 = cc[i] * stc[i] - ss[i] * sts[i];
+                        ss[i] = ss[i] * stc[i] + cc[i] * sts[i];
+                        cc[i] = c2;
+                    }
+                } else {
+                    for (int32_t i = 0; i < np; i++) {
+                        cc[i] = cos((double)pc * fr[i]);
+                        ss[i] = sin((double)pc * fr[i]);
+                    }
+                }
+                last_p = pc;
+                rope_row(kt, kt, dk, cc, ss, np, ap.rope.mode);
+                krow = kt;
+                kt_type = LM_F32;
+            } else {
+                krow = lm_tensor_row(K, g, base + c, 0);
+                kt_type = K->type;
+            }
+            for (int64_t h = 0; h < G; h++) {
+                const float *qr = frow(q, g * G + h, t, 0);
+                float sc = kv_dot(k, kt_type, krow, qr, dk) * ap.scale;
+                if (ap.softcap > 0) sc = ap.softcap * tanhf(sc / ap.softcap);
+                float *m = &ml[2 * h], *l = &ml[2 * h + 1], *a = acc + h * dv;
+                if (sc > *m) {
+                    const float r = expf(*m - sc);
+                    if (*l > 0)
+                        for (int64_t j = 0; j < dv; j++) a[j] *= r;
+                    *l *= r;
+                    *m = sc;
+                }
+                const float w = expf(sc - *m);
+                *l += w;
+                kv_axpy(k, V->type, a, w, vrow, dv);
+            }
+        }
+        for (int64_t h = 0; h < G; h++) {
+            const int64_t hh = g * G + h;
+            if (S == 1) {
+                float *o = frow(n->dst, hh, t, 0);
+                const float l = ml[2 * h + 1], inv = l > 0 ? 1.0f / l : 0.0f;
+                for (int64_t j = 0; j < dv; j++) o[j] = acc[h * dv + j] * inv;
+            } else {
+                float *pp = tk->part + ((t * H + hh) * S + s) * (dv + 2);
+                pp[0] = ml[2 * h];
+                pp[1] = ml[2 * h + 1];
+                memcpy(pp + 2, acc + h * dv, (size_t)dv * sizeof(float));
+            }
+        }
+    }
+}
+
+static void attn_merge_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const int64_t dv = n->src[2]->ne[0], H = n->src[0]->ne[1], T = n->src[0]->ne[2];
+    const int S = tk->n_split;
+    int64_t a, b;
+    lm_split(H * T, ith, nth, &a, &b);
+    for (int64_t r = a; r < b; r++) {
+        const int64_t h = r % H, t = r / H;
+        const float *pp = tk->part + (t * H + h) * S * (dv + 2);
+        float M = -INFINITY;
+        for (int s = 0; s < S; s++) M = fmaxf(M, pp[s * (dv + 2)]);
+        float *o = frow(n->dst, h, t, 0);
+        memset(o, 0, (size_t)dv * sizeof(float));
+        float L = 0;
+        if (M > -INFINITY) {
+            for (int s = 0; s < S; s++) {
+                const float *ps = pp + s * (dv + 2);
+                if (ps[1] <= 0) continue;
+                const float e = expf(ps[0] - M);
+                L += ps[1] * e;
+                for (int64_t j = 0; j < dv; j++) o[j] += ps[2 + j] * e;
+            }
+        }
+        const float inv = L > 0 ? 1.0f / L : 0.0f;
+        for (int64_t j = 0; j < dv; j++) o[j] *= inv;
+    }
+}
+
+static bool op_attention(lm_cpu_fast *f, const lm_node *n) {
+    const lm_tensor *q = n->src[0], *K = n->src[1], *pos = n->src[4];
+    const lm_attn_params ap = lm_node_attn_unpack(n);
+    const int64_t T = q->ne[2], Hkv = K->ne[1], H = q->ne[1], dv = n->src[2]->ne[0];
+    int64_t max_cells = 0;
+    for (int64_t t = 0; t < T; t++) max_cells = lm_max64(max_cells, attn_cells(&ap, ival(pos, t, 0)));
+    /* split the cells when (tokens x kv heads) alone cannot keep every thread busy */
+    int S = 1;
+    const int64_t units = T * Hkv;
+    if (units < 2 * f->nth && max_cells >= 512) {
+        S = (int)((2 * f->nth + units - 1) / units);
+        S = (int)lm_min64(S, max_cells / 256);
+        if (S < 1) S = 1;
+    }
+    task tk = {.f = f, .n = n, .n_split = S, .n_items = units * S};
+    if (!need_tbuf(f, attn_tbuf(n))) return false;
+    if (S > 1) {
+        if (!need_wdata(f, (size_t)(T * H * S * (dv + 2)) * sizeof(float))) return false;
+        tk.part = (float *)f->wdata;
+    }
+    lm_threadpool_run(f->tp, attn_task, &tk);
+    if (S > 1) lm_threadpool_run(f->tp, attn_merge_task, &tk);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* top-k and MoE                                                                            */
+
+typedef struct kv_item { float v; int32_t i; } kv_item;
+static inline bool better(kv_item a, kv_item b) { return a.v > b.v || (a.v == b.v && a.i < b.i); }
+
+/* min-heap on `better`: the root is the worst of the kept items */
+static void heap_down(kv_item *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && better(h[w], h[l])) w = l;
+        if (r < n && better(h[w], h[r])) w = r;
+        if (w == i) return;
+        kv_item t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void topk_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *x = n->src[0];
+    const int k = n->ip[0];
+    kv_item *h = (kv_item *)tk->f->tbuf[ith];
+    int64_t a, b;
+    lm_split(x->ne[1], ith, nth, &a, &b);
+    for (int64_t c = a; c < b; c++) {
+        const float *xr = frow(x, c, 0, 0);
+        int nh = 0;
+        for (int64_t i = 0; i < x->ne[0]; i++) {
+            kv_item it = {isnan(xr[i]) ? -INFINITY : xr[i], (int32_t)i};
+            if (nh < k) {
+                h[nh++] = it;
+                if (nh == k)
+                    for (int j = k / 2 - 1; j >= 0; j--) heap_down(h, k, j);
+            } else if (better(it, h[0])) {
+                h[0] = it;
+                heap_down(h, k, 0);
+            }
+        }
+        /* heap sort: repeatedly move the worst to the end */
+        for (int m = k; m > 1; m--) {
+            kv_item t = h[0];
+            h[0] = h[m - 1];
+            h[m - 1] = t;
+            heap_down(h, m - 1, 0);
+        }
+        int32_t *o = (int32_t *)lm_tensor_row(n->dst, c, 0, 0);
+        for (int j = 0; j < k; j++) o[j] = h[j].i;
+    }
+}
+
+static void moe_weights_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *lg = n->src[0], *ids = n->src[1], *sc = n->src[2];
+    const int64_t k = ids->ne[0];
+    int64_t a, b;
+    lm_split(lg->ne[1], ith, nth, &a, &b);
+    for (int64_t t = a; t < b; t++) {
+        const float *l = frow(lg, t, 0, 0);
+        float *o = frow(n->dst, t, 0, 0);
+        float mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < k; j++) mx = fmaxf(mx, l[ival(ids, j, t)]);
+        for (int64_t j = 0; j < k; j++) sum += (o[j] = expf(l[ival(ids, j, t)] - mx));
+        for (int64_t j = 0; j < k; j++) {
+            o[j] /= sum;
+            if (sc) o[j] *= frow(sc, 0, 0, 0)[ival(ids, j, t)];
+        }
+    }
+}
+
+static void moe_sum_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *y = n->src[0], *w = n->src[1];
+    int64_t a, b;
+    lm_split(y->ne[2], ith, nth, &a, &b);
+    for (int64_t t = a; t < b; t++) {
+        float *o = frow(n->dst, t, 0, 0);
+        memset(o, 0, (size_t)y->ne[0] * sizeof(float));
+        for (int64_t j = 0; j < y->ne[1]; j++) tk->f->k->axpy_f32(o, frow(w, t, 0, 0)[j], frow(y, j, t, 0), y->ne[0]);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+void lm_cpu_fast_run(lm_cpu_fast *f, const lm_node *n) {
+    task tk = {.f = f, .n = n};
+    bool ok = true;
+    switch (n->op) {
+    case LM_OP_MATMUL: ok = op_matmul(f, n); break;
+    case LM_OP_MATMUL_ID: ok = op_matmul_id(f, n); break;
+    case LM_OP_ATTENTION: ok = op_attention(f, n); break;
+    case LM_OP_GET_ROWS: lm_threadpool_run(f->tp, get_rows_task, &tk); break;
+    case LM_OP_SET_ROWS: lm_threadpool_run(f->tp, set_rows_task, &tk); break;
+    case LM_OP_RMS_NORM: lm_threadpool_run(f->tp, rms_norm_task, &tk); break;
+    case LM_OP_ROPE: {
+        const int32_t np = n->ip[0];
+        ok = need_tbuf(f, (size_t)np * 6 + 16);
+        if (ok) lm_threadpool_run(f->tp, rope_task, &tk);
+        break;
+    }
+    case LM_OP_GEGLU:
+    case LM_OP_ADD:
+    case LM_OP_MUL:
+    case LM_OP_SCALE:
+    case LM_OP_SOFTCAP: lm_threadpool_run(f->tp, elementwise_task, &tk); break;
+    case LM_OP_CPY:
+        ok = need_tbuf(f, (size_t)n->src[0]->ne[0] + 16);
+        if (ok) lm_threadpool_run(f->tp, cpy_task, &tk);
+        break;
+    case LM_OP_TOPK:
+        ok = need_tbuf(f, (size_t)n->ip[0] * 2 + 16);
+        if (ok) lm_threadpool_run(f->tp, topk_task, &tk);
+        break;
+    case LM_OP_MOE_WEIGHTS: lm_threadpool_run(f->tp, moe_weights_task, &tk); break;
+    case LM_OP_MOE_SUM: lm_threadpool_run(f->tp, moe_sum_task, &tk); break;
+    default: lm_cpu_ref_run(n); break;
+    }
+    if (!ok) lm_cpu_ref_run(n); /* scratch allocation failed: fall back to the allocation-light reference */
+}

@@ -1,0 +1,75 @@
+/*
+ * dtype.h — tensor element types: GGUF/ggml ids, block geometry, conversions and the reference
+ * (de)quantizers. Values of the GGUF types equal ggml's type ids so a file's type field maps 1:1.
+ */
+#ifndef LM_DTYPE_H
+#define LM_DTYPE_H
+
+#include "common.h"
+#include "quant_blocks.h"
+
+typedef enum lm_dtype {
+    LM_F32 = 0,
+    LM_F16 = 1,
+    LM_Q4_0 = 2,
+    LM_Q4_1 = 3,
+    LM_Q5_0 = 6,
+    LM_Q5_1 = 7,
+    LM_Q8_0 = 8,
+    LM_Q8_1 = 9,
+    LM_Q2_K = 10,
+    LM_Q3_K = 11,
+    LM_Q4_K = 12,
+    LM_Q5_K = 13,
+    LM_Q6_K = 14,
+    LM_Q8_K = 15,
+    LM_I8 = 24,
+    LM_I16 = 25,
+    LM_I32 = 26,
+    LM_I64 = 27,
+    LM_F64 = 28,
+    LM_BF16 = 30,
+    LM_DTYPE_COUNT = 40,
+} lm_dtype;
+
+typedef void (*lm_dequant_fn)(const void *src, float *dst, int64_t n);
+typedef void (*lm_quant_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct lm_dtype_traits {
+    const char *name;
+    int32_t block;        /* elements per block (1 for plain types) */
+    int32_t block_bytes;  /* bytes per block */
+    bool quantized;
+    bool supported;       /* a tensor of this type can be loaded */
+    lm_dequant_fn dequant; /* reference: n elements (multiple of block) to f32 */
+    lm_quant_fn quant;     /* reference quantizer, or NULL */
+} lm_dtype_traits;
+
+const lm_dtype_traits *lm_dtype_get(lm_dtype t); /* NULL for ids that are not types */
+const char *lm_dtype_name(lm_dtype t);            /* "?" for unknown ids */
+bool lm_dtype_valid(uint32_t id);                 /* id names a loadable tensor type */
+
+/* Bytes of a row of n elements; n must be a multiple of the block size. */
+static inline size_t lm_row_bytes(lm_dtype t, int64_t n) {
+    const lm_dtype_traits *tr = lm_dtype_get(t);
+    return (size_t)(n / tr->block) * (size_t)tr->block_bytes;
+}
+
+/* IEEE half and bfloat16 conversions (round to nearest even, NaN preserved). */
+float lm_f16_to_f32(uint16_t h);
+uint16_t lm_f32_to_f16(float f);
+static inline float lm_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16};
+    return v.f;
+}
+uint16_t lm_f32_to_bf16(float f);
+
+/* Dequantize n elements of any supported type (n a multiple of the block size). */
+void lm_dequant_row(lm_dtype t, const void *src, float *dst, int64_t n);
+
+/* Reference quantizers for the activation formats and for tests. */
+void lm_quant_row_q8_0(const float *x, void *dst, int64_t n);
+void lm_quant_row_q8_1(const float *x, void *dst, int64_t n);
+void lm_quant_row_q8_K(const float *x, void *dst, int64_t n);
+
+#endif /* LM_DTYPE_H */

@@ -1,0 +1,128 @@
+/*
+ * kv.c — KV cache allocation and sequence bookkeeping (see kv.h).
+ */
+#include "kv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lm_kv_shape(const lm_model *m, int32_t n_ctx, int32_t n_batch, int32_t cps[LM_KV_KINDS], bool ring[LM_KV_KINDS]) {
+    cps[LM_KV_KIND_FULL] = n_ctx;
+    ring[LM_KV_KIND_FULL] = false;
+    /* a chunk of n_batch tokens needs W - 1 + n_batch rows visible at once */
+    int64_t swa = lm_pad((size_t)(m->hp.window - 1 + n_batch), 256);
+    if (swa >= n_ctx) {
+        cps[LM_KV_KIND_SWA] = n_ctx;
+        ring[LM_KV_KIND_SWA] = false;
+    } else {
+        cps[LM_KV_KIND_SWA] = (int32_t)swa;
+        ring[LM_KV_KIND_SWA] = true;
+    }
+}
+
+static lm_status zero_fill(lm_backend *be, lm_tensor *t) {
+    static const uint8_t zeros[65536];
+    const size_t n = lm_tensor_nbytes(t);
+    for (size_t off = 0; off < n; off += sizeof zeros) {
+        size_t len = n - off < sizeof zeros ? n - off : sizeof zeros;
+        LM_TRY(be->ops->tensor_set(be, t, zeros, off, len));
+    }
+    return LM_STATUS_OK;
+}
+
+lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx, int32_t n_seq, int32_t n_batch) {
+    memset(kv, 0, sizeof *kv);
+    kv->be = m->be;
+    kv->type = type;
+    kv->n_seq = n_seq;
+    kv->n_ctx = n_ctx;
+    kv->n_batch = n_batch;
+    kv->n_layer = m->hp.n_layer;
+    int32_t cps[LM_KV_KINDS];
+    bool ring[LM_KV_KINDS];
+    lm_kv_shape(m, n_ctx, n_batch, cps, ring);
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        kv->kind[k].cps = cps[k];
+        kv->kind[k].ring = ring[k];
+        kv->kind[k].window = k == LM_KV_KIND_SWA ? m->hp.window : 0;
+    }
+    kv->layers = calloc((size_t)kv->n_layer, sizeof(lm_kv_layer));
+    kv->seq_pos_max = malloc((size_t)n_seq * sizeof(int32_t));
+    if (!kv->layers || !kv->seq_pos_max) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
+    for (int32_t s = 0; s < n_seq; s++) kv->seq_pos_max[s] = -1;
+
+    /* lay out every tensor in one buffer */
+    const size_t es = (size_t)lm_dtype_get(type)->block_bytes;
+    uint64_t total = 0;
+    for (int il = 0; il < kv->n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        lm_kv_layer *kl = &kv->layers[il];
+        kl->kind = L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
+        kv->kind[kl->kind].used = true;
+        if (L->kv_layer != il) continue;
+        kl->has_cache = true;
+        kl->has_k = !L->k_eq_v;
+        const int64_t cells = (int64_t)cps[kl->kind] * n_seq;
+        const int64_t nek[2] = {(int64_t)L->head_dim * L->n_head_kv, cells};
+        const int64_t nev[2] = {(int64_t)L->head_dim_v * L->n_head_kv, cells};
+        uint64_t kb, vb;
+        if (!lm_mul_ok((uint64_t)nek[0] * es, (uint64_t)cells, &kb) || !lm_mul_ok((uint64_t)nev[0] * es, (uint64_t)cells, &vb))
+            return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: cache size overflows");
+        if (kl->has_k) {
+            lm_tensor_init(&kl->k, type, 2, nek);
+            kl->k.offs = (size_t)total;
+            total += lm_pad(kb, 256);
+        }
+        lm_tensor_init(&kl->v, type, 2, nev);
+        kl->v.offs = (size_t)total;
+        total += lm_pad(vb, 256);
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        if (!kv->kind[k].used) continue;
+        const int64_t cells = (int64_t)cps[k] * n_seq;
+        lm_tensor_init(&kv->kind[k].cell_pos, LM_I32, 1, &cells);
+        kv->kind[k].cell_pos.offs = (size_t)total;
+        total += lm_pad((size_t)cells * 4, 256);
+        kv->kind[k].host_pos = malloc((size_t)cells * sizeof(int32_t));
+        if (!kv->kind[k].host_pos) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
+        for (int64_t c = 0; c < cells; c++) kv->kind[k].host_pos[c] = -1;
+    }
+    kv->bytes = total;
+    LM_TRY(m->be->ops->buffer_alloc(m->be, (size_t)total, LM_BUF_KV, &kv->buf));
+    for (int il = 0; il < kv->n_layer; il++) {
+        lm_kv_layer *kl = &kv->layers[il];
+        if (!kl->has_cache) continue;
+        kl->k.buf = kl->v.buf = kv->buf;
+        if (kl->has_k) LM_TRY(zero_fill(kv->be, &kl->k));
+        LM_TRY(zero_fill(kv->be, &kl->v));
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        if (!kv->kind[k].used) continue;
+        lm_tensor *cp = &kv->kind[k].cell_pos;
+        cp->buf = kv->buf;
+        LM_TRY(kv->be->ops->tensor_set(kv->be, cp, kv->kind[k].host_pos, 0, lm_tensor_nbytes(cp)));
+    }
+    return LM_STATUS_OK;
+}
+
+void lm_kv_free(lm_kv *kv) {
+    if (!kv) return;
+    if (kv->buf) kv->be->ops->buffer_free(kv->buf);
+    for (int k = 0; k < LM_KV_KINDS; k++) free(kv->kind[k].host_pos);
+    free(kv->layers);
+    free(kv->seq_pos_max);
+    memset(kv, 0, sizeof *kv);
+}
+
+lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq) {
+    if (seq < 0 || seq >= kv->n_seq) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "sequence %d out of range [0, %d)", seq, kv->n_seq);
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used) continue;
+        int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
+        for (int32_t c = 0; c < kk->cps; c++) hp[c] = -1;
+        LM_TRY(kv->be->ops->tensor_set(kv->be, &kk->cell_pos, hp, (size_t)seq * kk->cps * 4, (size_t)kk->cps * 4));
+    }
+    kv->seq_pos_max[seq] = -1;
+    return LM_STATUS_OK;
+}

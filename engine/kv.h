@@ -1,0 +1,55 @@
+/*
+ * kv.h — the KV cache. Two kinds of layers:
+ *   sliding  a ring of cps = pad(W - 1 + n_batch) cells per sequence (position p lives in cell
+ *            p % cps): memory is constant in the context length, and a prefill chunk of up to
+ *            n_batch tokens never overwrites a key still inside the window of an earlier query
+ *   full     cps = n_ctx cells per sequence, cell = position
+ * Each kind has a cell_pos array (position held by each cell, -1 = empty) shared by its layers;
+ * attention masks with it. A K=V layer (Gemma 4 global layers) stores only V = rmsnorm0(K proj)
+ * and attention derives K from it, so it costs one tensor instead of two. KV-shared layers
+ * (Gemma 4 E models) have no cache of their own.
+ */
+#ifndef LM_KV_H
+#define LM_KV_H
+
+#include "model.h"
+
+typedef struct lm_kv_kind {
+    bool used;
+    int32_t cps;        /* cells per sequence */
+    bool ring;
+    int32_t window;     /* 0 for full attention */
+    lm_tensor cell_pos; /* i32 [cps * n_seq] on the device */
+    int32_t *host_pos;  /* host mirror of cell_pos */
+} lm_kv_kind;
+
+typedef struct lm_kv_layer {
+    bool has_cache;     /* false for KV-shared layers */
+    bool has_k;         /* false for K=V layers */
+    int kind;
+    lm_tensor k, v;     /* [head_dim * n_head_kv, cells] */
+} lm_kv_layer;
+
+typedef struct lm_kv {
+    lm_backend *be;
+    lm_buffer *buf;
+    lm_dtype type;
+    int32_t n_seq, n_ctx, n_batch;
+    lm_kv_kind kind[LM_KV_KINDS];
+    lm_kv_layer *layers;
+    int32_t n_layer;
+    uint64_t bytes;
+    int32_t *seq_pos_max; /* [n_seq], -1 = empty */
+} lm_kv;
+
+/* Cells per sequence for each kind, for a model and context shape (also used for estimates). */
+void lm_kv_shape(const lm_model *m, int32_t n_ctx, int32_t n_batch, int32_t cps[LM_KV_KINDS], bool ring[LM_KV_KINDS]);
+lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx, int32_t n_seq, int32_t n_batch);
+void lm_kv_free(lm_kv *kv);
+lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq);
+/* Cell index of (seq, pos) in a kind. */
+static inline int32_t lm_kv_cell(const lm_kv_kind *k, int32_t seq, int32_t pos) {
+    return seq * k->cps + (k->ring ? pos % k->cps : pos);
+}
+
+#endif /* LM_KV_H */

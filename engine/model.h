@@ -1,0 +1,78 @@
+/*
+ * model.h — lm_model: hyper-parameters and per-layer configuration read from GGUF metadata,
+ * weight tensors bound to a device, the vocabulary. Layer types and per-layer shapes are read
+ * from the file (never assumed from the model size).
+ */
+#ifndef LM_MODEL_H
+#define LM_MODEL_H
+
+#include "backend.h"
+#include "gguf.h"
+#include "ops.h"
+#include "tokenizer.h"
+
+typedef enum lm_arch {
+    LM_ARCH_GEMMA3 = 0,
+    LM_ARCH_GEMMA4 = 1,
+} lm_arch;
+
+enum { LM_KV_KIND_SWA = 0, LM_KV_KIND_FULL = 1, LM_KV_KINDS = 2 };
+
+typedef struct lm_layer {
+    /* configuration */
+    bool sliding;          /* sliding-window layer (else global / full attention) */
+    int32_t n_head_kv;
+    int32_t head_dim;      /* q/k head dim (256 sliding / 512 full in Gemma 4) */
+    int32_t head_dim_v;
+    int32_t n_ff;          /* dense MLP width (may differ per layer: E2B double-wide) */
+    bool k_eq_v;           /* no attn_v: V = rmsnorm0(K projection); the cache stores V only */
+    int32_t kv_layer;      /* layer whose KV cache this layer reads (itself, or the donor) */
+    float out_scale;       /* layer_scalar (1 if absent) */
+    lm_rope_params rope;
+    bool rope_factors;     /* use model rope_freqs as frequency factors */
+    /* weights (NULL when absent) */
+    lm_tensor *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *post_attn_norm;
+    lm_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *post_ffw_norm;
+    /* MoE (Gemma 4 26B-A4B) */
+    lm_tensor *gate_inp, *gate_inp_scale, *exp_scale, *gate_up_exps, *gate_exps, *up_exps, *down_exps;
+    lm_tensor *pre_ffw_norm_2, *post_ffw_norm_1, *post_ffw_norm_2;
+    /* per-layer inputs (Gemma 4 E models) */
+    lm_tensor *inp_gate, *proj, *post_norm;
+} lm_layer;
+
+typedef struct lm_hparams {
+    int32_t n_vocab, n_embd, n_layer, n_head, n_ctx_train;
+    float eps;
+    int32_t window;        /* sliding window W */
+    float attn_scale;
+    float emb_scale;       /* token embedding multiplier */
+    float final_softcap;   /* 0 = none */
+    int32_t n_expert, n_expert_used, n_ff_exp;
+    int32_t n_embd_per_layer; /* PLE width P (0 = none) */
+    int32_t n_kv_shared;
+} lm_hparams;
+
+struct lm_model {
+    lm_arch arch;
+    char arch_name[32];
+    char name[128];
+    lm_hparams hp;
+    lm_layer *layers;
+    lm_tensor *tok_embd, *output, *output_norm, *rope_freqs;
+    lm_tensor *ple_tok_embd, *ple_proj, *ple_proj_norm;
+
+    lm_gguf *gguf;
+    lm_vocab *vocab;
+    lm_backend *be;
+    lm_buffer *weights; /* one buffer holding (or wrapping) all tensor data */
+    lm_buffer *aux;     /* f32 copies of vectors stored in other types */
+    lm_tensor *tensors; /* bound tensors, one per GGUF tensor used */
+    int64_t n_tensors;
+    uint64_t n_params, weight_bytes;
+    bool vocab_only;
+};
+
+/* Bytes of KV cache per cell for each layer kind, as the context allocates it. */
+uint64_t lm_model_kv_bytes_per_cell(const lm_model *m, int kind, lm_dtype kv_type);
+
+#endif /* LM_MODEL_H */

@@ -1,0 +1,130 @@
+/*
+ * ops.h — typed op builders. Model code calls these; each validates shapes and dtypes, takes its
+ * output from the step's scratch arena, fills an lm_node and hands it to the backend.
+ *
+ * A graph (lm_graph) is one step on one backend. In measure mode nothing runs and the arena only
+ * counts bytes: a context runs its worst-case step once in measure mode to size the arena, so the
+ * decode path never allocates. Temporaries are released at layer boundaries with mark/release
+ * (execution is in order on every backend, so memory reuse needs no more than the barriers the
+ * backend already places between dependent ops).
+ *
+ * Validation failures latch into g->err (the first wins) and the op is skipped; the step then
+ * fails with that message. They indicate inconsistent model tensors or a bug, never a crash.
+ *
+ * Op definitions (all math in f32 unless stated; "row" = ne[0] contiguous elements):
+ *   get_rows(table[d, R], ids[n]) -> [d, n]       dequantized rows times `scale`
+ *   set_rows(dst[d, R], src[d, n], idx[n])         dst row idx[i] = src row i (converted)
+ *   rms_norm(x, w?, res?)                          res + x / sqrt(mean(x^2) + eps) * w, per row
+ *   matmul(W[k, m], x[k, n]) -> [m, n]             W any dtype (quantized), x f32
+ *   matmul_id(W[k, m, E], x[k, J|1, n], ids[J, n]) -> [m, J, n]
+ *   rope(x[d, h, n], pos[n], factors?)             rotate pairs by angle pos * f[i], where
+ *        f[i] = freq_scale * theta^(-2i / freq_dim) / factor[i] for i < n_pairs (others pass);
+ *        NEOX pairs (i, i + d/2) or NORM pairs (2i, 2i + 1)
+ *   attention(q[dk, H, n], K[dk, Hkv, C], V[dv, Hkv, C], cell_pos[C], pos[n], seq[n]) -> [dv, H, n]
+ *        token t of sequence s reads cells [s * cps, (s+1) * cps) holding a position p' with
+ *        0 <= p' <= pos[t] and (window == 0 or pos[t] - p' < window); head h uses KV head
+ *        h / (H / Hkv); softmax(scale * q.k) (optionally soft-capped) over those cells.
+ *        With k_from_v, the cache holds only V = rmsnorm0(k_raw) and K is made on the fly as
+ *        rope(V * k_norm, p') (Gemma 4 K=V layers: one stored tensor instead of two).
+ *   geglu(g, u) = gelu_tanh(g) * u ; add / mul (second operand may be one row, broadcast)
+ *   scale, softcap(x, c) = c * tanh(x / c)
+ *   topk(x[m, n], k) -> i32 [k, n]                 descending, ties to the lower index
+ *   moe_weights(logits[E, n], ids[k, n], s?[E]) -> [k, n]   softmax over ids only, times s[id]
+ *   moe_sum(y[d, k, n], w[k, n]) -> [d, n]
+ */
+#ifndef LM_OPS_H
+#define LM_OPS_H
+
+#include "backend.h"
+
+typedef struct lm_rope_params {
+    int32_t n_pairs;  /* rotated frequency slots (d/2 for full rotation) */
+    int32_t freq_dim; /* denominator dimension of the frequency exponent */
+    int32_t mode;     /* LM_ROPE_NEOX or LM_ROPE_NORM */
+    float theta;      /* frequency base */
+    float freq_scale; /* linear position scaling (1 = none) */
+} lm_rope_params;
+
+enum { LM_ROPE_NEOX = 0, LM_ROPE_NORM = 1 };
+
+typedef struct lm_attn_params {
+    int32_t cells_per_seq; /* cps: cells of the cache owned by one sequence */
+    bool ring;             /* cells hold pos % cps (sliding layers); else cell = pos */
+    int32_t window;        /* 0 = no sliding window */
+    float scale;
+    float softcap;         /* 0 = none */
+    bool k_from_v;         /* K = rope(V * k_norm, p') computed on the fly */
+    lm_rope_params rope;   /* for k_from_v */
+} lm_attn_params;
+
+typedef struct lm_arena {
+    lm_buffer *buf; /* NULL in measure mode */
+    size_t used;
+    size_t peak;
+} lm_arena;
+
+#define LM_GRAPH_MAX_TENSORS 4096
+
+typedef struct lm_graph {
+    lm_backend *be;
+    lm_arena arena;
+    bool measure; /* count only; run nothing */
+    lm_status err;
+    char errmsg[256];
+    int n_tensors;
+    int n_nodes;
+    lm_tensor tensors[LM_GRAPH_MAX_TENSORS];
+} lm_graph;
+
+typedef struct lm_graph_mark {
+    size_t used;
+    int n_tensors;
+} lm_graph_mark;
+
+void lm_graph_init(lm_graph *g, lm_backend *be, lm_buffer *arena_buf, bool measure);
+lm_graph_mark lm_graph_get_mark(const lm_graph *g);
+void lm_graph_release(lm_graph *g, lm_graph_mark m);
+/* Latch a validation error into the graph (first one wins). */
+void lm_graph_fail(lm_graph *g, const char *fmt, ...) LM_PRINTF(2, 3);
+lm_status lm_graph_status(const lm_graph *g);
+
+/* A fresh contiguous temporary from the arena. */
+lm_tensor *lm_new_tensor(lm_graph *g, lm_dtype type, int n_dims, const int64_t *ne);
+lm_tensor *lm_new_tensor_2d(lm_graph *g, lm_dtype type, int64_t ne0, int64_t ne1);
+/* A graph-owned copy of a view (so builders can take views by value). */
+lm_tensor *lm_view(lm_graph *g, lm_tensor v);
+
+lm_tensor *lm_get_rows(lm_graph *g, const lm_tensor *table, const lm_tensor *ids, float scale);
+void lm_set_rows(lm_graph *g, lm_tensor *dst, const lm_tensor *src, const lm_tensor *idx);
+lm_tensor *lm_rms_norm(lm_graph *g, const lm_tensor *x, const lm_tensor *w, const lm_tensor *res, float eps);
+/* Same, writing into an existing tensor of x's shape (may alias res: the residual update in place). */
+void lm_rms_norm_into(lm_graph *g, lm_tensor *dst, const lm_tensor *x, const lm_tensor *w, const lm_tensor *res, float eps);
+lm_tensor *lm_matmul(lm_graph *g, const lm_tensor *w, const lm_tensor *x);
+lm_tensor *lm_matmul_id(lm_graph *g, const lm_tensor *w, const lm_tensor *x, const lm_tensor *ids);
+lm_tensor *lm_rope(lm_graph *g, const lm_tensor *x, const lm_tensor *pos, const lm_tensor *factors,
+                   const lm_rope_params *rp);
+lm_tensor *lm_attention(lm_graph *g, const lm_tensor *q, const lm_tensor *k, const lm_tensor *v,
+                        const lm_tensor *cell_pos, const lm_tensor *pos, const lm_tensor *seq,
+                        const lm_tensor *k_norm, const lm_tensor *factors, const lm_attn_params *ap);
+lm_tensor *lm_geglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up);
+lm_tensor *lm_add(lm_graph *g, const lm_tensor *a, const lm_tensor *b);
+lm_tensor *lm_mul(lm_graph *g, const lm_tensor *a, const lm_tensor *b);
+lm_tensor *lm_scale(lm_graph *g, const lm_tensor *x, float s);
+void lm_scale_into(lm_graph *g, lm_tensor *dst, const lm_tensor *x, float s); /* dst may alias x */
+/* A view of elements [i0, i0 + n) of every row (dimension 0), keeping the row strides. */
+lm_tensor lm_tensor_cols(const lm_tensor *t, int64_t i0, int64_t n);
+lm_tensor *lm_softcap(lm_graph *g, const lm_tensor *x, float cap);
+lm_tensor *lm_topk(lm_graph *g, const lm_tensor *x, int k);
+lm_tensor *lm_moe_weights(lm_graph *g, const lm_tensor *logits, const lm_tensor *ids, const lm_tensor *scale);
+lm_tensor *lm_moe_sum(lm_graph *g, const lm_tensor *y, const lm_tensor *w);
+void lm_cpy(lm_graph *g, lm_tensor *dst, const lm_tensor *src);
+
+/* Node packing shared by builders, backends and the conformance tests. */
+void lm_node_rope_pack(lm_node *n, const lm_rope_params *rp, int ip0, int fp0);
+lm_rope_params lm_node_rope_unpack(const lm_node *n, int ip0, int fp0);
+lm_attn_params lm_node_attn_unpack(const lm_node *n);
+
+/* Bytes moved and flops of a node (for profiling and benchmarks). */
+void lm_node_cost(const lm_node *n, double *bytes, double *flops);
+
+#endif /* LM_OPS_H */

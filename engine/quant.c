@@ -1,0 +1,417 @@
+/*
+ * quant.c — dtype table, f16/bf16 conversions and the reference (de)quantizers.
+ *
+ * The dequantizers are the numerical definition of every block format: plain scalar C in fp32
+ * with the operation order of ggml's reference and of the gguf Python package, so the results
+ * are bit-exact with both (tests/test_quant.c checks that on random blocks). Build with
+ * -ffp-contract=off (set in CMake) so no multiply-add is fused.
+ */
+#include "dtype.h"
+
+#include <math.h>
+#include <string.h>
+
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+float lm_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            uint32_t e = 127 - 15 + 1;
+            while (!(mant & 0x400u)) { mant <<= 1; e--; }
+            mant &= 0x3ffu;
+            bits = sign | (e << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    }
+    return u2f(bits);
+}
+
+/* Round to nearest even; overflow to inf; NaN stays NaN (quiet). */
+uint16_t lm_f32_to_f16(float f) {
+    const uint32_t f32infty = 255u << 23;
+    const uint32_t f16max = (127u + 16u) << 23;
+    const uint32_t denorm_magic = ((127u - 15u) + (23u - 10u) + 1u) << 23;
+    uint32_t fu = f2u(f);
+    uint32_t sign = fu & 0x80000000u;
+    uint16_t o;
+    fu ^= sign;
+    if (fu >= f16max) {
+        o = fu > f32infty ? 0x7e00 : 0x7c00;
+    } else if (fu < (113u << 23)) { /* subnormal or zero: let the FPU round */
+        float ff = u2f(fu) + u2f(denorm_magic);
+        o = (uint16_t)(f2u(ff) - denorm_magic);
+    } else {
+        uint32_t mant_odd = (fu >> 13) & 1u;
+        fu += ((uint32_t)(15 - 127) << 23) + 0xfffu;
+        fu += mant_odd;
+        o = (uint16_t)(fu >> 13);
+    }
+    return (uint16_t)(o | (sign >> 16));
+}
+
+uint16_t lm_f32_to_bf16(float f) {
+    uint32_t u = f2u(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+#define H2F(x) lm_f16_to_f32(x)
+
+/* ----------------------------------------------------------------------------------------- */
+/* dequantizers (n = number of elements, a multiple of the block size)                        */
+
+static void deq_f32(const void *src, float *y, int64_t n) { memcpy(y, src, (size_t)n * 4); }
+
+static void deq_f16(const void *src, float *y, int64_t n) {
+    const uint16_t *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = H2F(x[i]);
+}
+
+static void deq_bf16(const void *src, float *y, int64_t n) {
+    const uint16_t *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = lm_bf16_to_f32(x[i]);
+}
+
+static void deq_q4_0(const void *src, float *y, int64_t n) {
+    const lm_block_q4_0 *x = src;
+    for (int64_t i = 0; i < n / LM_QK4_0; i++, y += LM_QK4_0) {
+        const float d = H2F(x[i].d);
+        for (int j = 0; j < LM_QK4_0 / 2; j++) {
+            y[j] = d * (float)((x[i].qs[j] & 0x0F) - 8);
+            y[j + LM_QK4_0 / 2] = d * (float)((x[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+static void deq_q4_1(const void *src, float *y, int64_t n) {
+    const lm_block_q4_1 *x = src;
+    for (int64_t i = 0; i < n / LM_QK4_1; i++, y += LM_QK4_1) {
+        const float d = H2F(x[i].d), m = H2F(x[i].m);
+        for (int j = 0; j < LM_QK4_1 / 2; j++) {
+            y[j] = d * (float)(x[i].qs[j] & 0x0F) + m;
+            y[j + LM_QK4_1 / 2] = d * (float)(x[i].qs[j] >> 4) + m;
+        }
+    }
+}
+
+static void deq_q5_0(const void *src, float *y, int64_t n) {
+    const lm_block_q5_0 *x = src;
+    for (int64_t i = 0; i < n / LM_QK5_0; i++, y += LM_QK5_0) {
+        const float d = H2F(x[i].d);
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        for (int j = 0; j < LM_QK5_0 / 2; j++) {
+            const int x0 = (int)((x[i].qs[j] & 0x0F) | (((qh >> j) & 1u) << 4)) - 16;
+            const int x1 = (int)((x[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - 16;
+            y[j] = d * (float)x0;
+            y[j + LM_QK5_0 / 2] = d * (float)x1;
+        }
+    }
+}
+
+static void deq_q5_1(const void *src, float *y, int64_t n) {
+    const lm_block_q5_1 *x = src;
+    for (int64_t i = 0; i < n / LM_QK5_1; i++, y += LM_QK5_1) {
+        const float d = H2F(x[i].d), m = H2F(x[i].m);
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        for (int j = 0; j < LM_QK5_1 / 2; j++) {
+            const unsigned x0 = (x[i].qs[j] & 0x0Fu) | (((qh >> j) & 1u) << 4);
+            const unsigned x1 = (x[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4);
+            y[j] = d * (float)x0 + m;
+            y[j + LM_QK5_1 / 2] = d * (float)x1 + m;
+        }
+    }
+}
+
+static void deq_q8_0(const void *src, float *y, int64_t n) {
+    const lm_block_q8_0 *x = src;
+    for (int64_t i = 0; i < n / LM_QK8_0; i++, y += LM_QK8_0) {
+        const float d = H2F(x[i].d);
+        for (int j = 0; j < LM_QK8_0; j++) y[j] = (float)x[i].qs[j] * d;
+    }
+}
+
+static void deq_q8_1(const void *src, float *y, int64_t n) {
+    const lm_block_q8_1 *x = src;
+    for (int64_t i = 0; i < n / LM_QK8_1; i++, y += LM_QK8_1) {
+        const float d = H2F(x[i].d);
+        for (int j = 0; j < LM_QK8_1; j++) y[j] = (float)x[i].qs[j] * d;
+    }
+}
+
+static void deq_q2_K(const void *src, float *y, int64_t n) {
+    const lm_block_q2_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
+        const uint8_t *q = x[i].qs;
+        int is = 0;
+        for (int n128 = 0; n128 < LM_QK_K; n128 += 128) {
+            int shift = 0;
+            for (int j = 0; j < 4; j++) {
+                uint8_t sc = x[i].scales[is++];
+                float dl = d * (float)(sc & 0xF), ml = dmin * (float)(sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[l] >> shift) & 3) - ml;
+                sc = x[i].scales[is++];
+                dl = d * (float)(sc & 0xF);
+                ml = dmin * (float)(sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[l + 16] >> shift) & 3) - ml;
+                shift += 2;
+            }
+            q += 32;
+        }
+    }
+}
+
+/* Unpack the 16 6-bit scales of a q3_K block (each returned minus 32). */
+void lm_q3_K_scales(const uint8_t *s12, int8_t out[16]) {
+    uint32_t aux[4];
+    const uint32_t kmask1 = 0x03030303u, kmask2 = 0x0f0f0f0fu;
+    memcpy(aux, s12, 12);
+    uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    const int8_t *s = (const int8_t *)aux;
+    for (int i = 0; i < 16; i++) out[i] = (int8_t)(s[i] - 32);
+}
+
+static void deq_q3_K(const void *src, float *y, int64_t n) {
+    const lm_block_q3_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const float d_all = H2F(x[i].d);
+        const uint8_t *q = x[i].qs, *hm = x[i].hmask;
+        int8_t scales[16];
+        lm_q3_K_scales(x[i].scales, scales);
+        uint8_t m = 1;
+        int is = 0;
+        for (int n128 = 0; n128 < LM_QK_K; n128 += 128) {
+            int shift = 0;
+            for (int j = 0; j < 4; j++) {
+                float dl = d_all * (float)scales[is++];
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * (float)((int)((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                dl = d_all * (float)scales[is++];
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * (float)((int)((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+                shift += 2;
+                m = (uint8_t)(m << 1);
+            }
+            q += 32;
+        }
+    }
+}
+
+/* 6-bit scale and min of sub-block j (0..7) of a q4_K / q5_K block. */
+static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+void lm_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) { scale_min_k4(j, q, d, m); }
+
+static void deq_q4_K(const void *src, float *y, int64_t n) {
+    const lm_block_q4_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const uint8_t *q = x[i].qs;
+        const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
+        int is = 0;
+        for (int j = 0; j < LM_QK_K; j += 64) {
+            uint8_t sc, m;
+            scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            const float d1 = d * (float)sc, m1 = dmin * (float)m;
+            scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * (float)sc, m2 = dmin * (float)m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+            q += 32;
+            is += 2;
+        }
+    }
+}
+
+static void deq_q5_K(const void *src, float *y, int64_t n) {
+    const lm_block_q5_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+        const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
+        int is = 0;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < LM_QK_K; j += 64) {
+            uint8_t sc, m;
+            scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            const float d1 = d * (float)sc, m1 = dmin * (float)m;
+            scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * (float)sc, m2 = dmin * (float)m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+    }
+}
+
+static void deq_q6_K(const void *src, float *y, int64_t n) {
+    const lm_block_q6_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const float d = H2F(x[i].d);
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales;
+        for (int n128 = 0; n128 < LM_QK_K; n128 += 128) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                const int q1 = (int)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = (int)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = (d * (float)sc[is + 0]) * (float)q1;
+                y[l + 32] = (d * (float)sc[is + 2]) * (float)q2;
+                y[l + 64] = (d * (float)sc[is + 4]) * (float)q3;
+                y[l + 96] = (d * (float)sc[is + 6]) * (float)q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+static void deq_q8_K(const void *src, float *y, int64_t n) {
+    const lm_block_q8_K *x = src;
+    for (int64_t i = 0; i < n / LM_QK_K; i++, y += LM_QK_K)
+        for (int j = 0; j < LM_QK_K; j++) y[j] = x[i].d * (float)x[i].qs[j];
+}
+
+static void deq_i32(const void *src, float *y, int64_t n) {
+    const int32_t *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* quantizers                                                                                 */
+
+static void q_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
+static void q_f16(const float *x, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
+}
+static void q_bf16(const float *x, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_bf16(x[i]);
+}
+
+void lm_quant_row_q8_0(const float *x, void *dst, int64_t n) {
+    lm_block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / LM_QK8_0; i++, x += LM_QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = lm_f32_to_f16(d);
+        for (int j = 0; j < LM_QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void lm_quant_row_q8_1(const float *x, void *dst, int64_t n) {
+    lm_block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / LM_QK8_1; i++, x += LM_QK8_1) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK8_1; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < LM_QK8_1; j++) {
+            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].d = lm_f32_to_f16(d);
+        y[i].s = lm_f32_to_f16((float)sum * d);
+    }
+}
+
+void lm_quant_row_q8_K(const float *x, void *dst, int64_t n) {
+    lm_block_q8_K *y = dst;
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = 127.0f / amax;
+        for (int j = 0; j < LM_QK_K; j++) {
+            int v = (int)lrintf(iscale * x[j]);
+            y[i].qs[j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+        for (int j = 0; j < LM_QK_K / 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += y[i].qs[j * 16 + l];
+            y[i].bsums[j] = (int16_t)s;
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+
+static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
+    [LM_F32] = {"f32", 1, 4, false, true, deq_f32, q_f32},
+    [LM_F16] = {"f16", 1, 2, false, true, deq_f16, q_f16},
+    [LM_BF16] = {"bf16", 1, 2, false, true, deq_bf16, q_bf16},
+    [LM_Q4_0] = {"q4_0", LM_QK4_0, sizeof(lm_block_q4_0), true, true, deq_q4_0, NULL},
+    [LM_Q4_1] = {"q4_1", LM_QK4_1, sizeof(lm_block_q4_1), true, true, deq_q4_1, NULL},
+    [LM_Q5_0] = {"q5_0", LM_QK5_0, sizeof(lm_block_q5_0), true, true, deq_q5_0, NULL},
+    [LM_Q5_1] = {"q5_1", LM_QK5_1, sizeof(lm_block_q5_1), true, true, deq_q5_1, NULL},
+    [LM_Q8_0] = {"q8_0", LM_QK8_0, sizeof(lm_block_q8_0), true, true, deq_q8_0, lm_quant_row_q8_0},
+    [LM_Q8_1] = {"q8_1", LM_QK8_1, sizeof(lm_block_q8_1), true, false, deq_q8_1, lm_quant_row_q8_1},
+    [LM_Q2_K] = {"q2_K", LM_QK_K, sizeof(lm_block_q2_K), true, true, deq_q2_K, NULL},
+    [LM_Q3_K] = {"q3_K", LM_QK_K, sizeof(lm_block_q3_K), true, true, deq_q3_K, NULL},
+    [LM_Q4_K] = {"q4_K", LM_QK_K, sizeof(lm_block_q4_K), true, true, deq_q4_K, NULL},
+    [LM_Q5_K] = {"q5_K", LM_QK_K, sizeof(lm_block_q5_K), true, true, deq_q5_K, NULL},
+    [LM_Q6_K] = {"q6_K", LM_QK_K, sizeof(lm_block_q6_K), true, true, deq_q6_K, NULL},
+    [LM_Q8_K] = {"q8_K", LM_QK_K, sizeof(lm_block_q8_K), true, false, deq_q8_K, lm_quant_row_q8_K},
+    [LM_I8] = {"i8", 1, 1, false, false, NULL, NULL},
+    [LM_I16] = {"i16", 1, 2, false, false, NULL, NULL},
+    [LM_I32] = {"i32", 1, 4, false, true, deq_i32, NULL},
+    [LM_I64] = {"i64", 1, 8, false, false, NULL, NULL},
+    [LM_F64] = {"f64", 1, 8, false, false, NULL, NULL},
+};
+
+const lm_dtype_traits *lm_dtype_get(lm_dtype t) {
+    if ((unsigned)t >= LM_DTYPE_COUNT || traits[t].name == NULL) return NULL;
+    return &traits[t];
+}
+
+const char *lm_dtype_name(lm_dtype t) {
+    const lm_dtype_traits *tr = lm_dtype_get(t);
+    return tr ? tr->name : "?";
+}
+
+bool lm_dtype_valid(uint32_t id) {
+    const lm_dtype_traits *tr = id < LM_DTYPE_COUNT ? lm_dtype_get((lm_dtype)id) : NULL;
+    return tr && tr->supported;
+}
+
+void lm_dequant_row(lm_dtype t, const void *src, float *dst, int64_t n) {
+    const lm_dtype_traits *tr = lm_dtype_get(t);
+    LM_ASSERT(tr && tr->dequant && n % tr->block == 0);
+    tr->dequant(src, dst, n);
+}

@@ -1,0 +1,93 @@
+/*
+ * quant_blocks.h — block layouts of the quantized tensor types, shared by C and CUDA.
+ * Byte-identical to ggml's (GGUF files store these blocks verbatim). GLSL mirrors them in
+ * shaders/common/quant.glsl; the per-dtype conformance tests prove the copies agree.
+ *
+ * A block holds QK elements of one row; rows are a whole number of blocks.
+ * ggml_half is an IEEE binary16 stored as uint16_t.
+ */
+#ifndef LM_QUANT_BLOCKS_H
+#define LM_QUANT_BLOCKS_H
+
+#include <stdint.h>
+
+typedef uint16_t lm_half;
+
+#define LM_QK4_0 32
+#define LM_QK4_1 32
+#define LM_QK5_0 32
+#define LM_QK5_1 32
+#define LM_QK8_0 32
+#define LM_QK8_1 32
+#define LM_QK_K 256
+#define LM_K_SCALE_SIZE 12
+
+typedef struct { lm_half d; uint8_t qs[LM_QK4_0 / 2]; } lm_block_q4_0;                 /* 18 B */
+typedef struct { lm_half d; lm_half m; uint8_t qs[LM_QK4_1 / 2]; } lm_block_q4_1;      /* 20 B */
+typedef struct { lm_half d; uint8_t qh[4]; uint8_t qs[LM_QK5_0 / 2]; } lm_block_q5_0; /* 22 B */
+typedef struct { lm_half d; lm_half m; uint8_t qh[4]; uint8_t qs[LM_QK5_1 / 2]; } lm_block_q5_1;
+typedef struct { lm_half d; int8_t qs[LM_QK8_0]; } lm_block_q8_0;                      /* 34 B */
+/* q8_1: activation format for the *_1 types; s = d * sum(qs). */
+typedef struct { lm_half d; lm_half s; int8_t qs[LM_QK8_1]; } lm_block_q8_1;           /* 36 B */
+
+typedef struct {
+    uint8_t scales[LM_QK_K / 16]; /* 4-bit scale (low) and 4-bit min (high) per 16 */
+    uint8_t qs[LM_QK_K / 4];      /* 2-bit quants */
+    lm_half d;
+    lm_half dmin;
+} lm_block_q2_K; /* 84 B */
+
+typedef struct {
+    uint8_t hmask[LM_QK_K / 8]; /* high bit */
+    uint8_t qs[LM_QK_K / 4];    /* low 2 bits */
+    uint8_t scales[12];         /* 16 x 6-bit scales */
+    lm_half d;
+} lm_block_q3_K; /* 110 B */
+
+typedef struct {
+    lm_half d;
+    lm_half dmin;
+    uint8_t scales[LM_K_SCALE_SIZE]; /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qs[LM_QK_K / 2];
+} lm_block_q4_K; /* 144 B */
+
+typedef struct {
+    lm_half d;
+    lm_half dmin;
+    uint8_t scales[LM_K_SCALE_SIZE];
+    uint8_t qh[LM_QK_K / 8];
+    uint8_t qs[LM_QK_K / 2];
+} lm_block_q5_K; /* 176 B */
+
+typedef struct {
+    uint8_t ql[LM_QK_K / 2];     /* low 4 bits */
+    uint8_t qh[LM_QK_K / 4];     /* high 2 bits */
+    int8_t scales[LM_QK_K / 16]; /* 8-bit scales */
+    lm_half d;
+} lm_block_q6_K; /* 210 B */
+
+/* q8_K: activation format for the K-quant dot products. */
+typedef struct {
+    float d;
+    int8_t qs[LM_QK_K];
+    int16_t bsums[LM_QK_K / 16]; /* sum of qs in groups of 16 */
+} lm_block_q8_K; /* 292 B */
+
+#ifndef __cplusplus
+_Static_assert(sizeof(lm_block_q4_0) == 18, "q4_0 size");
+_Static_assert(sizeof(lm_block_q4_1) == 20, "q4_1 size");
+_Static_assert(sizeof(lm_block_q5_0) == 22, "q5_0 size");
+_Static_assert(sizeof(lm_block_q5_1) == 24, "q5_1 size");
+_Static_assert(sizeof(lm_block_q8_0) == 34, "q8_0 size");
+_Static_assert(sizeof(lm_block_q8_1) == 36, "q8_1 size");
+_Static_assert(sizeof(lm_block_q2_K) == 84, "q2_K size");
+_Static_assert(sizeof(lm_block_q3_K) == 110, "q3_K size");
+_Static_assert(sizeof(lm_block_q4_K) == 144, "q4_K size");
+_Static_assert(sizeof(lm_block_q5_K) == 176, "q5_K size");
+_Static_assert(sizeof(lm_block_q6_K) == 210, "q6_K size");
+_Static_assert(sizeof(lm_block_q8_K) == 292, "q8_K size");
+#else
+static_assert(sizeof(lm_block_q4_K) == 144, "q4_K size");
+#endif
+
+#endif /* LM_QUANT_BLOCKS_H */

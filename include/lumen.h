@@ -1,0 +1,252 @@
+/*
+ * lumen.h — the one public header of lumen, a GPU-first LLM inference engine.
+ *
+ * Conventions
+ *   - Every symbol is prefixed lm_ / LM_.
+ *   - Handles (lm_model, lm_context, lm_sampler) are opaque; each *_free accepts NULL.
+ *   - Functions that can fail return lm_status. On failure lm_last_error() returns a
+ *     readable message for the calling thread; it stays valid until the next failing call
+ *     on that thread.
+ *   - The library never exits the process and never prints unless asked to.
+ *
+ * Typical use
+ *   lm_model_params mp = lm_model_default_params();
+ *   lm_model *m; if (lm_model_load("model.gguf", &mp, &m)) { puts(lm_last_error()); ... }
+ *   lm_context_params cp = lm_context_default_params();
+ *   lm_context *c; lm_context_create(m, &cp, &c);
+ *   lm_token toks[256]; int32_t n; lm_tokenize(m, text, strlen(text), true, false, toks, 256, &n);
+ *   build lm_batch_entry[] {token, pos, seq, logits} and call lm_context_decode(c, entries, n);
+ *   const float *logits = lm_context_logits(c, 0);
+ */
+#ifndef LUMEN_H
+#define LUMEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_VERSION_MAJOR 0
+#define LM_VERSION_MINOR 1
+#define LM_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------------- */
+typedef enum lm_status {
+    LM_STATUS_OK = 0,
+    LM_STATUS_INVALID_ARGUMENT = 1, /* a caller passed something out of range or NULL */
+    LM_STATUS_IO = 2,               /* a file could not be opened, read or mapped */
+    LM_STATUS_FORMAT = 3,           /* a model file is malformed, truncated or inconsistent */
+    LM_STATUS_UNSUPPORTED = 4,      /* valid input that this build cannot handle (arch, dtype) */
+    LM_STATUS_OUT_OF_MEMORY = 5,    /* host or device allocation failed or would be absurd */
+    LM_STATUS_BACKEND = 6,          /* a device backend failed (driver error, lost device) */
+    LM_STATUS_CONTEXT_FULL = 7,     /* a position does not fit the context */
+    LM_STATUS_NOT_FOUND = 8,        /* a named thing (backend, key, tensor) does not exist */
+    LM_STATUS_BUFFER_TOO_SMALL = 9, /* output buffer too small; the needed size is reported */
+} lm_status;
+
+/* Short name of a status code ("ok", "format", ...). Never NULL. */
+const char *lm_status_string(lm_status status);
+/* Message of the last failure on the calling thread ("" when none). Never NULL. */
+const char *lm_last_error(void);
+/* Version string "major.minor.patch". */
+const char *lm_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Backends
+ * ------------------------------------------------------------------------------------------- */
+/* Number of backends compiled into this build and their names ("cpu", "vulkan", "cuda"). */
+int lm_backend_count(void);
+const char *lm_backend_name(int i);
+
+/* ---------------------------------------------------------------------------------------------
+ * Model
+ * ------------------------------------------------------------------------------------------- */
+typedef int32_t lm_token;
+typedef struct lm_model lm_model;
+
+/* Called during long operations with a fraction in [0, 1]. */
+typedef void (*lm_progress_fn)(float fraction, void *user);
+
+typedef struct lm_model_params {
+    const char *backend;     /* "cpu" (default), "vulkan" or "cuda" */
+    int device;              /* device index within the backend (default 0) */
+    int n_threads;           /* CPU threads; 0 = one per core */
+    bool use_mmap;           /* map the file instead of reading it (default true) */
+    bool vocab_only;         /* load metadata and tokenizer only, no weights */
+    lm_progress_fn progress; /* optional load progress */
+    void *progress_user;
+} lm_model_params;
+
+lm_model_params lm_model_default_params(void);
+lm_status lm_model_load(const char *path, const lm_model_params *params, lm_model **out);
+void lm_model_free(lm_model *model);
+
+typedef struct lm_model_info {
+    const char *arch;      /* "gemma3", "gemma4" */
+    const char *name;      /* general.name or "" */
+    const char *backend;   /* backend the weights live on */
+    int32_t n_vocab;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_ctx_train;
+    int32_t n_expert;      /* 0 for dense models */
+    int32_t n_expert_used;
+    uint64_t n_params;     /* parameters in the file (elements of all tensors) */
+    uint64_t weight_bytes; /* bytes of tensor data in the file */
+} lm_model_info;
+
+lm_status lm_model_get_info(const lm_model *model, lm_model_info *out);
+
+/* GGUF metadata, for `lumen info`: number of keys, the i-th key, and its value rendered as text
+ * (arrays are abbreviated to their first elements and length). */
+int64_t lm_model_meta_count(const lm_model *model);
+const char *lm_model_meta_key(const lm_model *model, int64_t i);
+lm_status lm_model_meta_value_str(const lm_model *model, int64_t i, char *buf, size_t cap);
+
+typedef struct lm_tensor_info {
+    const char *name;
+    const char *type; /* dtype name: "q4_K", "f32", ... */
+    int32_t n_dims;
+    int64_t ne[4];    /* GGUF order: ne[0] is contiguous */
+    uint64_t offset;  /* offset of the data in the file */
+    uint64_t bytes;
+} lm_tensor_info;
+
+int64_t lm_model_tensor_count(const lm_model *model);
+lm_status lm_model_tensor_info(const lm_model *model, int64_t i, lm_tensor_info *out);
+
+/* Memory a context would need (KV cache + activations + logits), in bytes. */
+typedef struct lm_context_params lm_context_params;
+lm_status lm_model_estimate_memory(const lm_model *model, const lm_context_params *params,
+                                   uint64_t *kv_bytes, uint64_t *compute_bytes);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokenizer
+ * ------------------------------------------------------------------------------------------- */
+int32_t lm_vocab_size(const lm_model *model);
+lm_token lm_token_bos(const lm_model *model);
+lm_token lm_token_eos(const lm_model *model);
+/* True for tokens that end generation (eos, end of turn). */
+bool lm_token_is_eog(const lm_model *model, lm_token token);
+/* Raw vocabulary text of a token ("▁the", "<0x0A>", "<start_of_turn>"), or NULL. */
+const char *lm_token_text(const lm_model *model, lm_token token);
+
+/* Encode UTF-8 text. add_bos prepends BOS when the model asks for it; parse_special matches the
+ * text of control tokens (for chat-template output; never for untrusted user text).
+ * Writes at most cap tokens; *n_out always receives the full count. Returns
+ * LM_STATUS_BUFFER_TOO_SMALL when cap < *n_out. */
+lm_status lm_tokenize(const lm_model *model, const char *text, size_t len, bool add_bos,
+                      bool parse_special, lm_token *out, int32_t cap, int32_t *n_out);
+
+/* Bytes of one token's text (may be a partial UTF-8 sequence for byte tokens). Control tokens
+ * render as "" unless render_special. *len receives the byte count; BUFFER_TOO_SMALL if cap is
+ * too small. The output is not NUL-terminated. */
+lm_status lm_token_to_piece(const lm_model *model, lm_token token, bool render_special, char *buf,
+                            size_t cap, size_t *len);
+
+/* Decode a token sequence to text (NUL-terminated when it fits). */
+lm_status lm_detokenize(const lm_model *model, const lm_token *tokens, int32_t n,
+                        bool render_special, char *buf, size_t cap, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Chat templates (Gemma 3 and Gemma 4 built in)
+ * ------------------------------------------------------------------------------------------- */
+typedef struct lm_chat_message {
+    const char *role;    /* "system", "user", "assistant" (or "model") */
+    const char *content; /* UTF-8 */
+} lm_chat_message;
+
+/* Render messages into the model's prompt format (text with special-token markup, to be
+ * tokenized with parse_special = true and add_bos = false: the output already holds <bos>).
+ * NUL-terminated when it fits; *len is the length without the NUL. */
+lm_status lm_chat_apply(const lm_model *model, const lm_chat_message *msgs, size_t n_msgs,
+                        bool add_generation_prompt, bool enable_thinking, char *buf, size_t cap,
+                        size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: KV cache, activations, batched decode
+ * ------------------------------------------------------------------------------------------- */
+typedef struct lm_context lm_context;
+
+typedef enum lm_kv_type {
+    LM_KV_F32 = 0,
+    LM_KV_F16 = 1,
+} lm_kv_type;
+
+struct lm_context_params {
+    uint32_t n_ctx;         /* max positions per sequence (0 = min(model's, 4096)) */
+    uint32_t n_batch;       /* max tokens per decode call (default 512) */
+    uint32_t n_seq_max;     /* max parallel sequences (default 1) */
+    uint32_t n_outputs_max; /* max logits rows per decode call (default 1; 0 = n_batch) */
+    lm_kv_type kv_type;     /* KV cache storage (default f16) */
+};
+
+lm_context_params lm_context_default_params(void);
+lm_status lm_context_create(lm_model *model, const lm_context_params *params, lm_context **out);
+void lm_context_free(lm_context *ctx);
+
+/* One token of a batch: the token, its position in its sequence, the sequence id, and
+ * whether to compute logits for it. Several sequences may be mixed in one batch. */
+typedef struct lm_batch_entry {
+    lm_token token;
+    int32_t pos;
+    int32_t seq;
+    bool logits;
+} lm_batch_entry;
+
+/* Run the model on a batch (prefill chunk and/or decode steps of several sequences). Entries of
+ * one sequence must have distinct positions. The logits of the entries marked `logits` are
+ * available afterwards through lm_context_logits, in entry order. */
+lm_status lm_context_decode(lm_context *ctx, const lm_batch_entry *entries, int32_t n);
+
+/* Logits (n_vocab floats) of the i-th output row of the last decode, or NULL. */
+const float *lm_context_logits(const lm_context *ctx, int32_t i);
+int32_t lm_context_n_outputs(const lm_context *ctx);
+
+/* Forget everything cached for a sequence. */
+lm_status lm_context_seq_clear(lm_context *ctx, int32_t seq);
+/* Largest position cached for a sequence, or -1. */
+int32_t lm_context_seq_pos_max(const lm_context *ctx, int32_t seq);
+
+/* KV-cache bytes allocated by this context, for reports and tests. */
+uint64_t lm_context_kv_bytes(const lm_context *ctx);
+
+/* Timing of the last decode call (host wall clock), seconds. */
+double lm_context_last_decode_seconds(const lm_context *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampling
+ * ------------------------------------------------------------------------------------------- */
+typedef struct lm_sampler lm_sampler;
+
+typedef struct lm_sampler_params {
+    float temperature;       /* 0 = greedy (argmax) */
+    int32_t top_k;           /* 0 = off */
+    float top_p;             /* 1 = off */
+    float min_p;             /* 0 = off */
+    float repeat_penalty;    /* 1 = off; divides positive / multiplies negative logits */
+    int32_t penalty_last_n;  /* window of recent tokens the penalties look at */
+    float presence_penalty;  /* 0 = off; subtracted once per token present in the window */
+    float frequency_penalty; /* 0 = off; subtracted per occurrence in the window */
+    uint64_t seed;
+} lm_sampler_params;
+
+lm_sampler_params lm_sampler_default_params(void);
+lm_status lm_sampler_create(const lm_sampler_params *params, int32_t n_vocab, lm_sampler **out);
+void lm_sampler_free(lm_sampler *s);
+/* Sample one token from n_vocab logits (not modified). */
+lm_token lm_sampler_sample(lm_sampler *s, const float *logits);
+/* Record a token in the penalty window (prompt tokens and sampled tokens). */
+void lm_sampler_accept(lm_sampler *s, lm_token token);
+void lm_sampler_reset(lm_sampler *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LUMEN_H */

@@ -1,0 +1,141 @@
+/*
+ * op_cases.h — the one table of op cases shared by the op-conformance suite (tests/test_ops.c,
+ * every backend vs the CPU reference) and the kernel benchmarks (bench/).
+ *
+ * A case is an op, a main dtype (weights / table / KV / destination type) and up to six shape
+ * numbers whose meaning depends on the op (documented per op in op_harness.c), integer and float
+ * parameters, and the largest normalised mean squared error (sum (x - ref)^2 / sum ref^2)
+ * allowed against the reference. Shapes include odd sizes on purpose.
+ */
+#ifndef LM_OP_CASES_H
+#define LM_OP_CASES_H
+
+#include "backend.h"
+
+typedef struct lm_op_case {
+    const char *name;
+    lm_op op;
+    lm_dtype type;
+    int64_t s[6];
+    int32_t ip[6];
+    float fp[4];
+    double tol;
+} lm_op_case;
+
+/* The tolerance classes. Reference accumulates in double; fast paths in f32, and quantized
+ * matmuls also round activations to 8 bits (the q8 dot formats), which costs ~1e-5 NMSE. */
+#define TOL_F32 1e-10
+#define TOL_F16 1e-7   /* f16 storage of an output (set_rows/cpy) or f32 math over f16 data */
+#define TOL_ACT8 2e-4  /* 8-bit activation quantization inside quantized matmul */
+#define TOL_EXACT 0.0  /* integer outputs (top-k ids) must match exactly */
+
+/* clang-format off */
+#define LM_QTYPES(X) X(LM_F32) X(LM_F16) X(LM_BF16) X(LM_Q4_0) X(LM_Q4_1) X(LM_Q5_0) X(LM_Q5_1) X(LM_Q8_0) \
+                     X(LM_Q2_K) X(LM_Q3_K) X(LM_Q4_K) X(LM_Q5_K) X(LM_Q6_K)
+
+static const lm_op_case lm_op_cases[] = {
+    /* get_rows: s = {ne0 (multiple of 256), table rows, n ids}; fp0 = scale */
+#define GR(T) {"get_rows", LM_OP_GET_ROWS, T, {512, 9, 7}, {0}, {1.7f}, TOL_F32},
+    LM_QTYPES(GR)
+#undef GR
+    {"get_rows_f32_odd", LM_OP_GET_ROWS, LM_F32, {37, 5, 3}, {0}, {1.0f}, TOL_F32},
+
+    /* set_rows: s = {ne0, dst rows, n}; type = dst type */
+    {"set_rows", LM_OP_SET_ROWS, LM_F32, {37, 11, 5}, {0}, {0}, TOL_F32},
+    {"set_rows", LM_OP_SET_ROWS, LM_F16, {37, 11, 5}, {0}, {0}, TOL_F16},
+    {"set_rows", LM_OP_SET_ROWS, LM_BF16, {64, 11, 5}, {0}, {0}, 1e-5},
+    {"set_rows", LM_OP_SET_ROWS, LM_I32, {1, 23, 7}, {0}, {0}, TOL_EXACT},
+
+    /* rms_norm: s = {ne0, ne1, ne2}; ip0 = with weight, ip1 = with residual; fp0 = eps */
+    {"rms_norm", LM_OP_RMS_NORM, LM_F32, {1, 3, 1}, {1, 0}, {1e-6f}, TOL_F32},
+    {"rms_norm", LM_OP_RMS_NORM, LM_F32, {37, 5, 1}, {0, 0}, {1e-6f}, TOL_F32},
+    {"rms_norm", LM_OP_RMS_NORM, LM_F32, {1000, 3, 2}, {1, 1}, {1e-6f}, TOL_F32},
+    {"rms_norm", LM_OP_RMS_NORM, LM_F32, {4097, 2, 1}, {1, 0}, {1e-5f}, TOL_F32},
+    {"rms_norm", LM_OP_RMS_NORM, LM_F32, {256, 4, 3}, {0, 1}, {1e-6f}, TOL_F32},
+
+    /* matmul: s = {K, M, N, x column offset (0 = contiguous x)} */
+#define MM(T, K, M, N, tol) {"matmul", LM_OP_MATMUL, T, {K, M, N, 0}, {0}, {0}, tol},
+    MM(LM_F32, 37, 5, 3, TOL_F32)
+    MM(LM_F32, 1000, 33, 1, TOL_F32)
+    MM(LM_F16, 96, 17, 5, TOL_F32)
+    MM(LM_BF16, 96, 17, 2, TOL_F32)
+    MM(LM_Q4_0, 96, 17, 1, TOL_ACT8)
+    MM(LM_Q4_0, 288, 33, 5, TOL_ACT8)
+    MM(LM_Q4_1, 288, 17, 3, TOL_ACT8)
+    MM(LM_Q5_0, 640, 35, 1, TOL_ACT8)
+    MM(LM_Q5_0, 96, 19, 17, TOL_ACT8)
+    MM(LM_Q5_1, 160, 9, 4, TOL_ACT8)
+    MM(LM_Q8_0, 640, 41, 1, TOL_ACT8)
+    MM(LM_Q8_0, 224, 7, 9, TOL_ACT8)
+    MM(LM_Q2_K, 512, 13, 3, TOL_ACT8)
+    MM(LM_Q3_K, 512, 13, 3, TOL_ACT8)
+    MM(LM_Q4_K, 256, 17, 1, TOL_ACT8)
+    MM(LM_Q4_K, 768, 35, 6, TOL_ACT8)
+    MM(LM_Q5_K, 512, 17, 3, TOL_ACT8)
+    MM(LM_Q6_K, 256, 19, 1, TOL_ACT8)
+    MM(LM_Q6_K, 1024, 33, 5, TOL_ACT8)
+#undef MM
+    {"matmul_strided_x", LM_OP_MATMUL, LM_F32, {64, 9, 4, 32}, {0}, {0}, TOL_F32},
+    {"matmul_strided_x", LM_OP_MATMUL, LM_Q8_0, {64, 9, 4, 32}, {0}, {0}, TOL_ACT8},
+
+    /* matmul_id: s = {K, M, E, J, N, x ne1 (1 = shared input)} */
+    {"matmul_id", LM_OP_MATMUL_ID, LM_F32, {64, 9, 6, 2, 3, 1}, {0}, {0}, TOL_F32},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_F16, {96, 7, 5, 3, 4, 3}, {0}, {0}, TOL_F32},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q4_0, {96, 33, 8, 2, 5, 1}, {0}, {0}, TOL_ACT8},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_0, {160, 11, 4, 2, 3, 2}, {0}, {0}, TOL_ACT8},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q8_0, {64, 40, 7, 3, 2, 3}, {0}, {0}, TOL_ACT8},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q4_K, {256, 17, 6, 2, 3, 1}, {0}, {0}, TOL_ACT8},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q6_K, {256, 9, 5, 3, 2, 3}, {0}, {0}, TOL_ACT8},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q3_K, {256, 9, 5, 2, 2, 1}, {0}, {0}, TOL_ACT8},
+
+    /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
+    {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},
+    {"rope_neox", LM_OP_ROPE, LM_F32, {256, 2, 3}, {128, 256, 0, 0}, {10000.0f, 1.0f}, TOL_F32},
+    {"rope_norm", LM_OP_ROPE, LM_F32, {64, 3, 4}, {32, 64, 1, 0}, {500000.0f, 0.25f}, TOL_F32},
+    {"rope_proportional", LM_OP_ROPE, LM_F32, {512, 2, 3}, {64, 512, 0, 0}, {1e6f, 1.0f}, TOL_F32},
+    {"rope_factors", LM_OP_ROPE, LM_F32, {512, 2, 3}, {256, 512, 0, 1}, {1e6f, 1.0f}, TOL_F32},
+
+    /* attention: s = {dk, dv, H, Hkv, n tokens, cells per seq}; type = KV type;
+       ip = {n_seq, ring, window, k_from_v, positions offset}; fp = {scale, softcap} */
+    {"attn_decode", LM_OP_ATTENTION, LM_F32, {64, 64, 4, 1, 1, 16}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_F32},
+    {"attn_prefill_gqa", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 2, 9, 16}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_F16},
+    {"attn_two_seqs", LM_OP_ATTENTION, LM_F16, {32, 32, 8, 8, 6, 24}, {2, 0, 0, 0, 0}, {0.2f, 0}, TOL_F16},
+    {"attn_window_ring", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 2, 5, 40}, {2, 1, 8, 0, 100}, {0.125f, 0}, TOL_F16},
+    {"attn_bf16_softcap", LM_OP_ATTENTION, LM_BF16, {64, 32, 2, 1, 3, 20}, {1, 0, 0, 0, 0}, {0.5f, 20.0f}, TOL_F16},
+    {"attn_hd256", LM_OP_ATTENTION, LM_F16, {256, 256, 4, 1, 3, 33}, {1, 0, 0, 0, 0}, {0.0625f, 0}, TOL_F16},
+    {"attn_hd512_kv", LM_OP_ATTENTION, LM_F16, {512, 512, 4, 2, 2, 37}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_F16},
+    {"attn_hd512_kv_f32", LM_OP_ATTENTION, LM_F32, {512, 512, 8, 2, 3, 21}, {2, 0, 0, 1, 0}, {1.0f, 0}, TOL_F32},
+    {"attn_split_decode", LM_OP_ATTENTION, LM_F16, {128, 128, 2, 1, 1, 1500}, {1, 0, 0, 0, 1100}, {0.09f, 0}, TOL_F16},
+    {"attn_split_ring", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 1, 2, 1024}, {1, 1, 700, 0, 5000}, {0.125f, 0}, TOL_F16},
+    {"attn_split_kv", LM_OP_ATTENTION, LM_F16, {512, 512, 8, 1, 1, 900}, {1, 0, 0, 1, 600}, {1.0f, 0}, TOL_F16},
+
+    /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar */
+    {"geglu", LM_OP_GEGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},
+    {"add", LM_OP_ADD, LM_F32, {37, 5, 2}, {0}, {0}, TOL_F32},
+    {"add_bcast", LM_OP_ADD, LM_F32, {33, 7, 1}, {1}, {0}, TOL_F32},
+    {"mul", LM_OP_MUL, LM_F32, {1001, 3, 1}, {0}, {0}, TOL_F32},
+    {"mul_bcast", LM_OP_MUL, LM_F32, {64, 9, 2}, {1}, {0}, TOL_F32},
+    {"scale", LM_OP_SCALE, LM_F32, {31, 4, 3}, {0}, {-0.37f}, TOL_F32},
+    {"softcap", LM_OP_SOFTCAP, LM_F32, {1000, 3, 1}, {0}, {30.0f}, 1e-9},
+
+    /* topk: s = {m, n}; ip0 = k; ip1 = with ties */
+    {"topk", LM_OP_TOPK, LM_F32, {8, 5}, {2, 0}, {0}, TOL_EXACT},
+    {"topk", LM_OP_TOPK, LM_F32, {128, 7}, {8, 0}, {0}, TOL_EXACT},
+    {"topk_ties", LM_OP_TOPK, LM_F32, {100, 3}, {5, 1}, {0}, TOL_EXACT},
+    {"argmax", LM_OP_TOPK, LM_F32, {262144, 2}, {1, 0}, {0}, TOL_EXACT},
+
+    /* moe_weights: s = {E, k, n}; ip0 = with expert scale */
+    {"moe_weights", LM_OP_MOE_WEIGHTS, LM_F32, {8, 2, 5}, {0}, {0}, 1e-9},
+    {"moe_weights", LM_OP_MOE_WEIGHTS, LM_F32, {128, 8, 3}, {1}, {0}, 1e-9},
+    /* moe_sum: s = {d, k, n} */
+    {"moe_sum", LM_OP_MOE_SUM, LM_F32, {33, 3, 4}, {0}, {0}, TOL_F32},
+    /* cpy: s = {ne0, ne1}; type = dst type; ip0 = source type */
+    {"cpy", LM_OP_CPY, LM_F16, {37, 5}, {LM_F32}, {0}, TOL_F16},
+    {"cpy", LM_OP_CPY, LM_F32, {37, 5}, {LM_F16}, {0}, TOL_F32},
+    {"cpy", LM_OP_CPY, LM_F32, {64, 3}, {LM_BF16}, {0}, TOL_F32},
+};
+/* clang-format on */
+
+#define LM_N_OP_CASES ((int)(sizeof lm_op_cases / sizeof lm_op_cases[0]))
+
+#endif /* LM_OP_CASES_H */
