@@ -323,7 +323,6 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
     const int64_t H = hp->n_embd;
     char nm[96];
 #define NAME(...) (snprintf(nm, sizeof nm, __VA_ARGS__), nm)
-    m->tok_embd = bind(&b, "token_embd.weight", 2, H, -1, 1, false, false);
     {
         const lm_gguf_tensor *te = lm_gguf_find_tensor(m->gguf, "token_embd.weight");
         if (!te) {

@@ -13,7 +13,7 @@ typedef struct lm_case_result {
     float *out;        /* malloc'ed output values (i32 outputs converted) */
     int64_t n;         /* number of values */
     bool sentinel_ok;  /* no stray writes outside the destination */
-    double seconds;    /* time of the last run (submit + sync), for benchmarks */
+    double seconds;    /* fastest of the runs (build + submit + sync), for benchmarks */
     double bytes, flops;
 } lm_case_result;
 

@@ -7,6 +7,7 @@
 #include "cpu.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -17,7 +18,11 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define SPIN_ITERS 200000
+/* Spin ~tens of microseconds with pause, then yield the core (another runnable thread, maybe our
+   own straggler, gets it: a 2-core machine shared with other work otherwise stalls every op), and
+   sleep after ~2 ms without work. */
+#define SPIN_PAUSE 2000
+#define SPIN_YIELD 2000
 
 struct lm_threadpool {
     int n;
@@ -48,8 +53,12 @@ static void *worker(void *p) {
         int spins = 0;
         while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen) {
             if (atomic_load_explicit(&tp->stop, memory_order_relaxed)) return NULL;
-            if (++spins < SPIN_ITERS) {
+            if (++spins < SPIN_PAUSE) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_PAUSE + SPIN_YIELD) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -109,7 +118,10 @@ void lm_threadpool_run(lm_threadpool *tp, lm_task_fn fn, void *arg) {
         pthread_mutex_unlock(&tp->mu);
     }
     fn(arg, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_PAUSE) cpu_relax();
+        else sched_yield();
+    }
 }
 
 void lm_threadpool_free(lm_threadpool *tp) {

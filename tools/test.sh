@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh — build and run the whole test suite: install what is missing, fetch the real model,
+# build (Release) and run every CTest suite, then rebuild with AddressSanitizer +
+# UndefinedBehaviorSanitizer and run the suites again, then fuzz the GGUF parser briefly.
+#   LUMEN_TEST_QUICK=1 skips the sanitizer pass and fuzzing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+JOBS=${JOBS:-$(nproc)}
+bash "$ROOT/tools/setup.sh"
+export LUMEN_MODEL=$(bash "$ROOT/tools/fetch_model.sh")
+
+echo "== build (Release)"
+cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$ROOT/build" -j"$JOBS"
+echo "== tests (Release)"
+(cd "$ROOT/build" && ctest --output-on-failure -j"$JOBS")
+
+if [ "${LUMEN_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
+
+echo "== build (ASan + UBSan)"
+cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUMEN_SANITIZE=ON -DLUMEN_BENCH=OFF >/dev/null
+cmake --build "$ROOT/build-asan" -j"$JOBS"
+echo "== tests (ASan + UBSan)"
+(cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS")
+
+if [ -f "$ROOT/tests/fuzz/run_fuzz.sh" ]; then
+  echo "== fuzz (GGUF parser, ${LUMEN_FUZZ_SECONDS:-60} s)"
+  bash "$ROOT/tests/fuzz/run_fuzz.sh" "${LUMEN_FUZZ_SECONDS:-60}"
+fi
