@@ -212,6 +212,21 @@ trunc:
                    lm_gguf_type_name(type), at);
 }
 
+/* Alignment the C layout of a type's blocks needs (its widest scalar field). The dequantizers and
+ * kernels access tensor data through these structs, so a file whose general.alignment (1 is legal)
+ * places a tensor at an offset that is not a multiple of this is rejected: reading it in place
+ * would be a misaligned access. Checked on the file offset; the base address is page-aligned
+ * (mmap), 64-byte aligned (read) or the caller's (lm_gguf_parse). */
+static uint64_t dtype_align(lm_dtype t) {
+    switch (t) {
+    case LM_F32: case LM_I32: return 4;
+    case LM_Q8_K: return _Alignof(lm_block_q8_K);
+    case LM_I64: case LM_F64: return 8;
+    case LM_I8: return 1;
+    default: return _Alignof(lm_half); /* f16, bf16, i16 and every block with f16 scales */
+    }
+}
+
 static int cmp_tensor_offset(const void *a, const void *b) {
     const lm_gguf_tensor *x = *(const lm_gguf_tensor *const *)a, *y = *(const lm_gguf_tensor *const *)b;
     return x->offset < y->offset ? -1 : x->offset > y->offset;
@@ -322,6 +337,10 @@ static lm_status parse_body(lm_gguf *g, nameset *names) {
                            "gguf: tensor '%s' data [%llu, +%llu) lies outside the %llu-byte data section (file truncated?)",
                            t->name, (unsigned long long)t->offset, (unsigned long long)t->size,
                            (unsigned long long)data_size);
+        if ((g->data_offset + t->offset) % dtype_align(t->type) != 0)
+            return lm_fail(LM_STATUS_FORMAT, "gguf: tensor '%s' data at file offset %llu is not aligned to %llu bytes as %s requires",
+                           t->name, (unsigned long long)(g->data_offset + t->offset),
+                           (unsigned long long)dtype_align(t->type), lm_dtype_name(t->type));
         t->data = g->base + g->data_offset + t->offset;
     }
     if (g->n_tensors > 1) {
@@ -389,18 +408,20 @@ lm_status lm_gguf_open(const char *path, bool use_mmap, lm_gguf **out) {
     if (use_mmap) {
         void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
+            const int err = errno; /* before close() can change it */
             close(fd);
             lm_gguf_close(g);
-            return lm_fail(LM_STATUS_IO, "cannot map '%s': %s", path, strerror(errno));
+            return lm_fail(LM_STATUS_IO, "cannot map '%s': %s", path, strerror(err));
         }
         g->map = m;
         g->base = m;
     } else {
         g->owned = lm_aalloc(g->size);
         if (!g->owned) {
+            const size_t size = g->size; /* g is freed below */
             close(fd);
             lm_gguf_close(g);
-            return lm_fail(LM_STATUS_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", g->size, path);
+            return lm_fail(LM_STATUS_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", size, path);
         }
         size_t got = 0;
         while (got < g->size) {
@@ -559,6 +580,7 @@ bool lm_gguf_arr_float(const lm_gguf_value *a, uint64_t i, double *out) {
     const uint8_t *p = a->arr.data + i * type_sizes[a->arr.type];
     if (a->arr.type == LM_GGUF_F32) { float v; memcpy(&v, p, 4); *out = v; return true; }
     if (a->arr.type == LM_GGUF_F64) { double v; memcpy(&v, p, 8); *out = v; return true; }
+    if (a->arr.type == LM_GGUF_U64) { uint64_t v; memcpy(&v, p, 8); *out = (double)v; return true; } /* > INT64_MAX too */
     int64_t v;
     if (!lm_gguf_arr_int(a, i, &v)) return false;
     *out = (double)v;
@@ -601,10 +623,20 @@ void lm_gguf_value_str(const lm_gguf_value *v, char *buf, size_t cap) {
                 if (at + 2 < cap) { buf[at++] = '\''; buf[at] = 0; }
             } else if (v->arr.type == LM_GGUF_ARRAY) {
                 at += (size_t)snprintf(buf + at, cap - at, "[array x %llu]", (unsigned long long)v->arr.elems[i].arr.n);
-            } else {
-                double d;
+            } else if (v->arr.type == LM_GGUF_BOOL) {
+                at += (size_t)snprintf(buf + at, cap - at, "%s", v->arr.data[i] ? "true" : "false");
+            } else if (v->arr.type == LM_GGUF_U64) {
+                uint64_t u;
+                memcpy(&u, v->arr.data + i * 8, 8);
+                at += (size_t)snprintf(buf + at, cap - at, "%llu", (unsigned long long)u);
+            } else if (v->arr.type == LM_GGUF_F32 || v->arr.type == LM_GGUF_F64) {
+                double d = 0;
                 lm_gguf_arr_float(v, i, &d);
                 at += (size_t)snprintf(buf + at, cap - at, "%g", d);
+            } else {
+                int64_t n = 0;
+                lm_gguf_arr_int(v, i, &n);
+                at += (size_t)snprintf(buf + at, cap - at, "%lld", (long long)n);
             }
             if (i + 1 < v->arr.n && at + 3 < cap) at += (size_t)snprintf(buf + at, cap - at, ", ");
         }

@@ -599,8 +599,8 @@ lm_status lm_detokenize(const lm_model *m, const lm_token *toks, int32_t n, bool
         at += pl;
     }
     *len = at;
-    if (at > cap) return lm_fail(LM_STATUS_BUFFER_TOO_SMALL, "lm_detokenize: %zu bytes needed", at);
-    if (at < cap) buf[at] = 0;
+    if (at + 1 > cap) return lm_fail(LM_STATUS_BUFFER_TOO_SMALL, "lm_detokenize: %zu bytes needed", at + 1);
+    buf[at] = 0;
     return LM_STATUS_OK;
 }
 

@@ -320,6 +320,16 @@ static void q_bf16(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_bf16(x[i]);
 }
 
+/* roundf(v) as an int8 in [-127, 127]. For finite inputs this is exactly (int8_t)roundf(v), as in
+ * ggml; it only differs where that conversion is undefined: when the block's amax is so small
+ * (< 127 / FLT_MAX) that 1/d overflows to inf (x * id is then +-inf, or NaN for x = 0; the f16 scale
+ * is 0 there, so the quants do not matter), or for NaN / inf activations. */
+static inline int8_t q8_round(float v) {
+    v = roundf(v);
+    if (v != v) return 0;
+    return (int8_t)(v >= 127.0f ? 127 : v <= -127.0f ? -127 : (int)v);
+}
+
 void lm_quant_row_q8_0(const float *x, void *dst, int64_t n) {
     lm_block_q8_0 *y = dst;
     for (int64_t i = 0; i < n / LM_QK8_0; i++, x += LM_QK8_0) {
@@ -327,7 +337,7 @@ void lm_quant_row_q8_0(const float *x, void *dst, int64_t n) {
         for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = lm_f32_to_f16(d);
-        for (int j = 0; j < LM_QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < LM_QK8_0; j++) y[i].qs[j] = q8_round(x[j] * id);
     }
 }
 
@@ -339,7 +349,7 @@ void lm_quant_row_q8_1(const float *x, void *dst, int64_t n) {
         const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < LM_QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            y[i].qs[j] = q8_round(x[j] * id);
             sum += y[i].qs[j];
         }
         y[i].d = lm_f32_to_f16(d);
@@ -352,7 +362,7 @@ void lm_quant_row_q8_K(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
         float amax = 0.0f;
         for (int j = 0; j < LM_QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
-        if (amax == 0.0f) {
+        if (amax == 0.0f || !isfinite(127.0f / amax)) { /* all zero, or too small for a finite scale */
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }

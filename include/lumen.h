@@ -150,7 +150,8 @@ lm_status lm_tokenize(const lm_model *model, const char *text, size_t len, bool 
 lm_status lm_token_to_piece(const lm_model *model, lm_token token, bool render_special, char *buf,
                             size_t cap, size_t *len);
 
-/* Decode a token sequence to text (NUL-terminated when it fits). */
+/* Decode a token sequence to text, NUL-terminated. *len receives the length without the NUL;
+ * BUFFER_TOO_SMALL when cap < *len + 1. */
 lm_status lm_detokenize(const lm_model *model, const lm_token *tokens, int32_t n,
                         bool render_special, char *buf, size_t cap, size_t *len);
 
@@ -164,7 +165,7 @@ typedef struct lm_chat_message {
 
 /* Render messages into the model's prompt format (text with special-token markup, to be
  * tokenized with parse_special = true and add_bos = false: the output already holds <bos>).
- * NUL-terminated when it fits; *len is the length without the NUL. */
+ * NUL-terminated; *len is the length without the NUL; BUFFER_TOO_SMALL when cap < *len + 1. */
 lm_status lm_chat_apply(const lm_model *model, const lm_chat_message *msgs, size_t n_msgs,
                         bool add_generation_prompt, bool enable_thinking, char *buf, size_t cap,
                         size_t *len);

@@ -102,6 +102,7 @@ const char *tu_real_model_path(void) {
 }
 
 void tu_put(tu_buf *b, const void *data, size_t n) {
+    if (n == 0) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;

@@ -1,0 +1,540 @@
+/*
+ * test_quant.c — the numerical definition of every tensor type.
+ *
+ *   - lm_dequant_row is bit-exact with gguf.quants.dequantize (the gguf Python package) on the
+ *     random blocks of tests/fixtures/quant/<type>.bin, written by tools/gen_quant_fixtures.py.
+ *     Fixture format (little-endian): "LMQF", u32 version 1, u32 ggml type id, u32 elements per
+ *     block, u32 bytes per block, u32 n_blocks, u32 n_elements, u32 n_bytes, then n_bytes of
+ *     blocks and n_elements float32 expected values.
+ *   - f16 <-> f32 and bf16 <-> f32 conversions: exhaustive over all 65536 16-bit patterns, and
+ *     f32 -> f16 / bf16 rounding against a double-precision round-to-nearest-even reference on
+ *     millions of floats (every tie point, the overflow and underflow boundaries, random bits).
+ *   - the activation quantizers q8_0 / q8_1 / q8_K round to the nearest step.
+ *   - lm_dtype_get agrees with the block layouts of quant_blocks.h.
+ */
+#include <criterion/criterion.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "test_util.h"
+
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* dequantization fixtures                                                                  */
+
+static void check_fixture(lm_dtype type, const char *file) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "quant/%s", file);
+    size_t size = 0;
+    uint8_t *buf = tu_read_file(tu_fixture(rel), &size);
+    cr_assert(buf, "cannot read fixture %s (run tools/gen_quant_fixtures.py)", tu_fixture(rel));
+    cr_assert_geq(size, 32u);
+    cr_assert_eq(memcmp(buf, "LMQF", 4), 0, "%s: bad magic", file);
+    cr_assert_eq(rd32(buf + 4), 1u, "%s: fixture version", file);
+    const uint32_t id = rd32(buf + 8), block = rd32(buf + 12), block_bytes = rd32(buf + 16);
+    const uint32_t n_blocks = rd32(buf + 20), n = rd32(buf + 24), n_bytes = rd32(buf + 28);
+    cr_assert_eq(id, (uint32_t)type, "%s holds type %u", file, id);
+    cr_assert_eq((uint64_t)n_blocks * block, n);
+    cr_assert_eq((uint64_t)n_blocks * block_bytes, n_bytes);
+    cr_assert_eq(size, 32u + n_bytes + 4ull * n, "%s: size %zu", file, size);
+
+    /* the block geometry of the reference (GGML_QUANT_SIZES) equals ours */
+    const lm_dtype_traits *tr = lm_dtype_get(type);
+    cr_assert(tr && tr->dequant);
+    cr_assert_eq(tr->block, (int32_t)block, "%s block %d vs gguf-py %u", tr->name, tr->block, block);
+    cr_assert_eq(tr->block_bytes, (int32_t)block_bytes, "%s bytes %d vs gguf-py %u", tr->name, tr->block_bytes,
+                 block_bytes);
+    cr_assert_eq(lm_row_bytes(type, n), n_bytes);
+
+    /* exact-size copies so ASan sees any read past the blocks / write past the row */
+    uint8_t *src = malloc(n_bytes);
+    float *out = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
+    memcpy(src, buf + 32, n_bytes);
+    memcpy(want, buf + 32 + n_bytes, (size_t)n * 4);
+    free(buf);
+    memset(out, 0xA5, (size_t)n * 4);
+    lm_dequant_row(type, src, out, n);
+
+    uint32_t bad = 0, first = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t a = f2u(out[i]), b = f2u(want[i]);
+        const bool same = a == b || (isnan(out[i]) && isnan(want[i]));
+        if (!same) {
+            if (first == UINT32_MAX) first = i;
+            bad++;
+        }
+    }
+    if (bad)
+        cr_log_error("%s: %u of %u values differ; first at %u (block %u): got %a (0x%08x), want %a (0x%08x)", tr->name,
+                     bad, n, first, first / block, (double)out[first], f2u(out[first]), (double)want[first],
+                     f2u(want[first]));
+    cr_assert_eq(bad, 0u, "%s dequantization is not bit-exact with gguf-py", tr->name);
+
+    /* and row by row in sub-ranges: a dequantizer must not depend on where a row starts */
+    const uint32_t half = n_blocks / 2;
+    lm_dequant_row(type, src + (size_t)half * block_bytes, out, (int64_t)(n_blocks - half) * block);
+    cr_assert_eq(memcmp(out, want + (size_t)half * block, (size_t)(n_blocks - half) * block * 4), 0);
+    free(src);
+    free(out);
+    free(want);
+}
+
+#define FIXTURE_TEST(T, FILE)                                                                      \
+    Test(dequant, T) { check_fixture(LM_##T, FILE); }
+
+FIXTURE_TEST(F32, "f32.bin")
+FIXTURE_TEST(F16, "f16.bin")
+FIXTURE_TEST(BF16, "bf16.bin")
+FIXTURE_TEST(Q4_0, "q4_0.bin")
+FIXTURE_TEST(Q4_1, "q4_1.bin")
+FIXTURE_TEST(Q5_0, "q5_0.bin")
+FIXTURE_TEST(Q5_1, "q5_1.bin")
+FIXTURE_TEST(Q8_0, "q8_0.bin")
+FIXTURE_TEST(Q2_K, "q2_k.bin")
+FIXTURE_TEST(Q3_K, "q3_k.bin")
+FIXTURE_TEST(Q4_K, "q4_k.bin")
+FIXTURE_TEST(Q5_K, "q5_k.bin")
+FIXTURE_TEST(Q6_K, "q6_k.bin")
+
+/* ---------------------------------------------------------------------------------------- */
+/* f16                                                                                      */
+
+static bool h_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0; }
+
+/* Value of a half from its fields, in double (exact). */
+static double ref_f16_value(uint16_t h) {
+    const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    const double s = (h & 0x8000u) ? -1.0 : 1.0;
+    if (e == 0) return s * ldexp(m, -24);
+    if (e == 31) return m ? NAN : s * INFINITY;
+    return s * ldexp(1024 + m, e - 25);
+}
+
+/* Reference f32 -> f16, round to nearest even, computed in double (x has 24 significant bits,
+ * so x / quantum is exact and rint() does the one rounding). */
+static uint16_t ref_f32_to_f16(float f) {
+    if (isnan(f)) return 0x7e00;
+    const uint16_t sign = signbit(f) ? 0x8000 : 0;
+    const double a = fabs((double)f);
+    if (a >= 65520.0) return sign | 0x7c00; /* 65520 = midpoint of 65504 and 2^16: ties to even = inf */
+    if (a < 0x1p-14) {
+        const double q = rint(a / 0x1p-24); /* 0..1024; 1024 encodes the smallest normal */
+        return (uint16_t)(sign | (uint16_t)q);
+    }
+    int e;
+    frexp(a, &e); /* a = m * 2^e, m in [0.5, 1): floor(log2 a) = e - 1 */
+    const double q = rint(a / ldexp(1.0, e - 1 - 10)); /* 1024..2048 */
+    /* q == 2048 carries into the exponent field, which is the correct encoding */
+    return (uint16_t)(sign | (uint16_t)(((e - 1 + 15) << 10) + (int)q - 1024));
+}
+
+static void check_f16_round(float f) {
+    const uint16_t got = lm_f32_to_f16(f), want = ref_f32_to_f16(f);
+    if (isnan(f)) {
+        cr_assert(h_is_nan(got), "f32->f16(NaN 0x%08x) = 0x%04x is not NaN", f2u(f), got);
+        return;
+    }
+    cr_assert_eq(got, want, "f32->f16(%a = 0x%08x) = 0x%04x, want 0x%04x", (double)f, f2u(f), got, want);
+}
+
+Test(f16, to_f32_exhaustive) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = lm_f16_to_f32((uint16_t)h);
+        const double want = ref_f16_value((uint16_t)h);
+        if (h_is_nan((uint16_t)h)) {
+            cr_assert(isnan(f), "f16 0x%04x must give NaN", h);
+            cr_assert_eq(signbit(f) != 0, (h & 0x8000u) != 0, "f16 NaN 0x%04x lost its sign", h);
+            continue;
+        }
+        cr_assert_eq((double)f, want, "f16 0x%04x -> %a, want %a", h, (double)f, want);
+        cr_assert_eq(signbit(f) != 0, (h & 0x8000u) != 0, "f16 0x%04x: sign", h);
+    }
+}
+
+Test(f16, round_trip_exhaustive) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        const uint16_t back = lm_f32_to_f16(lm_f16_to_f32((uint16_t)h));
+        if (h_is_nan((uint16_t)h))
+            cr_assert(h_is_nan(back), "NaN 0x%04x came back as 0x%04x", h, back);
+        else
+            cr_assert_eq(back, h, "0x%04x -> f32 -> 0x%04x", h, back);
+    }
+}
+
+Test(f16, rounding_ties_and_neighbours) {
+    /* every midpoint between two adjacent finite halves (a tie, exactly representable in f32) and
+     * its f32 neighbours, for both signs; plus the last finite / first overflowing values */
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        const double lo = ref_f16_value((uint16_t)h);
+        const double hi = h + 1 < 0x7c00 ? ref_f16_value((uint16_t)(h + 1)) : 65536.0;
+        const float mid = (float)((lo + hi) / 2);
+        cr_assert_eq((double)mid, (lo + hi) / 2, "midpoint not exact");
+        for (int s = 0; s < 2; s++) {
+            const float m = s ? -mid : mid;
+            check_f16_round(m);
+            check_f16_round(nextafterf(m, INFINITY));
+            check_f16_round(nextafterf(m, -INFINITY));
+            check_f16_round(s ? -(float)lo : (float)lo);
+        }
+    }
+    /* explicit spot checks of the reference itself */
+    cr_assert_eq(ref_f32_to_f16(65504.0f), 0x7bff);
+    cr_assert_eq(ref_f32_to_f16(65519.99f), 0x7bff);
+    cr_assert_eq(ref_f32_to_f16(65520.0f), 0x7c00);
+    cr_assert_eq(ref_f32_to_f16(0x1p-25f), 0x0000);             /* tie to even (0) */
+    cr_assert_eq(ref_f32_to_f16(nextafterf(0x1p-25f, 1)), 0x0001);
+    cr_assert_eq(ref_f32_to_f16(0x1.8p-24f), 0x0002);           /* 1.5 ulp: tie to even (2) */
+    cr_assert_eq(ref_f32_to_f16(-0.0f), 0x8000);
+    cr_assert_eq(ref_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);       /* tie to even */
+    cr_assert_eq(ref_f32_to_f16(1.0f + 0x1.8p-10f), 0x3c02);
+}
+
+Test(f16, rounding_boundaries) {
+    /* thousands of f32 ulps around the overflow threshold, the normal/subnormal boundary, the
+     * smallest subnormal and zero, both signs */
+    static const float centres[] = {65504.0f, 65520.0f, 65536.0f, 0x1p-14f, 0x1p-24f, 0x1p-25f, 0x1p-26f,
+                                    0x1.ffcp-15f, 0.0f, 1.0f, FLT_MAX, 0x1p-126f};
+    for (size_t c = 0; c < sizeof centres / sizeof centres[0]; c++) {
+        for (int s = 0; s < 2; s++) {
+            float up = s ? -centres[c] : centres[c], down = up;
+            for (int k = 0; k < 4096; k++) {
+                check_f16_round(up);
+                check_f16_round(down);
+                up = nextafterf(up, INFINITY);
+                down = nextafterf(down, -INFINITY);
+            }
+        }
+    }
+    check_f16_round(INFINITY);
+    check_f16_round(-INFINITY);
+    check_f16_round(NAN);
+    check_f16_round(-NAN);
+    check_f16_round(u2f(0x7f800001u)); /* signalling NaN with a payload the f16 mantissa loses */
+    check_f16_round(u2f(0xff800001u));
+    cr_assert_eq(lm_f32_to_f16(INFINITY), 0x7c00);
+    cr_assert_eq(lm_f32_to_f16(-INFINITY), 0xfc00);
+}
+
+Test(f16, rounding_random) {
+    tu_rng r = tu_seed(16);
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t u = (uint32_t)tu_next(&r);
+        if (i & 1) {
+            /* concentrate on the f16 range: exponent 2^-27 .. 2^16 */
+            const uint32_t e = 127 - 27 + (uint32_t)tu_range(&r, 0, 43);
+            u = (u & 0x807fffffu) | (e << 23);
+        }
+        check_f16_round(u2f(u)); /* odd draws are uniform over all bit patterns incl. NaN/inf */
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* bf16                                                                                     */
+
+static bool bf_is_nan(uint16_t h) { return (h & 0x7f80u) == 0x7f80u && (h & 0x7fu) != 0; }
+
+/* Reference f32 -> bf16 round to nearest even, in double. */
+static uint16_t ref_f32_to_bf16(float f) {
+    if (isnan(f)) return 0x7fc0;
+    const double a = fabs((double)f);
+    const uint16_t sign = signbit(f) ? 0x8000 : 0;
+    if (isinf(f)) return sign | 0x7f80;
+    double quantum;
+    if (a < 0x1p-126) {
+        quantum = 0x1p-133; /* f32 subnormal range: bf16 keeps 7 of the 23 mantissa bits */
+    } else {
+        int e;
+        frexp(a, &e);
+        quantum = ldexp(1.0, e - 1 - 7);
+    }
+    const double r = rint(a / quantum) * quantum;
+    if (r >= 0x1p128) return sign | 0x7f80;
+    return (uint16_t)(sign | (f2u((float)r) >> 16));
+}
+
+static void check_bf16_round(float f) {
+    const uint16_t got = lm_f32_to_bf16(f), want = ref_f32_to_bf16(f);
+    if (isnan(f)) {
+        cr_assert(bf_is_nan(got), "f32->bf16(NaN 0x%08x) = 0x%04x is not NaN", f2u(f), got);
+        cr_assert_eq(got & 0x8000u, (f2u(f) >> 16) & 0x8000u, "NaN sign");
+        return;
+    }
+    cr_assert_eq(got, want, "f32->bf16(%a = 0x%08x) = 0x%04x, want 0x%04x", (double)f, f2u(f), got, want);
+}
+
+Test(bf16, exhaustive) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = lm_bf16_to_f32((uint16_t)h);
+        cr_assert_eq(f2u(f), h << 16, "bf16 0x%04x widened wrongly", h);
+        const uint16_t back = lm_f32_to_bf16(f);
+        if (bf_is_nan((uint16_t)h))
+            cr_assert(bf_is_nan(back), "bf16 NaN 0x%04x came back as 0x%04x", h, back);
+        else
+            cr_assert_eq(back, h, "bf16 0x%04x -> f32 -> 0x%04x", h, back);
+        /* the tie point above h (low half 0x8000) and its neighbours */
+        if (!bf_is_nan((uint16_t)h) && (h & 0x7fffu) != 0x7f80u) {
+            const uint32_t tie = h << 16 | 0x8000u;
+            check_bf16_round(u2f(tie));
+            check_bf16_round(u2f(tie + 1));
+            check_bf16_round(u2f(tie - 1));
+        }
+    }
+    /* NaNs whose payload lives only in the low 16 bits must stay NaN */
+    check_bf16_round(u2f(0x7f800001u));
+    check_bf16_round(u2f(0xff800001u));
+    check_bf16_round(u2f(0x7fffffffu));
+    cr_assert_eq(ref_f32_to_bf16(FLT_MAX), 0x7f80);                  /* rounds up to inf */
+    cr_assert_eq(ref_f32_to_bf16(u2f(0x7f7f7fffu)), 0x7f7f);
+    cr_assert_eq(ref_f32_to_bf16(u2f(0x3f808000u)), 0x3f80);         /* tie to even */
+    cr_assert_eq(ref_f32_to_bf16(u2f(0x3f818000u)), 0x3f82);
+}
+
+Test(bf16, rounding_random) {
+    tu_rng r = tu_seed(30);
+    for (int i = 0; i < 2000000; i++) check_bf16_round(u2f((uint32_t)tu_next(&r)));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* activation quantizers                                                                    */
+
+/* n values in blocks of `blk` with a per-block magnitude (1e-3 .. 1e3), an all-zero block, a
+ * block with a single non-zero element and one with a huge dynamic range. */
+static float *activation_input(tu_rng *r, int64_t n, int blk) {
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float scale = powf(10.0f, tu_uniform(r) * 6.0f - 3.0f);
+        tu_fill_normal(r, x + b * blk, blk, scale);
+    }
+    memset(x + 1 * blk, 0, (size_t)blk * sizeof *x);
+    memset(x + 2 * blk, 0, (size_t)blk * sizeof *x);
+    x[2 * blk + 5] = -3.25f;
+    for (int j = 0; j < blk; j++) x[3 * blk + j] = (j & 1 ? -1.0f : 1.0f) * ldexpf(1.0f, j % 24 - 12);
+    return x;
+}
+
+/* |y - x| <= half a step, plus the error of storing the scale in reduced precision */
+static void check_half_step(const char *what, const float *x, const float *y, int blk, int64_t b, double step,
+                            double stored_step) {
+    const double tol = 0.5 * step + 127.0 * fabs(stored_step - step) + 1e-4 * step;
+    for (int j = 0; j < blk; j++) {
+        const double err = fabs((double)y[j] - (double)x[j]);
+        cr_assert(err <= tol, "%s block %lld elem %d: x=%g y=%g err=%g > tol %g (step %g)", what, (long long)b, j,
+                  (double)x[j], (double)y[j], err, tol, step);
+    }
+}
+
+Test(quantize, q8_0) {
+    tu_rng r = tu_seed(80);
+    const int64_t n = 64 * LM_QK8_0;
+    float *x = activation_input(&r, n, LM_QK8_0), *y = malloc((size_t)n * sizeof *y);
+    lm_block_q8_0 *q = malloc((size_t)(n / LM_QK8_0) * sizeof *q);
+    lm_quant_row_q8_0(x, q, n);
+    lm_dequant_row(LM_Q8_0, q, y, n);
+    for (int64_t b = 0; b < n / LM_QK8_0; b++) {
+        const float *xb = x + b * LM_QK8_0;
+        double amax = 0;
+        for (int j = 0; j < LM_QK8_0; j++) amax = fmax(amax, fabs((double)xb[j]));
+        const double step = amax / 127.0;
+        cr_assert_eq(lm_f16_to_f32(q[b].d), (double)lm_f16_to_f32(ref_f32_to_f16((float)step)), "q8_0 block %lld scale",
+                     (long long)b);
+        check_half_step("q8_0", xb, y + b * LM_QK8_0, LM_QK8_0, b, step, lm_f16_to_f32(q[b].d));
+        for (int j = 0; j < LM_QK8_0; j++) cr_assert(q[b].qs[j] >= -127 && q[b].qs[j] <= 127);
+    }
+    for (int j = 0; j < LM_QK8_0; j++) cr_assert_eq(q[1].qs[j], 0);
+    cr_assert_eq(q[2].qs[5], -127);
+    free(x);
+    free(y);
+    free(q);
+}
+
+Test(quantize, q8_1) {
+    tu_rng r = tu_seed(81);
+    const int64_t n = 64 * LM_QK8_1;
+    float *x = activation_input(&r, n, LM_QK8_1), *y = malloc((size_t)n * sizeof *y);
+    lm_block_q8_1 *q = malloc((size_t)(n / LM_QK8_1) * sizeof *q);
+    lm_quant_row_q8_1(x, q, n);
+    for (int64_t b = 0; b < n / LM_QK8_1; b++) {
+        const float *xb = x + b * LM_QK8_1;
+        double amax = 0;
+        int sum = 0;
+        for (int j = 0; j < LM_QK8_1; j++) {
+            amax = fmax(amax, fabs((double)xb[j]));
+            sum += q[b].qs[j];
+        }
+        const double step = amax / 127.0, d = lm_f16_to_f32(q[b].d);
+        cr_assert_eq(d, (double)lm_f16_to_f32(ref_f32_to_f16((float)step)), "q8_1 block %lld scale", (long long)b);
+        for (int j = 0; j < LM_QK8_1; j++) y[j] = (float)q[b].qs[j] * (float)d;
+        check_half_step("q8_1", xb, y, LM_QK8_1, b, step, d);
+        /* s = d * sum(qs), rounded once to f16 (d before its own rounding) */
+        const double s = lm_f16_to_f32(q[b].s), want = (double)sum * step;
+        cr_assert(fabs(s - want) <= fabs(want) * 0x1p-11 + 0x1p-24 + 1e-6 * fabs(want),
+                  "q8_1 block %lld: s = %g, want d*sum = %g", (long long)b, s, want);
+    }
+    /* the generic dequantizer reads q8_1 blocks the same way */
+    lm_dequant_row(LM_Q8_1, q, y, n);
+    for (int j = 0; j < LM_QK8_1; j++) cr_assert_eq(y[j], (float)q[0].qs[j] * lm_f16_to_f32(q[0].d));
+    free(x);
+    free(y);
+    free(q);
+}
+
+Test(quantize, q8_K) {
+    tu_rng r = tu_seed(82);
+    const int64_t n = 16 * LM_QK_K;
+    float *x = activation_input(&r, n, LM_QK_K), *y = malloc((size_t)n * sizeof *y);
+    lm_block_q8_K *q = malloc((size_t)(n / LM_QK_K) * sizeof *q);
+    memset(q, 0x5A, (size_t)(n / LM_QK_K) * sizeof *q);
+    lm_quant_row_q8_K(x, q, n);
+    lm_dequant_row(LM_Q8_K, q, y, n);
+    for (int64_t b = 0; b < n / LM_QK_K; b++) {
+        const float *xb = x + b * LM_QK_K;
+        double amax = 0;
+        for (int j = 0; j < LM_QK_K; j++) amax = fmax(amax, fabs((double)xb[j]));
+        const double step = amax / 127.0;
+        cr_assert(fabs(q[b].d - step) <= step * 1e-6, "q8_K block %lld: d = %g, want %g", (long long)b, (double)q[b].d,
+                  step);
+        check_half_step("q8_K", xb, y + b * LM_QK_K, LM_QK_K, b, step, q[b].d);
+        for (int g = 0; g < LM_QK_K / 16; g++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += q[b].qs[g * 16 + l];
+            cr_assert_eq(q[b].bsums[g], s, "q8_K block %lld: bsums[%d] = %d, sum of qs = %d", (long long)b, g,
+                         q[b].bsums[g], s);
+        }
+        for (int j = 0; j < LM_QK_K; j++) cr_assert(q[b].qs[j] >= -127 && q[b].qs[j] <= 127);
+    }
+    /* the all-zero block is all zero, bsums included */
+    cr_assert_eq(q[1].d, 0.0f);
+    for (int j = 0; j < LM_QK_K; j++) cr_assert_eq(q[1].qs[j], 0);
+    for (int g = 0; g < LM_QK_K / 16; g++) cr_assert_eq(q[1].bsums[g], 0);
+    cr_assert_eq(q[2].qs[5], -127);
+    free(x);
+    free(y);
+    free(q);
+}
+
+/* Blocks too small for a finite inverse scale (amax < 127 / FLT_MAX: 1/d overflows), subnormal
+ * and tiny blocks, and non-finite activations: quants stay in [-127, 127] (no undefined float ->
+ * int8 conversion; build with -fsanitize=float-cast-overflow to see it), and finite tiny blocks
+ * still dequantize to within half a step. */
+Test(quantize, tiny_and_non_finite) {
+    static const float amaxes[] = {1e-6f, 1e-30f, 1e-37f, 3e-39f, 1e-44f, 0x1p-149f};
+    enum { NB = sizeof amaxes / sizeof amaxes[0] + 2 };
+    float x[NB * LM_QK_K], y[NB * LM_QK_K];
+    tu_rng r = tu_seed(83);
+    for (int b = 0; b < NB; b++) {
+        float *xb = x + b * LM_QK_K;
+        for (int j = 0; j < LM_QK_K; j++) xb[j] = tu_uniform(&r) * 2.0f - 1.0f;
+        if (b < NB - 2) {
+            float m = 0;
+            for (int j = 0; j < LM_QK_K; j++) m = fmaxf(m, fabsf(xb[j]));
+            for (int j = 0; j < LM_QK_K; j++) xb[j] = xb[j] / m * amaxes[b];
+            xb[3] = 0.0f;
+        }
+    }
+    x[(NB - 2) * LM_QK_K + 7] = NAN;      /* a NaN and an inf block (last two, in every format) */
+    x[(NB - 1) * LM_QK_K + 9] = -INFINITY;
+    x[(NB - 2) * LM_QK_K + LM_QK8_0 + 1] = NAN;
+    x[(NB - 1) * LM_QK_K + LM_QK8_0 + 2] = INFINITY;
+    const int64_t n = NB * LM_QK_K;
+
+    lm_block_q8_0 q0[NB * LM_QK_K / LM_QK8_0];
+    lm_block_q8_1 q1[NB * LM_QK_K / LM_QK8_1];
+    lm_block_q8_K qk[NB];
+    lm_quant_row_q8_0(x, q0, n);
+    lm_quant_row_q8_1(x, q1, n);
+    lm_quant_row_q8_K(x, qk, n);
+    for (int i = 0; i < n / LM_QK8_0; i++)
+        for (int j = 0; j < LM_QK8_0; j++) {
+            cr_assert(q0[i].qs[j] >= -127 && q0[i].qs[j] <= 127, "q8_0 block %d: qs %d", i, q0[i].qs[j]);
+            cr_assert(q1[i].qs[j] >= -127 && q1[i].qs[j] <= 127, "q8_1 block %d: qs %d", i, q1[i].qs[j]);
+        }
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < LM_QK_K; j++) cr_assert(qk[b].qs[j] >= -127 && qk[b].qs[j] <= 127);
+
+    /* the finite tiny blocks */
+    lm_dequant_row(LM_Q8_0, q0, y, n);
+    for (int b = 0; b < NB - 2; b++) {
+        const double step = amaxes[b] / 127.0;
+        for (int i = b * LM_QK_K / LM_QK8_0; i < (b + 1) * LM_QK_K / LM_QK8_0; i++)
+            check_half_step("q8_0 tiny", x + i * LM_QK8_0, y + i * LM_QK8_0, LM_QK8_0, i, step,
+                            lm_f16_to_f32(q0[i].d));
+    }
+    lm_dequant_row(LM_Q8_K, qk, y, n);
+    for (int b = 0; b < NB - 2; b++) {
+        const double step = amaxes[b] / 127.0;
+        check_half_step("q8_K tiny", x + b * LM_QK_K, y + b * LM_QK_K, LM_QK_K, b, step, qk[b].d);
+        for (int g = 0; g < LM_QK_K / 16; g++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += qk[b].qs[g * 16 + l];
+            cr_assert_eq(qk[b].bsums[g], s);
+        }
+        if (!isfinite(127.0f / amaxes[b])) { /* no finite scale: an all-zero block */
+            cr_assert_eq(qk[b].d, 0.0f);
+            for (int j = 0; j < LM_QK_K; j++) cr_assert_eq(qk[b].qs[j], 0);
+        } else {
+            cr_assert_gt(qk[b].d, 0.0f, "amax %g: d must not underflow when 127/amax is finite", (double)amaxes[b]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* dtype table                                                                              */
+
+Test(dtype, sizes_match_block_layouts) {
+    static const struct { lm_dtype t; int32_t block, bytes; bool quantized; const char *name; } want[] = {
+        {LM_F32, 1, 4, false, "f32"},
+        {LM_F16, 1, 2, false, "f16"},
+        {LM_BF16, 1, 2, false, "bf16"},
+        {LM_Q4_0, LM_QK4_0, sizeof(lm_block_q4_0), true, "q4_0"},
+        {LM_Q4_1, LM_QK4_1, sizeof(lm_block_q4_1), true, "q4_1"},
+        {LM_Q5_0, LM_QK5_0, sizeof(lm_block_q5_0), true, "q5_0"},
+        {LM_Q5_1, LM_QK5_1, sizeof(lm_block_q5_1), true, "q5_1"},
+        {LM_Q8_0, LM_QK8_0, sizeof(lm_block_q8_0), true, "q8_0"},
+        {LM_Q8_1, LM_QK8_1, sizeof(lm_block_q8_1), true, "q8_1"},
+        {LM_Q2_K, LM_QK_K, sizeof(lm_block_q2_K), true, "q2_K"},
+        {LM_Q3_K, LM_QK_K, sizeof(lm_block_q3_K), true, "q3_K"},
+        {LM_Q4_K, LM_QK_K, sizeof(lm_block_q4_K), true, "q4_K"},
+        {LM_Q5_K, LM_QK_K, sizeof(lm_block_q5_K), true, "q5_K"},
+        {LM_Q6_K, LM_QK_K, sizeof(lm_block_q6_K), true, "q6_K"},
+        {LM_Q8_K, LM_QK_K, sizeof(lm_block_q8_K), true, "q8_K"},
+        {LM_I8, 1, 1, false, "i8"},
+        {LM_I16, 1, 2, false, "i16"},
+        {LM_I32, 1, 4, false, "i32"},
+        {LM_I64, 1, 8, false, "i64"},
+        {LM_F64, 1, 8, false, "f64"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const lm_dtype_traits *tr = lm_dtype_get(want[i].t);
+        cr_assert(tr, "type %d missing", want[i].t);
+        cr_assert_str_eq(tr->name, want[i].name);
+        cr_assert_str_eq(lm_dtype_name(want[i].t), want[i].name);
+        cr_assert_eq(tr->block, want[i].block, "%s block", tr->name);
+        cr_assert_eq(tr->block_bytes, want[i].bytes, "%s bytes", tr->name);
+        cr_assert_eq(tr->quantized, want[i].quantized, "%s quantized", tr->name);
+        cr_assert_eq(lm_dtype_valid((uint32_t)want[i].t), tr->supported);
+        if (tr->supported) cr_assert(tr->dequant, "%s is loadable but has no dequantizer", tr->name);
+        cr_assert_eq(lm_row_bytes(want[i].t, 4 * (int64_t)want[i].block), 4 * (size_t)want[i].bytes);
+    }
+    /* the types a Gemma GGUF needs are loadable; activation-only formats are not */
+    static const lm_dtype loadable[] = {LM_F32, LM_F16, LM_BF16, LM_Q4_0, LM_Q4_1, LM_Q5_0, LM_Q5_1,
+                                        LM_Q8_0, LM_Q2_K, LM_Q3_K, LM_Q4_K, LM_Q5_K, LM_Q6_K};
+    for (size_t i = 0; i < sizeof loadable / sizeof loadable[0]; i++)
+        cr_assert(lm_dtype_valid((uint32_t)loadable[i]), "%s must be loadable", lm_dtype_name(loadable[i]));
+    cr_assert_not(lm_dtype_valid(LM_Q8_1));
+    cr_assert_not(lm_dtype_valid(LM_Q8_K));
+    /* ids that are not types */
+    static const uint32_t holes[] = {4, 5, 16, 23, 29, 31, 39, 40, 99, 1000, UINT32_MAX};
+    for (size_t i = 0; i < sizeof holes / sizeof holes[0]; i++) {
+        cr_assert_null(lm_dtype_get((lm_dtype)holes[i]), "id %u is not a type", holes[i]);
+        cr_assert_not(lm_dtype_valid(holes[i]));
+        cr_assert_str_eq(lm_dtype_name((lm_dtype)holes[i]), "?");
+    }
+}
