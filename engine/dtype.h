@@ -29,6 +29,7 @@ typedef enum lm_dtype {
     LM_I64 = 27,
     LM_F64 = 28,
     LM_BF16 = 30,
+    LM_Q16 = 36, /* lumen-internal activation format (not a file type) */
     LM_DTYPE_COUNT = 40,
 } lm_dtype;
 
@@ -71,5 +72,9 @@ void lm_dequant_row(lm_dtype t, const void *src, float *dst, int64_t n);
 void lm_quant_row_q8_0(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_1(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_K(const float *x, void *dst, int64_t n);
+void lm_quant_row_q16(const float *x, void *dst, int64_t n);
+/* The 16 scales of a q3_K block (6-bit, minus 32), and scale/min j of a q4_K / q5_K block. */
+void lm_q3_K_scales(const uint8_t *s12, int8_t out[16]);
+void lm_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
 
 #endif /* LM_DTYPE_H */

@@ -302,6 +302,12 @@ static void deq_q8_K(const void *src, float *y, int64_t n) {
         for (int j = 0; j < LM_QK_K; j++) y[j] = x[i].d * (float)x[i].qs[j];
 }
 
+static void deq_q16(const void *src, float *y, int64_t n) {
+    const lm_block_q16 *x = src;
+    for (int64_t i = 0; i < n / LM_QK16; i++, y += LM_QK16)
+        for (int j = 0; j < LM_QK16; j++) y[j] = x[i].d * (float)x[i].qs[j];
+}
+
 static void deq_i32(const void *src, float *y, int64_t n) {
     const int32_t *x = src;
     for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
@@ -380,6 +386,28 @@ void lm_quant_row_q8_K(const float *x, void *dst, int64_t n) {
     }
 }
 
+void lm_quant_row_q16(const float *x, void *dst, int64_t n) {
+    lm_block_q16 *y = dst;
+    for (int64_t i = 0; i < n / LM_QK16; i++, x += LM_QK16) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK16; j++) amax = fmaxf(amax, fabsf(x[j]));
+        memset(&y[i], 0, sizeof y[i]);
+        if (amax == 0.0f) continue;
+        if (!isfinite(amax) || !isfinite(32767.0f / amax)) {
+            /* inf / NaN input propagates as NaN; a block too small for a finite inverse is 0 */
+            if (!isfinite(amax)) y[i].d = NAN;
+            continue;
+        }
+        const float id = 32767.0f / amax;
+        y[i].d = amax / 32767.0f;
+        for (int j = 0; j < LM_QK16; j++) {
+            float v = nearbyintf(x[j] * id);
+            y[i].qs[j] = (int16_t)(v > 32767.0f ? 32767 : v < -32767.0f ? -32767 : (int)v);
+            y[i].bsum[j / 16] += y[i].qs[j];
+        }
+    }
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
@@ -398,6 +426,7 @@ static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
     [LM_Q5_K] = {"q5_K", LM_QK_K, sizeof(lm_block_q5_K), true, true, deq_q5_K, NULL},
     [LM_Q6_K] = {"q6_K", LM_QK_K, sizeof(lm_block_q6_K), true, true, deq_q6_K, NULL},
     [LM_Q8_K] = {"q8_K", LM_QK_K, sizeof(lm_block_q8_K), true, false, deq_q8_K, lm_quant_row_q8_K},
+    [LM_Q16] = {"q16", LM_QK16, sizeof(lm_block_q16), true, false, deq_q16, lm_quant_row_q16},
     [LM_I8] = {"i8", 1, 1, false, false, NULL, NULL},
     [LM_I16] = {"i16", 1, 2, false, false, NULL, NULL},
     [LM_I32] = {"i32", 1, 4, false, true, deq_i32, NULL},

@@ -73,7 +73,19 @@ typedef struct {
     int16_t bsums[LM_QK_K / 16]; /* sum of qs in groups of 16 */
 } lm_block_q8_K; /* 292 B */
 
+/* q16: lumen's activation format for the CPU quantized dot products: int16 values with one f32
+ * scale per 32 and the integer sums of each half (for the min / offset terms of the *_1 and
+ * K-quant types). 16-bit activations keep the matmul within ~1e-9 NMSE of exact arithmetic; 8-bit
+ * ones (ggml's q8_0 / q8_K) cost a measured KL of 0.006 nats per token on Gemma 3 270M. */
+#define LM_QK16 32
+typedef struct {
+    float d;            /* x ~= d * qs */
+    int32_t bsum[2];    /* sum of qs[0..15], qs[16..31] */
+    int16_t qs[LM_QK16];
+} lm_block_q16; /* 76 B */
+
 #ifndef __cplusplus
+_Static_assert(sizeof(lm_block_q16) == 76, "q16 size");
 _Static_assert(sizeof(lm_block_q4_0) == 18, "q4_0 size");
 _Static_assert(sizeof(lm_block_q4_1) == 20, "q4_1 size");
 _Static_assert(sizeof(lm_block_q5_0) == 22, "q5_0 size");

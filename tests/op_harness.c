@@ -294,7 +294,7 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
     case LM_OP_GEGLU: case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: {
         ne[0] = s[0]; ne[1] = s[1]; ne[2] = s[2];
         input *a = add_input(h, LM_F32, 3, ne);
-        fill(r, LM_F32, a->host, s[0] * s[1] * s[2], c->op == LM_OP_SOFTCAP ? 50.0f : 2.0f);
+        fill(r, LM_F32, a->host, s[0] * s[1] * s[2], c->fp[1] > 0 ? c->fp[1] : c->op == LM_OP_SOFTCAP ? 50.0f : 2.0f);
         if (c->op == LM_OP_GEGLU || c->op == LM_OP_ADD || c->op == LM_OP_MUL) {
             input *b = c->ip[0] ? add_input(h, LM_F32, 1, ne) : add_input(h, LM_F32, 3, ne);
             fill(r, LM_F32, b->host, c->ip[0] ? s[0] : s[0] * s[1] * s[2], 1.0f);

@@ -3,7 +3,7 @@
  * per-ISA kernel table (kernels.c). Checked against ref.c by the op-conformance suite.
  *
  * matmul      rows of W split across threads; activations quantized once per column to the
- *             weight type's dot format (q8_0/q8_1/q8_K) or used as f32; weight rows tiled by 16
+ *             q16 dot format (int16 + f32 scale per 32) or used as f32; weight rows tiled by 16
  *             so a tile stays in L1 while every column streams past it. Decode is bound by the
  *             bytes of W; prefill re-reads the quantized columns from L2 once per tile.
  * matmul_id   tokens bucketed by expert, then (expert, row-chunk) work items spread over threads:
@@ -116,6 +116,7 @@ typedef struct task {
     const int32_t *bucket_off, *bucket_pairs;
     const int32_t *active;
     int64_t n_active, chunks_per_expert;
+    float *xsum; /* [cols][K / 16]: d * (sum of each half-block), for the prefill min terms */
     int n_split;
     float *part;
 } task;
@@ -125,14 +126,6 @@ typedef struct task {
 
 #define TILE 16
 
-static lm_quant_fn quantizer(lm_dtype vt) {
-    switch (vt) {
-    case LM_Q8_0: return lm_quant_row_q8_0;
-    case LM_Q8_1: return lm_quant_row_q8_1;
-    case LM_Q8_K: return lm_quant_row_q8_K;
-    default: return NULL;
-    }
-}
 
 /* quantize columns [all x rows] of x (f32 [K, cols...]) into xq */
 static void quant_cols_task(void *arg, int ith, int nth) {
@@ -141,10 +134,19 @@ static void quant_cols_task(void *arg, int ith, int nth) {
     const int64_t cols = x->ne[1] * x->ne[2];
     int64_t a, b;
     lm_split(cols, ith, nth, &a, &b);
-    lm_quant_fn q = quantizer(tk->vt);
+    LM_ASSERT(tk->vt == LM_Q16);
+    const lm_quant_fn q = tk->f->k->quant_q16;
     for (int64_t c = a; c < b; c++) {
         const float *src = frow(x, c % x->ne[1], c / x->ne[1], 0);
-        q(src, (uint8_t *)tk->xq + (size_t)c * tk->xrow, x->ne[0]);
+        lm_block_q16 *dst = (lm_block_q16 *)((uint8_t *)tk->xq + (size_t)c * tk->xrow);
+        q(src, dst, x->ne[0]);
+        if (tk->xsum) {
+            float *s = tk->xsum + (size_t)c * (size_t)(x->ne[0] / 16);
+            for (int64_t j = 0; j < x->ne[0] / 32; j++) {
+                s[2 * j] = dst[j].d * (float)dst[j].bsum[0];
+                s[2 * j + 1] = dst[j].d * (float)dst[j].bsum[1];
+            }
+        }
     }
 }
 
@@ -162,6 +164,162 @@ static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, i
 
 static bool needs_deq(lm_dtype wt, lm_dtype vt) { return vt == LM_F32 && wt != LM_F32 && wt != LM_F16 && wt != LM_BF16; }
 
+/* Decode a quantized weight row for the prefill micro-kernel: value[i] = d[i/32] * w[i] + m[i/16],
+ * with the integer sub-block scales of the K-quants folded into the int16 w (|sc * q| <= 4096).
+ * Returns whether the type has min terms (m written). Exact: reproduces lm_dequant_row up to the
+ * float rounding of d * w. */
+static bool decode_q16(lm_dtype t, const void *row, int64_t K, int16_t *w, float *d, float *m) {
+    switch (t) {
+    case LM_Q4_0: case LM_Q4_1: case LM_Q5_0: case LM_Q5_1: case LM_Q8_0: {
+        for (int64_t b = 0; b < K / 32; b++) {
+            float mm = 0;
+            const int16_t *unused = NULL;
+            (void)unused;
+            if (t == LM_Q8_0) {
+                const lm_block_q8_0 *x = (const lm_block_q8_0 *)row + b;
+                d[b] = lm_f16_to_f32(x->d);
+                for (int j = 0; j < 32; j++) w[32 * b + j] = x->qs[j];
+            } else if (t == LM_Q4_0 || t == LM_Q4_1) {
+                const uint8_t *qs = t == LM_Q4_0 ? ((const lm_block_q4_0 *)row + b)->qs : ((const lm_block_q4_1 *)row + b)->qs;
+                const int off = t == LM_Q4_0 ? 8 : 0;
+                d[b] = lm_f16_to_f32(t == LM_Q4_0 ? ((const lm_block_q4_0 *)row + b)->d : ((const lm_block_q4_1 *)row + b)->d);
+                if (t == LM_Q4_1) mm = lm_f16_to_f32(((const lm_block_q4_1 *)row + b)->m);
+                for (int j = 0; j < 16; j++) {
+                    w[32 * b + j] = (int16_t)((qs[j] & 15) - off);
+                    w[32 * b + 16 + j] = (int16_t)((qs[j] >> 4) - off);
+                }
+            } else {
+                const uint8_t *qs, *qhp;
+                if (t == LM_Q5_0) {
+                    const lm_block_q5_0 *x = (const lm_block_q5_0 *)row + b;
+                    qs = x->qs; qhp = x->qh; d[b] = lm_f16_to_f32(x->d);
+                } else {
+                    const lm_block_q5_1 *x = (const lm_block_q5_1 *)row + b;
+                    qs = x->qs; qhp = x->qh; d[b] = lm_f16_to_f32(x->d); mm = lm_f16_to_f32(x->m);
+                }
+                uint32_t qh;
+                memcpy(&qh, qhp, 4);
+                const int off = t == LM_Q5_0 ? 16 : 0;
+                for (int j = 0; j < 16; j++) {
+                    w[32 * b + j] = (int16_t)(((qs[j] & 15) | (((qh >> j) & 1) << 4)) - off);
+                    w[32 * b + 16 + j] = (int16_t)(((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - off);
+                }
+            }
+            m[2 * b] = m[2 * b + 1] = mm;
+        }
+        return t == LM_Q4_1 || t == LM_Q5_1;
+    }
+    case LM_Q4_K: case LM_Q5_K: {
+        for (int64_t i = 0; i < K / LM_QK_K; i++) {
+            const uint8_t *sc12, *qs, *qh = NULL;
+            float dd, dmin;
+            if (t == LM_Q4_K) {
+                const lm_block_q4_K *x = (const lm_block_q4_K *)row + i;
+                sc12 = x->scales; qs = x->qs; dd = lm_f16_to_f32(x->d); dmin = lm_f16_to_f32(x->dmin);
+            } else {
+                const lm_block_q5_K *x = (const lm_block_q5_K *)row + i;
+                sc12 = x->scales; qs = x->qs; qh = x->qh; dd = lm_f16_to_f32(x->d); dmin = lm_f16_to_f32(x->dmin);
+            }
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, mn;
+                lm_k4_scale_min(j, sc12, &sc, &mn);
+                const int64_t b = i * 8 + j;
+                d[b] = dd;
+                m[2 * b] = m[2 * b + 1] = -dmin * (float)mn;
+                for (int l = 0; l < 32; l++) {
+                    int q = j % 2 == 0 ? qs[32 * (j / 2) + l] & 15 : qs[32 * (j / 2) + l] >> 4;
+                    if (qh && (qh[l] >> j) & 1) q += 16;
+                    w[32 * b + l] = (int16_t)(q * sc);
+                }
+            }
+        }
+        return true;
+    }
+    case LM_Q6_K: {
+        for (int64_t i = 0; i < K / LM_QK_K; i++) {
+            const lm_block_q6_K *x = (const lm_block_q6_K *)row + i;
+            const float dd = lm_f16_to_f32(x->d);
+            int16_t *o = w + i * LM_QK_K;
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
+                const int8_t *sc = x->scales + 8 * half;
+                for (int l = 0; l < 32; l++) {
+                    const int is = l / 16;
+                    o[128 * half + l] = (int16_t)(((int)((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32) * sc[is]);
+                    o[128 * half + l + 32] = (int16_t)(((int)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32) * sc[is + 2]);
+                    o[128 * half + l + 64] = (int16_t)(((int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * sc[is + 4]);
+                    o[128 * half + l + 96] = (int16_t)(((int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * sc[is + 6]);
+                }
+            }
+            for (int b = 0; b < 8; b++) d[i * 8 + b] = dd;
+        }
+        return false;
+    }
+    case LM_Q2_K: {
+        for (int64_t i = 0; i < K / LM_QK_K; i++) {
+            const lm_block_q2_K *x = (const lm_block_q2_K *)row + i;
+            const float dd = lm_f16_to_f32(x->d), dmin = lm_f16_to_f32(x->dmin);
+            int16_t *o = w + i * LM_QK_K;
+            for (int half = 0; half < 2; half++)
+                for (int j = 0; j < 4; j++)
+                    for (int l = 0; l < 32; l++) {
+                        const uint8_t sc = x->scales[half * 8 + 2 * j + l / 16];
+                        o[128 * half + 32 * j + l] = (int16_t)(((x->qs[32 * half + l] >> (2 * j)) & 3) * (sc & 15));
+                        m[(i * LM_QK_K + 128 * half + 32 * j + l) / 16] = -dmin * (float)(sc >> 4);
+                    }
+            for (int b = 0; b < 8; b++) d[i * 8 + b] = dd;
+        }
+        return true;
+    }
+    case LM_Q3_K: {
+        for (int64_t i = 0; i < K / LM_QK_K; i++) {
+            const lm_block_q3_K *x = (const lm_block_q3_K *)row + i;
+            int8_t sc[16];
+            lm_q3_K_scales(x->scales, sc);
+            int16_t *o = w + i * LM_QK_K;
+            for (int half = 0; half < 2; half++)
+                for (int j = 0; j < 4; j++)
+                    for (int l = 0; l < 32; l++) {
+                        const int q = ((x->qs[32 * half + l] >> (2 * j)) & 3) - ((x->hmask[l] >> (4 * half + j)) & 1 ? 0 : 4);
+                        o[128 * half + 32 * j + l] = (int16_t)(q * sc[half * 8 + 2 * j + l / 16]);
+                    }
+            for (int b = 0; b < 8; b++) d[i * 8 + b] = lm_f16_to_f32(x->d);
+        }
+        return false;
+    }
+    default: return false;
+    }
+}
+
+static bool gemm_ok(const lm_cpu_fast *f, lm_dtype wt, lm_dtype vt, int64_t N) {
+    return f->k->gemm_q16_1x4 && vt == LM_Q16 && N >= 4 && wt != LM_F32 && wt != LM_F16 && wt != LM_BF16;
+}
+
+/* Prefill: decode one row at a time, then groups of 4 columns through the micro-kernel; the min
+ * terms are a dot of the row's per-16 coefficients with each column's per-16 activation sums
+ * (tk->xsum, made with the quantized columns). */
+static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
+    const lm_node *n = tk->n;
+    const lm_tensor *w = n->src[0], *x = n->src[1];
+    lm_tensor *dst = n->dst;
+    const int64_t K = w->ne[0], N = x->ne[1], nblk = K / 32;
+    int16_t *w16 = (int16_t *)tk->f->tbuf[ith];
+    float *dd = (float *)(w16 + K), *mm = dd + nblk;
+    for (int64_t r = r0; r < r1; r++) {
+        const bool has_min = decode_q16(w->type, lm_tensor_row(w, r, 0, 0), K, w16, dd, mm);
+        for (int64_t c = 0; c < N; c += 4) {
+            const lm_block_q16 *xs[4];
+            for (int k = 0; k < 4; k++) xs[k] = (const lm_block_q16 *)(tk->xq + (size_t)(c + k < N ? c + k : N - 1) * tk->xrow);
+            float out[4];
+            tk->f->k->gemm_q16_1x4(nblk, w16, dd, xs, out);
+            for (int k = 0; k < 4 && c + k < N; k++) {
+                if (has_min) out[k] += tk->f->k->dot_f32(mm, tk->xsum + (size_t)(c + k) * (size_t)(2 * nblk), 2 * nblk);
+                frow(dst, c + k, 0, 0)[r] = out[k];
+            }
+        }
+    }
+}
+
 static void matmul_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -175,6 +333,10 @@ static void matmul_task(void *arg, int ith, int nth) {
     int64_t a, b;
     /* chunks of TILE rows, so threads never split a tile */
     lm_split((M + TILE - 1) / TILE, ith, nth, &a, &b);
+    if (gemm_ok(tk->f, wt, vt, N)) {
+        gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
+        return;
+    }
     for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += TILE) {
         const int64_t t1 = lm_min64(t0 + TILE, M);
         if (deq)
@@ -195,11 +357,16 @@ static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, size_t extra) {
     tk->vt = vec_type_for(f, w->type);
+    /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
     if (tk->vt == LM_F32) return need_wdata(f, extra + 64);
     tk->xrow = lm_row_bytes(tk->vt, x->ne[0]);
-    if (!need_wdata(f, tk->xrow * (size_t)(x->ne[1] * x->ne[2]) + extra + 64)) return false;
+    const size_t cols = (size_t)(x->ne[1] * x->ne[2]);
+    const bool sums = gemm_ok(f, w->type, tk->vt, x->ne[1]);
+    const size_t xbytes = lm_pad(tk->xrow * cols, 64), sbytes = sums ? cols * (size_t)(x->ne[0] / 16) * sizeof(float) : 0;
+    if (!need_wdata(f, xbytes + sbytes + extra + 64)) return false;
     tk->xq = f->wdata;
+    tk->xsum = sums ? (float *)(f->wdata + xbytes + extra) : NULL;
     lm_threadpool_run(f->tp, quant_cols_task, tk);
     return true;
 }
@@ -348,10 +515,6 @@ static void rms_norm_task(void *arg, int ith, int nth) {
     }
 }
 
-static inline float gelu_tanh(float x) {
-    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
-
 static void elementwise_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -365,7 +528,7 @@ static void elementwise_task(void *arg, int ith, int nth) {
         const float *y = b ? (bcast ? frow(b, 0, 0, 0) : frow(b, i1, i2, i3)) : NULL;
         float *o = frow(n->dst, i1, i2, i3);
         switch (n->op) {
-        case LM_OP_GEGLU: for (int64_t j = 0; j < d; j++) o[j] = gelu_tanh(x[j]) * y[j]; break;
+        case LM_OP_GEGLU: tk->f->k->geglu(o, x, y, d); break;
         case LM_OP_ADD: for (int64_t j = 0; j < d; j++) o[j] = x[j] + y[j]; break;
         case LM_OP_MUL: for (int64_t j = 0; j < d; j++) o[j] = x[j] * y[j]; break;
         case LM_OP_SCALE: for (int64_t j = 0; j < d; j++) o[j] = x[j] * fp; break;

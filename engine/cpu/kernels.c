@@ -124,7 +124,47 @@ static void axpy_bf16(float *y, float a, const uint16_t *x, int64_t n) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* quantized dots (AVX2)                                                                    */
+/* GeGLU                                                                                    */
+
+#ifdef HAVE_AVX2
+/* e^x for x in [-87, 87]: 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 polynomial
+ * (relative error < 2e-7 over the range, checked against the reference in the conformance suite) */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#endif
+
+static void geglu(float *y, const float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+#ifdef HAVE_AVX2
+    const __m256 c = _mm256_set1_ps(-2.0f * 0.7978845608028654f), k = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 z = _mm256_mul_ps(c, _mm256_fmadd_ps(_mm256_mul_ps(k, x), _mm256_mul_ps(x, x), x));
+        const __m256 gl = _mm256_div_ps(x, _mm256_add_ps(one, exp8(z)));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; i++) {
+        const float x = g[i];
+        y[i] = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* quantized dots (AVX2) against q16 activations                                            */
 
 #ifdef HAVE_AVX2
 #define H2F(x) _cvtsh_ss(x)
@@ -146,83 +186,75 @@ static inline __m256i bits32(const uint8_t *p) {
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
 
-/* signed x signed bytes -> 8 float lanes of pair sums */
-static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
-    const __m256i ax = _mm256_sign_epi8(x, x);
-    const __m256i sy = _mm256_sign_epi8(y, x);
-    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-    return _mm256_cvtepi32_ps(d);
+/* 32 signed weight bytes x 32 int16 activations -> 8 int32 lanes (low 16 and high 16 separately
+ * when the two halves carry different scales) */
+static inline __m256i dot_lo16(__m256i w, const int16_t *a) {
+    return _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(w)), _mm256_loadu_si256((const __m256i *)a));
 }
-
-/* unsigned x signed bytes -> 8 float lanes */
-static inline __m256 mul_sum_u8_i8(__m256i x, __m256i y) {
-    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-    return _mm256_cvtepi32_ps(d);
+static inline __m256i dot_hi16(__m256i w, const int16_t *a) {
+    return _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(w, 1)), _mm256_loadu_si256((const __m256i *)(a + 16)));
 }
+static inline __m256 dot32(__m256i w, const int16_t *a) {
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(dot_lo16(w, a), dot_hi16(w, a)));
+}
+static inline float asum(const lm_block_q16 *x) { return x->d * (float)(x->bsum[0] + x->bsum[1]); }
 
 static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_0 *w = vw;
-    const lm_block_q8_0 *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(H2F(w[i].d) * H2F(x[i].d));
-        const __m256i qw = _mm256_sub_epi8(nibbles32(w[i].qs), _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qw, _mm256_loadu_si256((const __m256i *)x[i].qs)), acc);
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), _mm256_set1_epi8(8));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
     }
     return hsum8(acc);
 }
 
 static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_1 *w = vw;
-    const lm_block_q8_1 *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
-    for (int64_t i = 0; i < n / LM_QK8_1; i++) {
-        const __m256 d = _mm256_set1_ps(H2F(w[i].d) * H2F(x[i].d));
-        summ += H2F(w[i].m) * H2F(x[i].s);
-        acc = _mm256_fmadd_ps(d, mul_sum_u8_i8(nibbles32(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)), acc);
+    for (int64_t i = 0; i < n / 32; i++) {
+        summ += H2F(w[i].m) * asum(&x[i]);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(nibbles32(w[i].qs), x[i].qs), acc);
     }
     return hsum8(acc) + summ;
 }
 
 static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_0 *w = vw;
-    const lm_block_q8_0 *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(H2F(w[i].d) * H2F(x[i].d));
-        __m256i qw = nibbles32(w[i].qs);
+    for (int64_t i = 0; i < n / 32; i++) {
         /* bit clear -> value - 16: OR 0xF0 makes the byte (nib - 16) as int8 */
         const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
-        qw = _mm256_or_si256(qw, hi);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qw, _mm256_loadu_si256((const __m256i *)x[i].qs)), acc);
+        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), hi);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
     }
     return hsum8(acc);
 }
 
 static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_1 *w = vw;
-    const lm_block_q8_1 *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
-    for (int64_t i = 0; i < n / LM_QK8_1; i++) {
-        const __m256 d = _mm256_set1_ps(H2F(w[i].d) * H2F(x[i].d));
-        summ += H2F(w[i].m) * H2F(x[i].s);
-        __m256i qw = nibbles32(w[i].qs);
-        qw = _mm256_or_si256(qw, _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(0x10)));
-        acc = _mm256_fmadd_ps(d, mul_sum_u8_i8(qw, _mm256_loadu_si256((const __m256i *)x[i].qs)), acc);
+    for (int64_t i = 0; i < n / 32; i++) {
+        summ += H2F(w[i].m) * asum(&x[i]);
+        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(0x10)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
     }
     return hsum8(acc) + summ;
 }
 
 static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q8_0 *w = vw;
-    const lm_block_q8_0 *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(H2F(w[i].d) * H2F(x[i].d));
-        const __m256i qw = _mm256_loadu_si256((const __m256i *)w[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qw, _mm256_loadu_si256((const __m256i *)x[i].qs)), acc);
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
     }
     return hsum8(acc);
 }
@@ -238,111 +270,213 @@ static inline void k4_unpack(const uint8_t *s12, uint32_t u[4]) {
     u[0] &= kmask1;
 }
 
+/* q4_K: 8 sub-blocks of 32, each with a 6-bit scale and min; sub-block j = activation block j */
 static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_K *w = vw;
-    const lm_block_q8_K *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const float d = x[i].d * H2F(w[i].d), dmin = x[i].d * H2F(w[i].dmin);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const float d = H2F(w[i].d), dmin = H2F(w[i].dmin);
         uint32_t u[4];
         k4_unpack(w[i].scales, u);
         const uint8_t *sc = (const uint8_t *)u, *mn = sc + 8;
-        int summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-        accm -= dmin * (float)summ;
-        const uint8_t *q4 = w[i].qs;
-        const int8_t *q8 = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) accm -= dmin * (float)mn[j] * asum(&x[j]);
         for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
             const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            pl = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * j]), pl);
-            ph = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * j + 1]), ph);
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j] * x[2 * j].d), dot32(lo, x[2 * j].qs), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j + 1] * x[2 * j + 1].d), dot32(hi, x[2 * j + 1].qs), acc);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum8(acc) + accm;
 }
 
 static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_K *w = vw;
-    const lm_block_q8_K *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const float d = x[i].d * H2F(w[i].d), dmin = x[i].d * H2F(w[i].dmin);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const float d = H2F(w[i].d), dmin = H2F(w[i].dmin);
         uint32_t u[4];
         k4_unpack(w[i].scales, u);
         const uint8_t *sc = (const uint8_t *)u, *mn = sc + 8;
-        int summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-        accm -= dmin * (float)summ;
-        const uint8_t *q5 = w[i].qs;
-        const int8_t *q8 = x[i].qs;
+        for (int j = 0; j < 8; j++) accm -= dmin * (float)mn[j] * asum(&x[j]);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
-        __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(q5 + 32 * j));
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
             const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
             __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
             hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
-            __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-            __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            pl = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * j]), pl);
-            ph = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * j + 1]), ph);
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j] * x[2 * j].d), dot32(lo, x[2 * j].qs), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j + 1] * x[2 * j + 1].d), dot32(hi, x[2 * j + 1].qs), acc);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum8(acc) + accm;
 }
 
+/* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
+static inline __m256 acc_halves(__m256 acc, __m256i q, const lm_block_q16 *x, float s_lo, float s_hi) {
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(s_lo * x->d), _mm256_cvtepi32_ps(dot_lo16(q, x->qs)), acc);
+    return _mm256_fmadd_ps(_mm256_set1_ps(s_hi * x->d), _mm256_cvtepi32_ps(dot_hi16(q, x->qs)), acc);
+}
+
+/* q6_K: 16 groups of 16 with 8-bit scales; values 6-bit minus 32 */
 static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
     const lm_block_q6_K *w = vw;
-    const lm_block_q8_K *x = vx;
+    const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const float d = x[i].d * H2F(w[i].d);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const float d = H2F(w[i].d);
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
-        const int8_t *q8 = x[i].qs, *sc = w[i].scales;
-        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *sc = w[i].scales;
         for (int half = 0; half < 2; half++) {
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
             const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
-            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4);
-            const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4);
-            const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), h0);
-            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), h1);
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), h2);
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), h3);
-            for (int k = 0; k < 4; k++) {
-                const __m256i y = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
-                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], y), _mm256_maddubs_epi16(k32, y));
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s, p));
-            }
+            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            for (int k = 0; k < 4; k++)
+                acc = acc_halves(acc, _mm256_sub_epi8(q[k], k32), &x[half * 4 + k], d * (float)sc[2 * k], d * (float)sc[2 * k + 1]);
             ql += 64;
             qh += 32;
-            q8 += 128;
             sc += 8;
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+/* q2_K: 16 groups of 16, 2-bit values, 4-bit scale and min per group */
+static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q2_K *w = vw;
+    const lm_block_q16 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const float d = H2F(w[i].d), dmin = H2F(w[i].dmin);
+        const uint8_t *sc = w[i].scales;
+        for (int half = 0; half < 2; half++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * half));
+            for (int j = 0; j < 4; j++) {
+                const lm_block_q16 *xb = &x[half * 4 + j];
+                const uint8_t s_lo = sc[half * 8 + 2 * j], s_hi = sc[half * 8 + 2 * j + 1];
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
+                acc = acc_halves(acc, q, xb, d * (float)(s_lo & 0xF), d * (float)(s_hi & 0xF));
+                accm -= dmin * xb->d * ((float)(s_lo >> 4) * (float)xb->bsum[0] + (float)(s_hi >> 4) * (float)xb->bsum[1]);
+            }
+        }
+    }
+    return hsum8(acc) + accm;
+}
+
+/* q3_K: 16 groups of 16, 3-bit values (2 low bits + inverted high bit), signed 6-bit scales */
+static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q3_K *w = vw;
+    const lm_block_q16 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), k4 = _mm256_set1_epi8(4);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const float d = H2F(w[i].d);
+        int8_t sc[16];
+        lm_q3_K_scales(w[i].scales, sc);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);
+        for (int half = 0; half < 2; half++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * half));
+            for (int j = 0; j < 4; j++) {
+                const __m256i mb = _mm256_set1_epi8((char)(1 << (4 * half + j)));
+                const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, mb), mb);
+                const __m256i q = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3), _mm256_andnot_si256(set, k4));
+                acc = acc_halves(acc, q, &x[half * 4 + j], d * (float)sc[half * 8 + 2 * j], d * (float)sc[half * 8 + 2 * j + 1]);
+            }
+        }
     }
     return hsum8(acc);
 }
 #endif /* HAVE_AVX2 */
+
+#ifdef HAVE_AVX2
+/* 1 decoded row x 4 q16 columns. Per block of 32 and column: two int16 madds, one add, the int32
+ * -> f32 conversion and one FMA with the scale d_w * d_x (d_x broadcast straight from memory).
+ * 4 accumulators + 2 weight registers stay in registers; the min terms are done separately by
+ * the caller as a dot of per-16 coefficients with per-16 activation sums. */
+static void gemm_q16_1x4(int64_t nblk, const int16_t *w, const float *d, const lm_block_q16 *const x[4], float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    const lm_block_q16 *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+#define COL(A, X)                                                                                  \
+    do {                                                                                           \
+        const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(wa, _mm256_loadu_si256((const __m256i *)(X)[b].qs)),     \
+                                           _mm256_madd_epi16(wb, _mm256_loadu_si256((const __m256i *)((X)[b].qs + 16)))); \
+        A = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(&(X)[b].d)), _mm256_cvtepi32_ps(p), A);          \
+    } while (0)
+    for (int64_t b = 0; b < nblk; b++) {
+        const __m256i wa = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        const __m256i wb = _mm256_loadu_si256((const __m256i *)(w + 32 * b + 16));
+        const __m256 dw = _mm256_broadcast_ss(&d[b]);
+        COL(a0, x0);
+        COL(a1, x1);
+        COL(a2, x2);
+        COL(a3, x3);
+    }
+#undef COL
+    out[0] = hsum8(a0);
+    out[1] = hsum8(a1);
+    out[2] = hsum8(a2);
+    out[3] = hsum8(a3);
+}
+#endif
+
+/* q16 activation quantizer (see quant_blocks.h); bit-identical to lm_quant_row_q16 */
+static void quant_q16(const float *x, void *dst, int64_t n) {
+#ifdef HAVE_AVX2
+    lm_block_q16 *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / LM_QK16; i++, x += LM_QK16) {
+        __m256 v[4], mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        if (!(amax > 0.0f) || !isfinite(amax) || !isfinite(32767.0f / amax)) {
+            /* NaN, inf, zero and tiny blocks: the scalar quantizer defines them */
+            lm_quant_row_q16(x, &y[i], LM_QK16);
+            continue;
+        }
+        const __m256 id = _mm256_set1_ps(32767.0f / amax);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* pack to int16 keeping element order (packs interleaves 128-bit lanes) */
+        const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+        const __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xD8);
+        _mm256_storeu_si256((__m256i *)y[i].qs, p01);
+        _mm256_storeu_si256((__m256i *)(y[i].qs + 16), p23);
+        const __m256i s01 = _mm256_madd_epi16(p01, _mm256_set1_epi16(1)), s23 = _mm256_madd_epi16(p23, _mm256_set1_epi16(1));
+        __m128i a = _mm_add_epi32(_mm256_castsi256_si128(s01), _mm256_extracti128_si256(s01, 1));
+        __m128i b = _mm_add_epi32(_mm256_castsi256_si128(s23), _mm256_extracti128_si256(s23, 1));
+        a = _mm_hadd_epi32(a, b);
+        a = _mm_hadd_epi32(a, a);
+        y[i].bsum[0] = _mm_cvtsi128_si32(a);
+        y[i].bsum[1] = _mm_extract_epi32(a, 1);
+        y[i].d = amax / 32767.0f;
+    }
+#else
+    lm_quant_row_q16(x, dst, n);
+#endif
+}
 
 const lm_cpu_kernels LM_KERNELS_NAME = {
     .isa = LM_KERNELS_ISA,
@@ -352,10 +486,14 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .axpy_bf16 = axpy_bf16,
+    .geglu = geglu,
+    .quant_q16 = quant_q16,
 #ifdef HAVE_AVX2
-    .vec_type = {[LM_Q4_0] = LM_Q8_0, [LM_Q4_1] = LM_Q8_1, [LM_Q5_0] = LM_Q8_0, [LM_Q5_1] = LM_Q8_1,
-                 [LM_Q8_0] = LM_Q8_0, [LM_Q4_K] = LM_Q8_K, [LM_Q5_K] = LM_Q8_K, [LM_Q6_K] = LM_Q8_K},
+    .gemm_q16_1x4 = gemm_q16_1x4,
+    .vec_type = {[LM_Q4_0] = LM_Q16, [LM_Q4_1] = LM_Q16, [LM_Q5_0] = LM_Q16, [LM_Q5_1] = LM_Q16, [LM_Q8_0] = LM_Q16,
+                 [LM_Q2_K] = LM_Q16, [LM_Q3_K] = LM_Q16, [LM_Q4_K] = LM_Q16, [LM_Q5_K] = LM_Q16, [LM_Q6_K] = LM_Q16},
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
-                [LM_Q8_0] = dot_q8_0, [LM_Q4_K] = dot_q4_K, [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K},
+                [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K,
+                [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K},
 #endif
 };

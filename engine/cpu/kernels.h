@@ -3,10 +3,10 @@
  * (plain C as "generic", and with -mavx2 -mfma -mf16c as "avx2"); fast.c picks a table at run
  * time from cpuid, so one binary runs on any x86-64 and uses AVX2 where it exists.
  *
- * Quantized matmul follows the int8-activation scheme: activations are quantized once per
- * column to the weight type's dot format (q8_0, q8_1 or q8_K), then each weight row is dotted
- * with integer SIMD and one float scale per block. Types without a kernel fall back to
- * dequantize-row + f32 dot (vec_dot[t] == NULL).
+ * Quantized matmul: activations are quantized once per column to q16 (int16, one f32 scale per
+ * 32; see quant_blocks.h for why 16 bits and not ggml's 8), then each weight row is dotted with
+ * integer SIMD (weights widened to int16, _mm256_madd_epi16) and one float scale per 16 or 32
+ * weights. Types without a kernel fall back to dequantize-row + f32 dot (vec_dot[t] == NULL).
  */
 #ifndef LM_CPU_KERNELS_H
 #define LM_CPU_KERNELS_H
@@ -24,6 +24,13 @@ typedef struct lm_cpu_kernels {
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
     void (*axpy_bf16)(float *y, float a, const uint16_t *x, int64_t n);
+    /* y[i] = gelu_tanh(g[i]) * u[i] (GeGLU), as x * sigmoid(2z), z = sqrt(2/pi) (x + 0.044715 x^3) */
+    void (*geglu)(float *y, const float *g, const float *u, int64_t n);
+    void (*quant_q16)(const float *x, void *dst, int64_t n);
+    /* Prefill micro-kernel: one weight row decoded to int16 (sub-scales folded in, one f32 scale
+     * per 32 in d) times 4 q16 activation columns over nblk blocks of 32 (min terms excluded).
+     * NULL when the instruction set has none. */
+    void (*gemm_q16_1x4)(int64_t nblk, const int16_t *w, const float *d, const lm_block_q16 *const x[4], float out[4]);
     /* activation format expected by vec_dot[t] (LM_F32 = plain floats) */
     lm_dtype vec_type[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot[LM_DTYPE_COUNT];
