@@ -1,8 +1,9 @@
 /*
- * test_real_model.c — the real Gemma 3 270M Q4_K_M GGUF against llama.cpp (reference outputs
- * committed by tools/gen_real_fixtures.py): tokenization of a real text, teacher-forced top-1
- * agreement and KL divergence over ~1000 positions (crossing the 512-token sliding window, in
- * several prefill chunks), perplexity, and greedy continuations.
+ * test_real_model.c — the real Gemma 3 270M Q4_K_M GGUF against llama.cpp and against the exact
+ * model (HF transformers, float64, same weights), reference outputs committed by
+ * tools/gen_real_fixtures.py: tokenization of a real text, teacher-forced top-1 agreement and KL
+ * divergence over ~1000 positions (crossing the 512-token sliding window, in several prefill
+ * chunks), perplexity, and greedy continuations.
  *
  * KL is computed over the partition {each of llama.cpp's 256 most likely tokens, everything else}
  * with exact probabilities (both sides' full log-sum-exp are known). By the data-processing
@@ -84,24 +85,101 @@ Test(real_model, tokenizes_like_llama_cpp, .init = setup, .fini = teardown) {
     free(text);
 }
 
-Test(real_model, logits_match_llama_cpp, .init = setup, .fini = teardown, .timeout = 1200) {
+typedef struct refrec {
+    uint8_t *bin;
+    uint32_t n_pos, V, K;
+    size_t rec;
+} refrec;
+
+static void load_ref(const char *name, refrec *r) {
+    size_t size;
+    r->bin = tu_read_file(tu_fixture(name), &size);
+    cr_assert_not_null(r->bin, "missing fixture %s", name);
+    uint32_t hdr[4];
+    cr_assert(size >= 20 && memcmp(r->bin, "LMRL", 4) == 0);
+    memcpy(hdr, r->bin + 4, 16);
+    cr_assert_eq(hdr[0], 1u);
+    r->n_pos = hdr[1];
+    r->V = hdr[2];
+    r->K = hdr[3];
+    r->rec = 8 + (size_t)r->K * 8;
+    cr_assert_eq(size, 20 + r->rec * r->n_pos);
+}
+
+/* one position of a reference: lse, logit of the true next token, top-K ids and logits */
+static void ref_at(const refrec *r, uint32_t p, float *lse_, float *next, const int32_t **ids, const float **l) {
+    const uint8_t *b = r->bin + 20 + r->rec * p;
+    memcpy(lse_, b, 4);
+    memcpy(next, b + 4, 4);
+    *ids = (const int32_t *)(b + 8);
+    *l = (const float *)(b + 8 + 4 * r->K);
+}
+
+typedef struct agreement {
+    double top1, kl_mean, kl_max, ppl, ppl_ref;
+} agreement;
+
+/* KL(ref || lumen) over {the reference's top-K tokens, the rest}; top-1; perplexities */
+static void accumulate(const refrec *r, uint32_t p, const float *l, double my_lse, int32_t next_tok, agreement *a) {
+    float ref_lse, ref_next;
+    const int32_t *ids;
+    const float *rl;
+    ref_at(r, p, &ref_lse, &ref_next, &ids, &rl);
+    int32_t best = 0;
+    for (int32_t v = 1; v < (int32_t)r->V; v++)
+        if (l[v] > l[best]) best = v;
+    a->top1 += best == ids[0];
+    double kl = 0, pr_top = 0, pl_top = 0;
+    for (uint32_t k = 0; k < r->K; k++) {
+        const double pr = exp((double)rl[k] - ref_lse), pl = exp((double)l[ids[k]] - my_lse);
+        pr_top += pr;
+        pl_top += pl;
+        if (pr > 0) kl += pr * (log(pr) - log(pl));
+    }
+    const double tr = fmax(1.0 - pr_top, 0), tl = fmax(1.0 - pl_top, 1e-300);
+    if (tr > 0) kl += tr * (log(tr) - log(tl));
+    a->kl_mean += kl;
+    a->kl_max = fmax(a->kl_max, kl);
+    a->ppl -= (double)l[next_tok] - my_lse;
+    a->ppl_ref -= (double)ref_next - ref_lse;
+}
+
+static void finish(agreement *a, uint32_t n) {
+    a->top1 /= n;
+    a->kl_mean /= n;
+    a->ppl = exp(a->ppl / n);
+    a->ppl_ref = exp(a->ppl_ref / n);
+}
+
+static double manifest_value(const char *key) {
+    size_t len;
+    char *m = read_text("real/manifest.txt", &len);
+    const char *at = strstr(m, key);
+    cr_assert_not_null(at, "manifest has no %s", key);
+    const double v = strtod(at + strlen(key), NULL);
+    free(m);
+    return v;
+}
+
+/* Teacher-forced logits over ~1000 positions of real text in 128-token prefill chunks (crossing
+ * the 512-token sliding window), against two references:
+ *   - the exact model: HF transformers in float64 on the same GGUF weights. The issue's bar
+ *     (top-1 >= 99 %, mean KL <= 0.005, perplexity within 0.5 %) applies here.
+ *   - llama.cpp: perplexity within 0.5 %. llama.cpp rounds activations to 8 bits and GELU to f16,
+ *     which puts it itself at top-1 96.3 % / KL 0.0050 from the exact model on this text
+ *     (manifest: llama_vs_hf_*), so lumen is required to agree with llama.cpp as well as the exact
+ *     model does (KL within 20 % + 0.001 of llama.cpp's own, top-1 within 1 point). */
+Test(real_model, logits_match_exact_model_and_llama_cpp, .init = setup, .fini = teardown, .timeout = 1200) {
     if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
     int32_t n;
     int32_t *toks = read_ids(tu_fixture("real/tokens.txt"), &n);
-    size_t size;
-    uint8_t *bin = tu_read_file(tu_fixture("real/ref_logits.bin"), &size);
-    cr_assert_not_null(bin);
-    uint32_t hdr[4];
-    cr_assert(size >= 20 && memcmp(bin, "LMRL", 4) == 0);
-    memcpy(hdr, bin + 4, 16);
-    const uint32_t n_pos = hdr[1], V = hdr[2], K = hdr[3];
-    cr_assert_eq(hdr[0], 1u);
-    cr_assert_eq((int32_t)n_pos, n - 1);
-    cr_assert_eq((int32_t)V, lm_vocab_size(model));
-    const size_t rec = 8 + (size_t)K * 8;
-    cr_assert_eq(size, 20 + rec * n_pos);
-
-    /* several prefill chunks: 128-token batches cross the 512-token window */
+    refrec rl, rh;
+    load_ref("real/ref_logits.bin", &rl);
+    load_ref("real/ref_hf.bin", &rh);
+    cr_assert_eq((int32_t)rl.n_pos, n - 1);
+    cr_assert_eq(rh.n_pos, rl.n_pos);
+    cr_assert_eq((int32_t)rl.V, lm_vocab_size(model));
+    const uint32_t n_pos = rl.n_pos;
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = 1024;
     cp.n_batch = 128;
@@ -109,120 +187,148 @@ Test(real_model, logits_match_llama_cpp, .init = setup, .fini = teardown, .timeo
     lm_context *ctx;
     cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_STATUS_OK, "%s", lm_last_error());
     lm_batch_entry e[128];
-    int32_t agree = 0;
-    double kl_sum = 0, kl_max = 0, nll = 0, nll_ref = 0;
-    for (int32_t i = 0; i < (int32_t)n_pos; i += 128) {
-        const int32_t b = (int32_t)n_pos - i < 128 ? (int32_t)n_pos - i : 128;
-        for (int32_t j = 0; j < b; j++) e[j] = (lm_batch_entry){toks[i + j], i + j, 0, true};
+    agreement vs_hf = {0}, vs_lc = {0};
+    for (uint32_t i = 0; i < n_pos; i += 128) {
+        const int32_t b = (int32_t)(n_pos - i < 128 ? n_pos - i : 128);
+        for (int32_t j = 0; j < b; j++) e[j] = (lm_batch_entry){toks[i + j], (int32_t)i + j, 0, true};
         cr_assert_eq(lm_context_decode(ctx, e, b), LM_STATUS_OK, "%s", lm_last_error());
         for (int32_t j = 0; j < b; j++) {
-            const int32_t p = i + j;
             const float *l = lm_context_logits(ctx, j);
-            const uint8_t *r = bin + 20 + rec * (size_t)p;
-            float ref_lse, ref_next;
-            memcpy(&ref_lse, r, 4);
-            memcpy(&ref_next, r + 4, 4);
-            const int32_t *ids = (const int32_t *)(r + 8);
-            const float *rl = (const float *)(r + 8 + 4 * K);
-            const double my_lse = lse(l, (int32_t)V);
-            /* top-1 */
-            int32_t best = 0;
-            for (int32_t v = 1; v < (int32_t)V; v++)
-                if (l[v] > l[best]) best = v;
-            agree += best == ids[0];
-            /* KL(ref || lumen) over {top-K ids, tail} */
-            double kl = 0, pr_top = 0, pl_top = 0;
-            for (uint32_t k = 0; k < K; k++) {
-                const double pr = exp((double)rl[k] - ref_lse), pl = exp((double)l[ids[k]] - my_lse);
-                pr_top += pr;
-                pl_top += pl;
-                if (pr > 0) kl += pr * (log(pr) - log(pl));
-            }
-            const double tr = fmax(1.0 - pr_top, 0), tl = fmax(1.0 - pl_top, 1e-300);
-            if (tr > 0) kl += tr * (log(tr) - log(tl));
-            kl_sum += kl;
-            kl_max = fmax(kl_max, kl);
-            nll -= (double)l[toks[p + 1]] - my_lse;
-            nll_ref -= (double)ref_next - ref_lse;
+            const double my_lse = lse(l, (int32_t)rl.V);
+            accumulate(&rh, i + (uint32_t)j, l, my_lse, toks[i + j + 1], &vs_hf);
+            accumulate(&rl, i + (uint32_t)j, l, my_lse, toks[i + j + 1], &vs_lc);
         }
     }
-    const double top1 = (double)agree / n_pos, kl_mean = kl_sum / n_pos;
-    const double ppl = exp(nll / n_pos), ppl_ref = exp(nll_ref / n_pos);
-    cr_log_info("real model: %u positions, top-1 agreement %.4f, mean KL %.6f (max %.4f), perplexity %.4f vs llama.cpp %.4f "
-                "(%+.3f%%)",
-                n_pos, top1, kl_mean, kl_max, ppl, ppl_ref, 100.0 * (ppl / ppl_ref - 1.0));
-    fprintf(stderr, "real model: %u positions, top-1 agreement %.4f, mean KL %.6f (max %.4f), perplexity %.4f vs llama.cpp %.4f (%+.3f%%)\n",
-            n_pos, top1, kl_mean, kl_max, ppl, ppl_ref, 100.0 * (ppl / ppl_ref - 1.0));
-    cr_expect_geq(top1, 0.99, "top-1 agreement %.4f < 0.99", top1);
-    cr_expect_leq(kl_mean, 0.005, "mean KL %.6f > 0.005", kl_mean);
-    cr_expect_leq(fabs(ppl / ppl_ref - 1.0), 0.005, "perplexity %.4f vs llama.cpp %.4f", ppl, ppl_ref);
+    finish(&vs_hf, n_pos);
+    finish(&vs_lc, n_pos);
+    const double lc_top1 = manifest_value("llama_vs_hf_top1 "), lc_kl = manifest_value("llama_vs_hf_kl ");
+    fprintf(stderr,
+            "real model, %u positions:\n"
+            "  vs exact (HF float64): top-1 %.4f, mean KL %.6f (max %.4f), perplexity %.4f vs %.4f (%+.3f%%)\n"
+            "  vs llama.cpp:          top-1 %.4f, mean KL %.6f (max %.4f), perplexity %.4f vs %.4f (%+.3f%%)\n"
+            "  llama.cpp vs exact:    top-1 %.4f, mean KL %.6f\n",
+            n_pos, vs_hf.top1, vs_hf.kl_mean, vs_hf.kl_max, vs_hf.ppl, vs_hf.ppl_ref, 100.0 * (vs_hf.ppl / vs_hf.ppl_ref - 1),
+            vs_lc.top1, vs_lc.kl_mean, vs_lc.kl_max, vs_lc.ppl, vs_lc.ppl_ref, 100.0 * (vs_lc.ppl / vs_lc.ppl_ref - 1), lc_top1,
+            lc_kl);
+    cr_expect_geq(vs_hf.top1, 0.99, "top-1 agreement with the exact model %.4f < 0.99", vs_hf.top1);
+    cr_expect_leq(vs_hf.kl_mean, 0.005, "mean KL to the exact model %.6f > 0.005", vs_hf.kl_mean);
+    cr_expect_leq(fabs(vs_hf.ppl / vs_hf.ppl_ref - 1.0), 0.005, "perplexity %.4f vs exact %.4f", vs_hf.ppl, vs_hf.ppl_ref);
+    cr_expect_leq(fabs(vs_lc.ppl / vs_lc.ppl_ref - 1.0), 0.005, "perplexity %.4f vs llama.cpp %.4f", vs_lc.ppl, vs_lc.ppl_ref);
+    cr_expect_leq(vs_lc.kl_mean, 1.2 * lc_kl + 0.001, "KL to llama.cpp %.6f, llama.cpp to the exact model %.6f", vs_lc.kl_mean, lc_kl);
+    cr_expect_geq(vs_lc.top1, lc_top1 - 0.01, "top-1 with llama.cpp %.4f, llama.cpp with the exact model %.4f", vs_lc.top1, lc_top1);
     lm_context_free(ctx);
-    free(bin);
+    free(rl.bin);
+    free(rh.bin);
     free(toks);
 }
 
-Test(real_model, greedy_matches_llama_cpp_or_near_tie, .init = setup, .fini = teardown, .timeout = 600) {
-    if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+/* Largest |llama.cpp logit - exact logit| on the exact model's two best tokens at any position:
+ * an ordering flip between two candidates closer than this is within llama.cpp's own error. */
+static double llama_error_on_top2(void) {
+    refrec rl, rh;
+    load_ref("real/ref_logits.bin", &rl);
+    load_ref("real/ref_hf.bin", &rh);
+    double worst = 0;
+    for (uint32_t p = 0; p < rh.n_pos; p++) {
+        float a, b, c, d;
+        const int32_t *hid, *lid;
+        const float *hl, *ll;
+        ref_at(&rh, p, &a, &b, &hid, &hl);
+        ref_at(&rl, p, &c, &d, &lid, &ll);
+        for (int k = 0; k < 2; k++)
+            for (uint32_t j = 0; j < rl.K; j++)
+                if (lid[j] == hid[k]) {
+                    worst = fmax(worst, fabs((double)ll[j] - (double)hl[k]));
+                    break;
+                }
+    }
+    free(rl.bin);
+    free(rh.bin);
+    return worst;
+}
+
+typedef struct greedy_ref {
+    int32_t pt[256], np, ref[64], nr;
+    double margin[64];
+} greedy_ref;
+
+static int read_greedy(const char *name, greedy_ref *out, int max) {
     size_t len;
-    char *g = read_text("real/greedy.txt", &len);
+    char *g = read_text(name, &len);
+    char *save = NULL;
+    int k = 0;
+    for (char *line = strtok_r(g, "\n", &save); line && k < max; line = strtok_r(NULL, "\n", &save), k++) {
+        greedy_ref *r = &out[k];
+        cr_assert(strncmp(line, "prompt ", 7) == 0);
+        r->np = r->nr = 0;
+        for (char *p = line + 7, *end; r->np < 256; p = end) {
+            long v = strtol(p, &end, 10);
+            if (end == p) break;
+            r->pt[r->np++] = (int32_t)v;
+        }
+        line = strtok_r(NULL, "\n", &save);
+        for (char *p = line + 7, *end; r->nr < 64; p = end) {
+            long v = strtol(p, &end, 10);
+            if (end == p) break;
+            r->ref[r->nr++] = (int32_t)v;
+        }
+        line = strtok_r(NULL, "\n", &save);
+        char *p = line + 7;
+        for (int i = 0; i < r->nr; i++) r->margin[i] = strtod(p, &p);
+    }
+    free(g);
+    return k;
+}
+
+/* Greedy continuations of 3 prompts. Against the exact model: identical, or the first divergence
+ * is a tie within lumen's numerical noise (exact top-2 margin < 0.05). Against llama.cpp: the first
+ * divergence (if any) is a near-tie, i.e. lumen's gap between its token and llama.cpp's token is
+ * within llama.cpp's own logit error on this text. */
+Test(real_model, greedy_matches_or_diverges_at_near_ties, .init = setup, .fini = teardown, .timeout = 600) {
+    if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+    greedy_ref lc[3], hf[3];
+    cr_assert_eq(read_greedy("real/greedy.txt", lc, 3), 3);
+    cr_assert_eq(read_greedy("real/greedy_hf.txt", hf, 3), 3);
+    const double tie = llama_error_on_top2();
+    fprintf(stderr, "llama.cpp's largest logit error on the exact model's top-2 tokens: %.4f\n", tie);
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = 256;
     lm_context *ctx;
     cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_STATUS_OK, "%s", lm_last_error());
-    char *save = NULL;
-    int prompts = 0;
-    for (char *line = strtok_r(g, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        /* three lines per prompt: prompt ids, greedy ids, margins */
-        cr_assert(strncmp(line, "prompt ", 7) == 0);
-        int32_t pt[256], np = 0, ref[64], nr = 0;
-        double margin[64];
-        for (char *p = line + 7, *end; np < 256; p = end) {
-            long v = strtol(p, &end, 10);
-            if (end == p) break;
-            pt[np++] = (int32_t)v;
-        }
-        line = strtok_r(NULL, "\n", &save);
-        for (char *p = line + 7, *end; nr < 64; p = end) {
-            long v = strtol(p, &end, 10);
-            if (end == p) break;
-            ref[nr++] = (int32_t)v;
-        }
-        line = strtok_r(NULL, "\n", &save);
-        {
-            char *p = line + 7;
-            for (int k = 0; k < nr; k++) margin[k] = strtod(p, &p);
-        }
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(lc[k].np, hf[k].np);
         lm_context_seq_clear(ctx, 0);
         lm_batch_entry e[256];
-        for (int32_t i = 0; i < np; i++) e[i] = (lm_batch_entry){pt[i], i, 0, i == np - 1};
-        cr_assert_eq(lm_context_decode(ctx, e, np), LM_STATUS_OK, "%s", lm_last_error());
-        int diverged = -1;
-        for (int k = 0; k < nr; k++) {
+        for (int32_t i = 0; i < lc[k].np; i++) e[i] = (lm_batch_entry){lc[k].pt[i], i, 0, i == lc[k].np - 1};
+        cr_assert_eq(lm_context_decode(ctx, e, lc[k].np), LM_STATUS_OK, "%s", lm_last_error());
+        int div_hf = -1, div_lc = -1;
+        for (int s = 0; s < lc[k].nr; s++) {
             const float *l = lm_context_logits(ctx, 0);
             int32_t best = 0;
             for (int32_t v = 1; v < lm_vocab_size(model); v++)
                 if (l[v] > l[best]) best = v;
-            if (best != ref[k]) {
-                diverged = k;
-                const double mine = (double)l[best] - (double)l[ref[k]];
-                cr_log_info("prompt %d diverges from llama.cpp at step %d: llama.cpp margin %.4f, lumen margin %.4f", prompts,
-                            k, margin[k], mine);
-                fprintf(stderr, "prompt %d diverges from llama.cpp at step %d: llama.cpp top-2 margin %.4f, lumen prefers "
-                                "its token by %.4f\n", prompts, k, margin[k], mine);
-                /* a near-tie: both engines see the two candidates within a small logit gap */
-                cr_expect_lt(margin[k], 0.25, "llama.cpp's margin %.4f at the divergence is not a near-tie", margin[k]);
-                cr_expect_lt(mine, 0.25, "lumen's margin %.4f at the divergence is not a near-tie", mine);
-                break;
+            if (div_hf < 0 && best != hf[k].ref[s]) {
+                div_hf = s;
+                fprintf(stderr, "prompt %d: diverges from the exact model at step %d (exact top-2 margin %.4f)\n", k, s,
+                        hf[k].margin[s]);
+                cr_expect_lt(hf[k].margin[s], 0.05, "prompt %d step %d: not a tie in the exact model (%.4f)", k, s, hf[k].margin[s]);
             }
-            lm_batch_entry d = {best, np + k, 0, true};
+            if (div_lc < 0 && best != lc[k].ref[s]) {
+                div_lc = s;
+                const double gap = (double)l[best] - (double)l[lc[k].ref[s]];
+                fprintf(stderr, "prompt %d: diverges from llama.cpp at step %d: lumen's gap %.4f, llama.cpp's margin %.4f\n", k,
+                        s, gap, lc[k].margin[s]);
+                cr_expect_lt(gap, tie, "prompt %d step %d: lumen prefers its token by %.4f, more than llama.cpp's error %.4f", k,
+                             s, gap, tie);
+            }
+            if (div_hf >= 0 && div_lc >= 0) break;
+            lm_batch_entry d = {best, lc[k].np + s, 0, true};
             cr_assert_eq(lm_context_decode(ctx, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
         }
-        if (diverged < 0) fprintf(stderr, "prompt %d: all %d greedy tokens identical to llama.cpp\n", prompts, nr);
-        prompts++;
+        if (div_hf < 0) fprintf(stderr, "prompt %d: all %d greedy tokens identical to the exact model\n", k, hf[k].nr);
+        if (div_lc < 0) fprintf(stderr, "prompt %d: all %d greedy tokens identical to llama.cpp\n", k, lc[k].nr);
     }
-    cr_assert_eq(prompts, 3);
     lm_context_free(ctx);
-    free(g);
 }
 
 Test(real_model, perplexity_cli_prints_value, .init = setup, .fini = teardown) {
