@@ -40,6 +40,8 @@ static int32_t *read_ids(const char *path, int32_t *n) {
     size_t size;
     char *txt = tu_read_file(path, &size);
     cr_assert_not_null(txt, "missing %s", path);
+    txt = realloc(txt, size + 1);
+    txt[size] = 0;
     int32_t cap = 4096, k = 0;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
     char *p = txt, *end;

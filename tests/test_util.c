@@ -63,11 +63,12 @@ void *tu_read_file(const char *path, size_t *size) {
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    void *p = malloc(n > 0 ? (size_t)n : 1);
+    char *p = malloc((size_t)(n > 0 ? n : 0) + 1); /* always NUL-terminated, for text fixtures */
     if (p && n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) {
         free(p);
         p = NULL;
     }
+    if (p) p[n > 0 ? n : 0] = 0;
     fclose(f);
     if (p && size) *size = (size_t)n;
     return p;

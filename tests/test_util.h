@@ -24,7 +24,7 @@ double tu_max_rel(const float *a, const float *ref, int64_t n);  /* max|a-r| / m
 bool tu_all_finite(const float *a, int64_t n);
 
 /* ---- files */
-void *tu_read_file(const char *path, size_t *size); /* malloc'ed, NULL on error */
+void *tu_read_file(const char *path, size_t *size); /* malloc'ed + NUL-terminated, NULL on error */
 bool tu_write_file(const char *path, const void *data, size_t size);
 const char *tu_fixture(const char *name);           /* LUMEN_FIXTURES "/" name (static buffer) */
 const char *tu_tmp_path(const char *name);          /* unique path in the temp dir (static buffer) */
