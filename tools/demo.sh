@@ -8,6 +8,7 @@ bash "$ROOT/tools/setup.sh"
 MODEL=$(bash "$ROOT/tools/fetch_model.sh")
 cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$ROOT/build" -j"$(nproc)" --target lumen >/dev/null
-PROMPT=${1:-"Explain in one paragraph why the sky is blue."}
+# The default model is the pretrained (not instruction-tuned) Gemma 3 270M: it continues text.
+PROMPT=${1:-"The sky is blue because"}
 shift || true
-exec "$ROOT/build/lumen" run -m "$MODEL" -p "$PROMPT" --chat -n 200 "$@"
+exec "$ROOT/build/lumen" run -m "$MODEL" -p "$PROMPT" -n 200 "$@"

@@ -250,6 +250,7 @@ static int cmd_run(opts *o) {
         if (st) die("decode");
     }
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "prefill: %d tokens in %.3f s (%.2f tok/s)\ndecode: %d tokens in %.3f s (%.2f tok/s)\n", n, tp,
             n / tp, gen, td, gen > 0 ? gen / td : 0.0);
     free(toks);
