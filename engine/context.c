@@ -332,6 +332,35 @@ int32_t lm_context_seq_pos_max(const lm_context *c, int32_t seq) {
 uint64_t lm_context_kv_bytes(const lm_context *c) { return c ? c->kv.bytes : 0; }
 double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_decode_s : 0; }
 
+lm_status lm_context_set_profiling(lm_context *c, bool on) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_set_profiling: NULL context");
+    lm_backend *be = c->model->be;
+    if (!be->ops->profile_enable) return lm_fail(LM_STATUS_UNSUPPORTED, "%s backend has no profiler", be->ops->name);
+    be->ops->profile_enable(be, on);
+    return LM_STATUS_OK;
+}
+
+int32_t lm_context_profile(const lm_context *c, lm_op_stat *out, int32_t cap) {
+    if (!c) return 0;
+    const lm_op_profile *p = &c->model->be->prof;
+    lm_op_stat tmp[LM_OP_COUNT];
+    int32_t n = 0;
+    for (int op = 0; op < LM_OP_COUNT; op++) {
+        if (!p->calls[op]) continue;
+        const double s = p->seconds[op] > 0 ? p->seconds[op] : 1e-12;
+        tmp[n++] = (lm_op_stat){lm_op_name((lm_op)op), p->calls[op], p->seconds[op], p->bytes[op] / s / 1e9, p->flops[op] / s / 1e9};
+    }
+    for (int32_t i = 1; i < n; i++) /* slowest first */
+        for (int32_t j = i; j > 0 && tmp[j].seconds > tmp[j - 1].seconds; j--) {
+            lm_op_stat t = tmp[j];
+            tmp[j] = tmp[j - 1];
+            tmp[j - 1] = t;
+        }
+    for (int32_t i = 0; i < n && i < cap && out; i++) out[i] = tmp[i];
+    return n;
+}
+
 /* Internal: the model a context runs (for tools that need both). */
 lm_model *lm_context_model(const lm_context *c) { return c ? c->model : NULL; }
 lm_backend *lm_context_backend(const lm_context *c) { return c ? c->model->be : NULL; }

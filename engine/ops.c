@@ -412,9 +412,10 @@ void lm_node_cost(const lm_node *n, double *bytes, double *flops) {
         break;
     }
     case LM_OP_ATTENTION: {
-        const lm_tensor *q = n->src[0], *k = n->src[1];
+        /* upper bound: every cell of each token's sequence (the host does not know how many hold
+           visible positions without reading device memory); bytes likewise count whole caches */
+        const lm_tensor *q = n->src[0];
         f = 4.0 * (double)q->ne[0] * (double)q->ne[1] * (double)q->ne[2] * (double)n->ip[0];
-        (void)k;
         break;
     }
     default: f = (double)lm_tensor_nelements(d); break;

@@ -221,6 +221,22 @@ uint64_t lm_context_kv_bytes(const lm_context *ctx);
 /* Timing of the last decode call (host wall clock), seconds. */
 double lm_context_last_decode_seconds(const lm_context *ctx);
 
+/* Per-op profile of the device work since profiling was switched on: time (from the backend's
+ * timers: CLOCK_MONOTONIC on the CPU, timestamp queries / events on GPUs), calls, and the bytes
+ * and flops the ops move, as achieved GB/s and GFLOP/s. */
+typedef struct lm_op_stat {
+    const char *op; /* "matmul", "attention", ... */
+    uint64_t calls;
+    double seconds;
+    double gbytes_per_s;
+    double gflops_per_s;
+} lm_op_stat;
+
+/* Turn profiling on (counters reset) or off. Profiling adds a timer read per op. */
+lm_status lm_context_set_profiling(lm_context *ctx, bool on);
+/* Writes up to cap entries (ops with at least one call, slowest first); returns how many exist. */
+int32_t lm_context_profile(const lm_context *ctx, lm_op_stat *out, int32_t cap);
+
 /* ---------------------------------------------------------------------------------------------
  * Sampling
  * ------------------------------------------------------------------------------------------- */

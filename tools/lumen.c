@@ -17,7 +17,7 @@
 typedef struct opts {
     const char *model, *prompt, *file, *tokens, *out, *backend, *system;
     int threads, n_predict, n_ctx, n_batch, n_prompt_bench, n_gen_bench, reps;
-    bool chat, think, no_display_prompt, quiet, kv_f32;
+    bool chat, think, no_display_prompt, quiet, kv_f32, profile;
     lm_sampler_params sp;
 } opts;
 
@@ -59,12 +59,13 @@ static void usage(FILE *f) {
             "      --temp F --top-k N --top-p F --min-p F --repeat-penalty F --presence-penalty F\n"
             "      --frequency-penalty F --repeat-last-n N --seed N   sampling (temp 0 = greedy)\n"
             "      --reps N            bench repetitions (default 3)\n"
+            "      --profile           bench: per-op device time, GB/s and GFLOP/s of each test\n"
             "      --kv-f32            keep the KV cache in f32 (default f16)\n");
 }
 
 enum {
     O_TOKENS = 1000, O_BACKEND, O_CHAT, O_THINK, O_SYSTEM, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_LASTN,
-    O_SEED, O_REPS, O_KVF32, O_QUIET
+    O_SEED, O_REPS, O_KVF32, O_QUIET, O_PROFILE
 };
 
 static long num(const char *s, const char *name, long lo, long hi) {
@@ -97,7 +98,8 @@ static void parse(int argc, char **argv, opts *o) {
         {"system", 1, 0, O_SYSTEM}, {"temp", 1, 0, O_TEMP}, {"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP},
         {"min-p", 1, 0, O_MINP}, {"repeat-penalty", 1, 0, O_REP}, {"presence-penalty", 1, 0, O_PRES},
         {"frequency-penalty", 1, 0, O_FREQ}, {"repeat-last-n", 1, 0, O_LASTN}, {"seed", 1, 0, O_SEED},
-        {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"quiet", 0, 0, O_QUIET}, {"profile", 0, 0, O_PROFILE},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "m:p:n:f:o:c:b:t:h", lo, NULL)) != -1) {
@@ -127,6 +129,7 @@ static void parse(int argc, char **argv, opts *o) {
         case O_REPS: o->reps = (int)num(optarg, "--reps", 1, 1000); break;
         case O_KVF32: o->kv_f32 = true; break;
         case O_QUIET: o->quiet = true; break;
+        case O_PROFILE: o->profile = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -553,6 +556,18 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static void print_profile(lm_context *c, const char *test) {
+    lm_op_stat st[32];
+    int32_t n = lm_context_profile(c, st, 32);
+    double total = 0;
+    for (int32_t i = 0; i < n && i < 32; i++) total += st[i].seconds;
+    printf("\nprofile (%s): %.3f s of device time\n| op | calls | ms | share | GB/s | GFLOP/s |\n|---|---:|---:|---:|---:|---:|\n", test, total);
+    for (int32_t i = 0; i < n && i < 32; i++)
+        printf("| %s | %llu | %.2f | %.1f%% | %.2f | %.2f |\n", st[i].op, (unsigned long long)st[i].calls, st[i].seconds * 1e3,
+               100.0 * st[i].seconds / (total > 0 ? total : 1), st[i].gbytes_per_s, st[i].gflops_per_s);
+    printf("(attention bytes and flops count every cell of the context: an upper bound)\n\n");
+}
+
 /* llama-bench style: pp = prompt of N random tokens in one batch; tg = N single-token steps. */
 static int cmd_bench(opts *o) {
     lm_model *m = load(o, false);
@@ -571,18 +586,24 @@ static int cmd_bench(opts *o) {
     toks[0] = lm_token_bos(m);
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
     for (int rep = -1; rep < reps; rep++) { /* rep -1 = warm-up */
+        const bool prof = o->profile && rep == reps - 1;
         lm_context_seq_clear(c, 0);
         if (np > 0) {
+            if (prof) lm_context_set_profiling(c, true);
             double t = prefill(c, toks, np, 0, o2.n_batch);
             if (rep >= 0) pp[rep] = np / t;
+            if (prof) print_profile(c, "pp");
         }
         lm_context_seq_clear(c, 0);
+        if (prof) lm_context_set_profiling(c, true);
         double t0 = now();
         for (int32_t i = 0; i < ng; i++) {
             lm_batch_entry e = {toks[i], i, 0, true};
             if (lm_context_decode(c, &e, 1)) die("decode");
         }
         if (rep >= 0 && ng > 0) tg[rep] = ng / (now() - t0);
+        if (prof && ng > 0) print_profile(c, "tg");
+        if (prof) lm_context_set_profiling(c, false);
     }
     qsort(pp, (size_t)reps, sizeof(double), cmp_d);
     qsort(tg, (size_t)reps, sizeof(double), cmp_d);
