@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — build and run the whole test suite: install what is missing, fetch the real model,
 # build (Release) and run every CTest suite, then rebuild with AddressSanitizer +
-# UndefinedBehaviorSanitizer and run the suites again, then fuzz the GGUF parser briefly.
+# UndefinedBehaviorSanitizer and run the suites again, then fuzz the GGUF parser and tokenizers briefly.
 #   LUMEN_TEST_QUICK=1 skips the sanitizer pass and fuzzing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +23,7 @@ cmake --build "$ROOT/build-asan" -j"$JOBS"
 echo "== tests (ASan + UBSan)"
 (cd "$ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$JOBS")
 
-if [ -f "$ROOT/tests/fuzz/run_fuzz.sh" ]; then
-  echo "== fuzz (GGUF parser, ${LUMEN_FUZZ_SECONDS:-60} s)"
-  bash "$ROOT/tests/fuzz/run_fuzz.sh" "${LUMEN_FUZZ_SECONDS:-60}"
-fi
+echo "== fuzz (GGUF parser, ${LUMEN_FUZZ_SECONDS:-45} s)"
+bash "$ROOT/tests/fuzz/run_fuzz.sh" "${LUMEN_FUZZ_SECONDS:-45}"
+echo "== fuzz (tokenizers and chat templates, ${LUMEN_FUZZ_SECONDS:-45} s)"
+bash "$ROOT/tests/fuzz/run_fuzz.sh" tokenizer "${LUMEN_FUZZ_SECONDS:-45}"

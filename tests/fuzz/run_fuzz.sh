@@ -3,6 +3,7 @@
 # ASan + UBSan and fuzz it for a while.
 #
 #   tests/fuzz/run_fuzz.sh [SECONDS] [extra libFuzzer flags...]     (default 60 s)
+#   tests/fuzz/run_fuzz.sh tokenizer [SECONDS]   fuzz the tokenizers + chat templates instead
 #
 # Environment: CC (default clang-14, else clang), FUZZ_DIR (work directory, default
 # ${TMPDIR:-/tmp}/lumen-fuzz). The corpus grown there is kept between runs; crashing inputs land in
@@ -10,6 +11,26 @@
 # of the real model when it is in the model cache. Reproduce a crash with
 #   $FUZZ_DIR/fuzz_gguf $FUZZ_DIR/artifacts/crash-...
 set -eu
+
+if [ "${1:-}" = tokenizer ]; then
+    shift
+    secs=${1:-60}
+    root=$(cd "$(dirname "$0")/../.." && pwd)
+    dir=${FUZZ_DIR:-${TMPDIR:-/tmp}/lumen-fuzz}/tokenizer
+    if [ -z "${CC:-}" ]; then
+        if command -v clang-14 >/dev/null 2>&1; then CC=clang-14; else CC=clang; fi
+    fi
+    mkdir -p "$dir/corpus" "$dir/artifacts"
+    printf 'Hello world <start_of_turn>user\n  spaces\n\n\n tabs\t <|turn> \360\237\230\200 \377' > "$dir/corpus/seed1"
+    echo "run_fuzz: building tokenizer harness with $CC"
+    $CC -std=c17 -Wall -Wextra -g -O1 -ffp-contract=off -fno-omit-frame-pointer -I"$root/include" -I"$root/engine" \
+        -DLUMEN_FIXTURES="\"$root/tests/fixtures\"" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+        "$root/tests/fuzz/fuzz_tokenizer.c" "$root/engine/tokenizer.c" "$root/engine/chat.c" "$root/engine/gguf.c" \
+        "$root/engine/quant.c" "$root/engine/status.c" -o "$dir/fuzz_tokenizer" -lm
+    echo "run_fuzz: fuzzing the tokenizers for ${secs}s"
+    exec "$dir/fuzz_tokenizer" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "$dir/corpus"
+fi
 
 secs=${1:-60}
 [ $# -gt 0 ] && shift
