@@ -627,16 +627,32 @@ static inline void kv_axpy(const lm_cpu_kernels *k, lm_dtype t, float *y, float 
     }
 }
 
+/* a KV row to f32 with the fast converters */
+static inline void kv_row_f32(const lm_cpu_kernels *k, lm_dtype t, const void *row, float *out, int64_t n) {
+    switch (t) {
+    case LM_F16: k->cvt_f16(row, out, n); break;
+    case LM_BF16: k->cvt_bf16(row, out, n); break;
+    default: memcpy(out, row, (size_t)n * sizeof(float)); break;
+    }
+}
+
 static inline int64_t attn_cells(const lm_attn_params *ap, int32_t p) {
     return ap->ring ? ap->cells_per_seq : lm_min64((int64_t)p + 1, ap->cells_per_seq);
 }
 
+#define ATT_CHUNK 128
+
 /* floats of per-thread scratch the attention task needs */
 static size_t attn_tbuf(const lm_node *n) {
     const int64_t dk = n->src[0]->ne[0], dv = n->src[2]->ne[0], G = n->src[0]->ne[1] / n->src[1]->ne[1];
-    return (size_t)(dk + G * (dv + 2) + 2 + 10 * (dk / 2) + 64);
+    return (size_t)(dk + dv + G * (dv + 2) + (G + 1) * ATT_CHUNK + 2 + 10 * (dk / 2) + 64);
 }
 
+/* One work item = (token, KV head, split): the query heads of the group against the item's cells,
+ * in chunks of ATT_CHUNK cells. Per chunk: (1) the visible cells' keys are made once (converted
+ * to f32, or for K=V layers V * k_norm rotated to the cell's position) and scored against every
+ * query head of the group; (2) each head's running max and sum are rescaled once; (3) softmax
+ * weights come from one vectorized exp per head and V rows (converted once) are accumulated. */
 static void attn_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -646,11 +662,14 @@ static void attn_task(void *arg, int ith, int nth) {
     const lm_attn_params ap = lm_node_attn_unpack(n);
     const int64_t dk = q->ne[0], dv = V->ne[0], H = q->ne[1], Hkv = K->ne[1], G = H / Hkv;
     const int S = tk->n_split;
-    float *kt = tk->f->tbuf[ith];        /* [dk] transformed key */
-    float *acc = kt + dk;                /* [G][dv] */
-    float *ml = acc + G * dv;            /* [G][2]: running max, running sum */
-    const int64_t rc_off = (dk + G * dv + 2 * G + 1) & ~(int64_t)1; /* doubles need 8-byte alignment */
-    double *rc = (double *)(kt + rc_off); /* rope recurrence: fr, step c/s, cur c/s */
+    float *kt = tk->f->tbuf[ith];            /* [dk] key of the current cell, f32 */
+    float *vt = kt + dk;                     /* [dv] value of the current cell, f32 */
+    float *acc = vt + dv;                    /* [G][dv] */
+    float *ml = acc + G * dv;                /* [G][2]: running max, running sum */
+    float *sc = ml + 2 * G;                  /* [G][ATT_CHUNK] scores of the chunk */
+    int32_t *vis = (int32_t *)(sc + G * ATT_CHUNK); /* [ATT_CHUNK] visible cells of the chunk */
+    const int64_t rc_off = (dk + dv + G * dv + 2 * G + G * ATT_CHUNK + ATT_CHUNK + 1) & ~(int64_t)1;
+    double *rc = (double *)(kt + rc_off);    /* rope recurrence: fr, step c/s, cur c/s */
     const int32_t np = ap.k_from_v ? ap.rope.n_pairs : 0;
     double *fr = rc, *stc = fr + np, *sts = stc + np, *cc = sts + np, *ss = cc + np;
     if (ap.k_from_v) {
@@ -661,6 +680,7 @@ static void attn_task(void *arg, int ith, int nth) {
         }
     }
     const float *knw = kn ? frow(kn, 0, 0, 0) : NULL;
+    const bool conv_k = ap.k_from_v || (K->type != LM_F32 && G > 1), conv_v = V->type != LM_F32 && G > 1;
     for (int64_t it = ith; it < tk->n_items; it += nth) {
         const int64_t s = it % S, g = (it / S) % Hkv, t = it / S / Hkv;
         const int32_t p = ival(pos, t, 0), sq = ival(seq, t, 0);
@@ -673,50 +693,88 @@ static void attn_task(void *arg, int ith, int nth) {
         }
         memset(acc, 0, (size_t)(G * dv) * sizeof(float));
         int64_t last_p = INT64_MIN;
-        for (int64_t c = c0; c < c1; c++) {
-            const int32_t pc = ival(cell_pos, base + c, 0);
-            if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
-            const void *vrow = lm_tensor_row(V, g, base + c, 0);
-            const void *krow;
-            lm_dtype kt_type;
-            if (ap.k_from_v) {
-                lm_dequant_row(V->type, vrow, kt, dk);
-                for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
-                if (pc == last_p + 1 && last_p != INT64_MIN) {
-                    for (int32_t i = 0; i < np; i++) {
-                        const double c2 = cc[i] * stc[i] - ss[i] * sts[i];
-                        ss[i] = ss[i] * stc[i] + cc[i] * sts[i];
-                        cc[i] = c2;
+        for (int64_t cs = c0; cs < c1; cs += ATT_CHUNK) {
+            const int64_t ce = lm_min64(cs + ATT_CHUNK, c1);
+            int nv = 0;
+            /* (1) scores */
+            for (int64_t c = cs; c < ce; c++) {
+                const int32_t pc = ival(cell_pos, base + c, 0);
+                if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
+                const void *krow;
+                if (ap.k_from_v) {
+                    kv_row_f32(k, V->type, lm_tensor_row(V, g, base + c, 0), kt, dk);
+                    for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
+                    if (pc == last_p + 1 && last_p != INT64_MIN) {
+                        for (int32_t i = 0; i < np; i++) {
+                            const double c2 = cc[i] * stc[i] - ss[i] * sts[i];
+                            ss[i] = ss[i] * stc[i] + cc[i] * sts[i];
+                            cc[i] = c2;
+                        }
+                    } else {
+                        for (int32_t i = 0; i < np; i++) {
+                            cc[i] = cos((double)pc * fr[i]);
+                            ss[i] = sin((double)pc * fr[i]);
+                        }
+                    }
+                    last_p = pc;
+                    rope_row(kt, kt, dk, cc, ss, np, ap.rope.mode);
+                    krow = kt;
+                } else if (conv_k) {
+                    kv_row_f32(k, K->type, lm_tensor_row(K, g, base + c, 0), kt, dk);
+                    krow = kt;
+                } else {
+                    krow = lm_tensor_row(K, g, base + c, 0);
+                }
+                float dots[8];
+                if (conv_k) {
+                    for (int64_t h0 = 0; h0 < G; h0 += 8) {
+                        const float *qs[8];
+                        const int nh = (int)lm_min64(8, G - h0);
+                        for (int h = 0; h < nh; h++) qs[h] = frow(q, g * G + h0 + h, t, 0);
+                        k->dot_f32_multi(krow, qs, nh, dk, dots);
+                        for (int h = 0; h < nh; h++) sc[(h0 + h) * ATT_CHUNK + nv] = dots[h];
                     }
                 } else {
-                    for (int32_t i = 0; i < np; i++) {
-                        cc[i] = cos((double)pc * fr[i]);
-                        ss[i] = sin((double)pc * fr[i]);
-                    }
+                    for (int64_t h = 0; h < G; h++) sc[h * ATT_CHUNK + nv] = kv_dot(k, K->type, krow, frow(q, g * G + h, t, 0), dk);
                 }
-                last_p = pc;
-                rope_row(kt, kt, dk, cc, ss, np, ap.rope.mode);
-                krow = kt;
-                kt_type = LM_F32;
-            } else {
-                krow = lm_tensor_row(K, g, base + c, 0);
-                kt_type = K->type;
+                for (int64_t h = 0; h < G; h++) {
+                    float v = sc[h * ATT_CHUNK + nv] * ap.scale;
+                    if (ap.softcap > 0) v = ap.softcap * tanhf(v / ap.softcap);
+                    sc[h * ATT_CHUNK + nv] = v;
+                }
+                vis[nv++] = (int32_t)c;
             }
+            if (nv == 0) continue;
+            /* (2) rescale once per chunk, (3) weights */
             for (int64_t h = 0; h < G; h++) {
-                const float *qr = frow(q, g * G + h, t, 0);
-                float sc = kv_dot(k, kt_type, krow, qr, dk) * ap.scale;
-                if (ap.softcap > 0) sc = ap.softcap * tanhf(sc / ap.softcap);
-                float *m = &ml[2 * h], *l = &ml[2 * h + 1], *a = acc + h * dv;
-                if (sc > *m) {
-                    const float r = expf(*m - sc);
+                float *m = &ml[2 * h], *l = &ml[2 * h + 1], cm = -INFINITY;
+                for (int j = 0; j < nv; j++) cm = fmaxf(cm, sc[h * ATT_CHUNK + j]);
+                if (cm > *m) {
+                    const float r = expf(*m - cm);
                     if (*l > 0)
-                        for (int64_t j = 0; j < dv; j++) a[j] *= r;
+                        for (int64_t j = 0; j < dv; j++) acc[h * dv + j] *= r;
                     *l *= r;
-                    *m = sc;
+                    *m = cm;
                 }
-                const float w = expf(sc - *m);
-                *l += w;
-                kv_axpy(k, V->type, a, w, vrow, dv);
+                *l += k->exp_sub(sc + h * ATT_CHUNK, *m, nv);
+            }
+            /* accumulate V */
+            for (int j = 0; j < nv; j++) {
+                const void *vrow = lm_tensor_row(V, g, base + vis[j], 0);
+                if (conv_v) {
+                    kv_row_f32(k, V->type, vrow, vt, dv);
+                    for (int64_t h0 = 0; h0 < G; h0 += 8) {
+                        float *ys[8], ws[8];
+                        const int nh = (int)lm_min64(8, G - h0);
+                        for (int h = 0; h < nh; h++) {
+                            ys[h] = acc + (h0 + h) * dv;
+                            ws[h] = sc[(h0 + h) * ATT_CHUNK + j];
+                        }
+                        k->axpy_f32_multi(ys, ws, nh, vt, dv);
+                    }
+                } else {
+                    for (int64_t h = 0; h < G; h++) kv_axpy(k, V->type, acc + h * dv, sc[h * ATT_CHUNK + j], vrow, dv);
+                }
             }
         }
         for (int64_t h = 0; h < G; h++) {

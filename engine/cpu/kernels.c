@@ -146,6 +146,84 @@ static inline __m256 exp8(__m256 x) {
 }
 #endif
 
+static void dot_f32_multi(const float *x, const float *const *y, int nh, int64_t n, float *out) {
+    int h0 = 0;
+#ifdef HAVE_AVX2
+    for (; h0 + 4 <= nh; h0 += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        const float *y0 = y[h0], *y1 = y[h0 + 1], *y2 = y[h0 + 2], *y3 = y[h0 + 3];
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(y0 + i), a0);
+            a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(y1 + i), a1);
+            a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(y2 + i), a2);
+            a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(y3 + i), a3);
+        }
+        float r[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+        for (; i < n; i++)
+            for (int h = 0; h < 4; h++) r[h] += x[i] * y[h0 + h][i];
+        for (int h = 0; h < 4; h++) out[h0 + h] = r[h];
+    }
+#endif
+    for (; h0 < nh; h0++) out[h0] = dot_f32(x, y[h0], n);
+}
+
+static void axpy_f32_multi(float *const *y, const float *a, int nh, const float *x, int64_t n) {
+    int h0 = 0;
+#ifdef HAVE_AVX2
+    for (; h0 + 4 <= nh; h0 += 4) {
+        const __m256 c0 = _mm256_set1_ps(a[h0]), c1 = _mm256_set1_ps(a[h0 + 1]), c2 = _mm256_set1_ps(a[h0 + 2]),
+                     c3 = _mm256_set1_ps(a[h0 + 3]);
+        float *y0 = y[h0], *y1 = y[h0 + 1], *y2 = y[h0 + 2], *y3 = y[h0 + 3];
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 v = _mm256_loadu_ps(x + i);
+            _mm256_storeu_ps(y0 + i, _mm256_fmadd_ps(c0, v, _mm256_loadu_ps(y0 + i)));
+            _mm256_storeu_ps(y1 + i, _mm256_fmadd_ps(c1, v, _mm256_loadu_ps(y1 + i)));
+            _mm256_storeu_ps(y2 + i, _mm256_fmadd_ps(c2, v, _mm256_loadu_ps(y2 + i)));
+            _mm256_storeu_ps(y3 + i, _mm256_fmadd_ps(c3, v, _mm256_loadu_ps(y3 + i)));
+        }
+        for (; i < n; i++)
+            for (int h = 0; h < 4; h++) y[h0 + h][i] += a[h0 + h] * x[i];
+    }
+#endif
+    for (; h0 < nh; h0++) axpy_f32(y[h0], a[h0], x, n);
+}
+
+static void cvt_f16(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+#ifdef HAVE_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
+#endif
+    for (; i < n; i++) y[i] = lm_f16_to_f32(x[i]);
+}
+
+static void cvt_bf16(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+#ifdef HAVE_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_bf16x8(x + i));
+#endif
+    for (; i < n; i++) y[i] = lm_bf16_to_f32(x[i]);
+}
+
+static float exp_sub(float *x, float m, int64_t n) {
+    int64_t i = 0;
+    float sum = 0;
+#ifdef HAVE_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    const __m256 vm = _mm256_set1_ps(m);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    sum = hsum8(acc);
+#endif
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - m));
+    return sum;
+}
+
 static void geglu(float *y, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
 #ifdef HAVE_AVX2
@@ -487,6 +565,11 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f16 = axpy_f16,
     .axpy_bf16 = axpy_bf16,
     .geglu = geglu,
+    .exp_sub = exp_sub,
+    .cvt_f16 = cvt_f16,
+    .dot_f32_multi = dot_f32_multi,
+    .axpy_f32_multi = axpy_f32_multi,
+    .cvt_bf16 = cvt_bf16,
     .quant_q16 = quant_q16,
 #ifdef HAVE_AVX2
     .gemm_q16_1x4 = gemm_q16_1x4,

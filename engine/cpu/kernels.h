@@ -24,6 +24,15 @@ typedef struct lm_cpu_kernels {
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
     void (*axpy_bf16)(float *y, float a, const uint16_t *x, int64_t n);
+    /* out[h] = dot(x, y[h]) for h < nh (<= 8): x loaded once for all rows (GQA scores) */
+    void (*dot_f32_multi)(const float *x, const float *const *y, int nh, int64_t n, float *out);
+    /* y[h] += a[h] * x for h < nh (<= 8): x loaded once (GQA value accumulation) */
+    void (*axpy_f32_multi)(float *const *y, const float *a, int nh, const float *x, int64_t n);
+    /* rows of f16 / bf16 to f32 */
+    void (*cvt_f16)(const uint16_t *x, float *y, int64_t n);
+    void (*cvt_bf16)(const uint16_t *x, float *y, int64_t n);
+    /* x[i] = exp(x[i] - m); returns the sum (softmax numerators) */
+    float (*exp_sub)(float *x, float m, int64_t n);
     /* y[i] = gelu_tanh(g[i]) * u[i] (GeGLU), as x * sigmoid(2z), z = sqrt(2/pi) (x + 0.044715 x^3) */
     void (*geglu)(float *y, const float *g, const float *u, int64_t n);
     void (*quant_q16)(const float *x, void *dst, int64_t n);
