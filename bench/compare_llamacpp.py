@@ -5,9 +5,9 @@
         --lumen build/lumen --threads 2 [--backend cpu] [--out bench/results/NAME.md]
 
 pp512: one 512-token prompt batch (logits for the last token only); tg128: 128 single-token decode
-steps from an empty context. Both engines get the same random token ids. Each test runs --reps
-times after a warm-up; the median is reported and the ratio is lumen / llama.cpp (> 1 = lumen
-faster). llama.cpp runs through llama-cpp-python (built from source by pip on this machine, so it
+steps from an empty context. Both engines get the same random token ids. --reps rounds alternate
+between the engines (each warmed up first); medians are reported and the ratio is
+lumen / llama.cpp (> 1 = lumen faster). llama.cpp runs through llama-cpp-python (built from source by pip on this machine, so it
 uses this CPU's full instruction set); its Python call overhead per decode step is a few
 microseconds, under 0.1 % of a step here.
 """
@@ -23,32 +23,35 @@ import sys
 import time
 
 
-def bench_llamacpp(model, threads, n_prompt, n_gen, reps):
-    import llama_cpp
+class LlamaCpp:
+    def __init__(self, model, threads, n_prompt, n_gen):
+        import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=model, n_ctx=n_prompt + n_gen + 16, n_batch=n_prompt, n_ubatch=n_prompt,
-                          n_threads=threads, n_threads_batch=threads, verbose=False)
-    rng = random.Random(42)
-    toks = [llm.token_bos()] + [rng.randrange(llm.n_vocab()) for _ in range(n_prompt + n_gen)]
-    pp, tg = [], []
-    for rep in range(reps + 1):  # first is warm-up
+        self.version = llama_cpp.__version__
+        self.llm = llama_cpp.Llama(model_path=model, n_ctx=n_prompt + n_gen + 16, n_batch=n_prompt,
+                                   n_ubatch=n_prompt, n_threads=threads, n_threads_batch=threads, verbose=False)
+        rng = random.Random(42)
+        self.toks = [self.llm.token_bos()] + [rng.randrange(self.llm.n_vocab()) for _ in range(n_prompt + n_gen)]
+        self.n_prompt, self.n_gen = n_prompt, n_gen
+        self.run()  # warm-up
+
+    def run(self):
+        llm = self.llm
         llm.reset()
         t0 = time.perf_counter()
-        llm.eval(toks[:n_prompt])
+        llm.eval(self.toks[: self.n_prompt])
         t1 = time.perf_counter()
         llm.reset()
         t2 = time.perf_counter()
-        for i in range(n_gen):
-            llm.eval([toks[i]])
+        for i in range(self.n_gen):
+            llm.eval([self.toks[i]])
         t3 = time.perf_counter()
-        if rep > 0:
-            pp.append(n_prompt / (t1 - t0))
-            tg.append(n_gen / (t3 - t2))
-    return statistics.median(pp), statistics.median(tg), llama_cpp.__version__
+        return self.n_prompt / (t1 - t0), self.n_gen / (t3 - t2)
 
 
-def bench_lumen(lumen, model, threads, n_prompt, n_gen, reps, backend):
-    cmd = [lumen, "bench", "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads), "--reps", str(reps),
+def bench_lumen(lumen, model, threads, n_prompt, n_gen, backend):
+    """One `lumen bench` run (it warms up itself, then measures once)."""
+    cmd = [lumen, "bench", "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads), "--reps", "1",
            "--backend", backend, "--quiet"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     pp = float(re.search(r"\| pp%d \| ([0-9.]+)" % n_prompt, out).group(1))
@@ -68,10 +71,17 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
 
-    print(f"lumen ({a.backend}) ...", file=sys.stderr)
-    l_pp, l_tg = bench_lumen(a.lumen, a.model, a.threads, a.p, a.n, a.reps, a.backend)
-    print("llama.cpp ...", file=sys.stderr)
-    c_pp, c_tg, ver = bench_llamacpp(a.model, a.threads, a.p, a.n, a.reps)
+    # rounds alternate between the engines so that drift in machine speed hits both alike
+    peer = LlamaCpp(a.model, a.threads, a.p, a.n)
+    lp, lt, cp, ct = [], [], [], []
+    for r in range(a.reps):
+        x = bench_lumen(a.lumen, a.model, a.threads, a.p, a.n, a.backend)
+        y = peer.run()
+        lp.append(x[0]); lt.append(x[1]); cp.append(y[0]); ct.append(y[1])
+        print(f"round {r + 1}/{a.reps}: lumen pp {x[0]:.1f} tg {x[1]:.1f} | llama.cpp pp {y[0]:.1f} tg {y[1]:.1f}",
+              file=sys.stderr)
+    l_pp, l_tg, c_pp, c_tg = (statistics.median(v) for v in (lp, lt, cp, ct))
+    ver = peer.version
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = ""
@@ -86,7 +96,7 @@ def main():
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, lumen commit {commit}",
         f"- machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; lumen backend {a.backend}",
         f"- llama.cpp: llama-cpp-python {ver} (built from source by pip on this machine)",
-        f"- median of {a.reps} runs after a warm-up; command: `python bench/compare_llamacpp.py --model {os.path.basename(a.model)} --threads {a.threads} --backend {a.backend}`",
+        f"- median of {a.reps} alternating rounds after a warm-up; command: `python bench/compare_llamacpp.py --model {os.path.basename(a.model)} --threads {a.threads} --backend {a.backend}`",
         "",
         "| test | lumen tok/s | llama.cpp tok/s | ratio (lumen / llama.cpp) |",
         "|---|---:|---:|---:|",
