@@ -8,6 +8,9 @@
  *     readable message for the calling thread; it stays valid until the next failing call
  *     on that thread.
  *   - The library never exits the process and never prints unless asked to.
+ *   - Threads: a loaded lm_model is read-only and its tokenizer / chat functions may be called
+ *     from any thread. Decode calls on the contexts of one model share that model's device
+ *     (queue, scratch memory) and must not run concurrently; one context serves many sequences.
  *
  * Typical use
  *   lm_model_params mp = lm_model_default_params();
