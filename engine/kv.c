@@ -88,18 +88,54 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
         for (int64_t c = 0; c < cells; c++) kv->kind[k].host_pos[c] = -1;
     }
     kv->bytes = total;
-    LM_TRY(m->be->ops->buffer_alloc(m->be, (size_t)total, LM_BUF_KV, &kv->buf));
+
+    /* pack the tensors (laid out above at cumulative offsets) into buffers of at most max_alloc */
+    lm_device_info di;
+    LM_TRY(m->be->ops->device_info(m->be, &di));
+    const uint64_t limit = di.max_alloc ? di.max_alloc : UINT64_MAX;
+    lm_tensor *all[2 * 1024 + LM_KV_KINDS];
+    int n_all = 0;
+    for (int il = 0; il < kv->n_layer && n_all < 2048; il++) {
+        lm_kv_layer *kl = &kv->layers[il];
+        if (!kl->has_cache) continue;
+        if (kl->has_k) all[n_all++] = &kl->k;
+        all[n_all++] = &kl->v;
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++)
+        if (kv->kind[k].used) all[n_all++] = &kv->kind[k].cell_pos;
+    kv->bufs = calloc((size_t)n_all + 1, sizeof(lm_buffer *));
+    if (!kv->bufs) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
+    for (int i = 0; i < n_all;) {
+        uint64_t size = 0;
+        int j = i;
+        for (; j < n_all; j++) {
+            const uint64_t sz = lm_pad(lm_tensor_nbytes(all[j]), 256);
+            if (sz > limit)
+                return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: one cache tensor needs %llu bytes, more than the device's largest "
+                               "allocation (%llu); reduce the context", (unsigned long long)sz, (unsigned long long)limit);
+            if (size > limit - sz) break;
+            size += sz;
+        }
+        lm_buffer *buf;
+        LM_TRY(m->be->ops->buffer_alloc(m->be, (size_t)size, LM_BUF_KV, &buf));
+        kv->bufs[kv->n_bufs++] = buf;
+        uint64_t at = 0;
+        for (int t = i; t < j; t++) {
+            all[t]->buf = buf;
+            all[t]->offs = (size_t)at;
+            at += lm_pad(lm_tensor_nbytes(all[t]), 256);
+        }
+        i = j;
+    }
     for (int il = 0; il < kv->n_layer; il++) {
         lm_kv_layer *kl = &kv->layers[il];
         if (!kl->has_cache) continue;
-        kl->k.buf = kl->v.buf = kv->buf;
         if (kl->has_k) LM_TRY(zero_fill(kv->be, &kl->k));
         LM_TRY(zero_fill(kv->be, &kl->v));
     }
     for (int k = 0; k < LM_KV_KINDS; k++) {
         if (!kv->kind[k].used) continue;
         lm_tensor *cp = &kv->kind[k].cell_pos;
-        cp->buf = kv->buf;
         LM_TRY(kv->be->ops->tensor_set(kv->be, cp, kv->kind[k].host_pos, 0, lm_tensor_nbytes(cp)));
     }
     return LM_STATUS_OK;
@@ -107,7 +143,8 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
 
 void lm_kv_free(lm_kv *kv) {
     if (!kv) return;
-    if (kv->buf) kv->be->ops->buffer_free(kv->buf);
+    for (int i = 0; i < kv->n_bufs; i++) kv->be->ops->buffer_free(kv->bufs[i]);
+    free(kv->bufs);
     for (int k = 0; k < LM_KV_KINDS; k++) free(kv->kind[k].host_pos);
     free(kv->layers);
     free(kv->seq_pos_max);

@@ -32,7 +32,8 @@ typedef struct lm_kv_layer {
 
 typedef struct lm_kv {
     lm_backend *be;
-    lm_buffer *buf;
+    lm_buffer **bufs; /* tensors packed into buffers no larger than the device allows */
+    int n_bufs;
     lm_dtype type;
     int32_t n_seq, n_ctx, n_batch;
     lm_kv_kind kind[LM_KV_KINDS];

@@ -248,7 +248,7 @@ static lm_tensor *bind(binder *b, const char *name, int n, int64_t ne0, int64_t 
     b->used[idx] = true;
     lm_tensor_init(t, gt->type, n, want);
     snprintf(t->name, sizeof t->name, "%s", name);
-    t->buf = m->weights;
+    t->buf = NULL; /* placed in a weights buffer once every tensor is bound */
     t->offs = (size_t)(lm_gguf_data_offset(m->gguf) + gt->offset);
     if (vector && gt->type != LM_F32) {
         /* convert into the aux buffer (host-visible on the CPU; uploaded otherwise) */
@@ -294,20 +294,24 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
     }
     m->n_tensors = nt;
 
-    /* weights buffer: wrap the mapped file when the device reads host memory, else upload */
+    /* weights: wrap the mapped file when the device reads host memory, else upload (below) */
     lm_device_info di;
     LM_TRY(m->be->ops->device_info(m->be, &di));
     const bool wrap = di.unified_memory && m->be->ops->buffer_from_host;
     lm_status st;
     if (wrap) {
+        m->weights = calloc(1, sizeof(lm_buffer *));
+        if (!m->weights) {
+            free(b.used);
+            return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+        }
+        m->n_weights = 1;
         st = m->be->ops->buffer_from_host(m->be, (void *)lm_gguf_base(m->gguf), lm_gguf_file_size(m->gguf),
-                                          LM_BUF_WEIGHTS, &m->weights);
-    } else {
-        st = m->be->ops->buffer_alloc(m->be, lm_gguf_file_size(m->gguf), LM_BUF_WEIGHTS, &m->weights);
-    }
-    if (st) {
-        free(b.used);
-        return st;
+                                          LM_BUF_WEIGHTS, &m->weights[0]);
+        if (st) {
+            free(b.used);
+            return st;
+        }
     }
     /* aux buffer for converted vectors: bounded by the f32 size of all 1-D/small tensors */
     size_t aux = 4096;
@@ -315,7 +319,7 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
         const lm_gguf_tensor *gt = lm_gguf_tensor_at(m->gguf, i);
         if (gt->type != LM_F32 && gt->ne[1] == 1) aux += lm_pad((size_t)gt->ne[0] * 4, 256);
     }
-    if ((st = m->be->ops->buffer_alloc(m->be, aux, LM_BUF_WEIGHTS, &b.aux))) {
+    if ((st = m->be->ops->buffer_alloc(m->be, aux, LM_BUF_WEIGHTS, &b.aux)) != LM_STATUS_OK) {
         free(b.used);
         return st;
     }
@@ -404,20 +408,60 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
         }
     }
 #undef NAME
-    /* upload used tensors when the weights live in device memory */
-    if (!b.st && !wrap) {
-        uint64_t total = 0, done = 0;
+    /* place the tensors: in the wrapped file, or packed in file order into device buffers no
+       larger than the device allows, and uploaded */
+    if (!b.st && wrap) {
         for (int64_t i = 0; i < nt; i++)
-            if (b.used[i]) total += lm_gguf_tensor_at(m->gguf, i)->size;
+            if (b.used[i] && !m->tensors[i].buf) m->tensors[i].buf = m->weights[0];
+        if (p->progress) p->progress(1.0f, p->progress_user);
+    } else if (!b.st) {
+        const uint64_t limit = di.max_alloc ? di.max_alloc : UINT64_MAX;
+        uint64_t total = 0, done = 0;
+        int n_chunks = 0;
+        uint64_t fill = UINT64_MAX;
         for (int64_t i = 0; i < nt && !b.st; i++) {
-            if (!b.used[i] || m->tensors[i].buf != m->weights) continue;
-            const lm_gguf_tensor *gt = lm_gguf_tensor_at(m->gguf, i);
-            b.st = m->be->ops->tensor_set(m->be, &m->tensors[i], gt->data, 0, gt->size);
-            done += gt->size;
-            if (p->progress) p->progress(total ? (float)done / (float)total : 1.0f, p->progress_user);
+            if (!b.used[i] || m->tensors[i].buf) continue;
+            const uint64_t sz = lm_pad(lm_gguf_tensor_at(m->gguf, i)->size, 256);
+            if (sz > limit)
+                b.st = lm_fail(LM_STATUS_UNSUPPORTED, "tensor '%s' (%llu bytes) exceeds the device's largest allocation (%llu)",
+                               m->tensors[i].name, (unsigned long long)sz, (unsigned long long)limit);
+            if (fill > limit - sz) {
+                n_chunks++;
+                fill = 0;
+            }
+            fill += sz;
+            total += sz;
         }
-    } else if (!b.st && p->progress) {
-        p->progress(1.0f, p->progress_user);
+        m->weights = calloc((size_t)n_chunks + 1, sizeof(lm_buffer *));
+        if (!b.st && !m->weights) b.st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+        /* second pass: allocate each chunk once its size is known, then upload its tensors */
+        int64_t first = 0;
+        while (!b.st && first < nt) {
+            uint64_t size = 0;
+            int64_t last = first;
+            for (; last < nt; last++) {
+                if (!b.used[last] || m->tensors[last].buf) continue;
+                const uint64_t sz = lm_pad(lm_gguf_tensor_at(m->gguf, last)->size, 256);
+                if (size > limit - sz) break;
+                size += sz;
+            }
+            if (size == 0) break;
+            lm_buffer *buf;
+            if ((b.st = m->be->ops->buffer_alloc(m->be, (size_t)size, LM_BUF_WEIGHTS, &buf))) break;
+            m->weights[m->n_weights++] = buf;
+            uint64_t at = 0;
+            for (int64_t i = first; i < last && !b.st; i++) {
+                if (!b.used[i] || m->tensors[i].buf) continue;
+                const lm_gguf_tensor *gt = lm_gguf_tensor_at(m->gguf, i);
+                m->tensors[i].buf = buf;
+                m->tensors[i].offs = (size_t)at;
+                at += lm_pad(gt->size, 256);
+                b.st = m->be->ops->tensor_set(m->be, &m->tensors[i], gt->data, 0, gt->size);
+                done += lm_pad(gt->size, 256);
+                if (p->progress) p->progress(total ? (float)done / (float)total : 1.0f, p->progress_user);
+            }
+            first = last;
+        }
     }
     m->aux = b.aux;
     free(b.used);
@@ -477,7 +521,8 @@ fail:
 void lm_model_free(lm_model *m) {
     if (!m) return;
     if (m->be) {
-        if (m->weights) m->be->ops->buffer_free(m->weights);
+        for (int i = 0; i < m->n_weights; i++) m->be->ops->buffer_free(m->weights[i]);
+        free(m->weights);
         if (m->aux) m->be->ops->buffer_free(m->aux);
         lm_backend_destroy(m->be);
     }

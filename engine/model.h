@@ -64,7 +64,9 @@ struct lm_model {
     lm_gguf *gguf;
     lm_vocab *vocab;
     lm_backend *be;
-    lm_buffer *weights; /* one buffer holding (or wrapping) all tensor data */
+    lm_buffer **weights; /* buffers holding (or wrapping) the tensor data; one on the CPU (the mapped
+                            file), several on devices with an allocation size limit */
+    int n_weights;
     lm_buffer *aux;     /* f32 copies of vectors stored in other types */
     lm_tensor *tensors; /* bound tensors, one per GGUF tensor used */
     int64_t n_tensors;

@@ -161,6 +161,28 @@ static void check_model(const char *name) {
     free(g.blob);
 }
 
+/* Weights copied into device buffers no larger than 600 kB (the path GPUs with an allocation limit
+ * take), instead of the mapped file: same logits. */
+Test(models, chunked_weight_upload) {
+    setenv("LUMEN_CPU_MAX_ALLOC", "600000", 1);
+    golden g;
+    load_golden("gemma4_moe", &g);
+    lm_model *m = load_model("gemma4_moe", "cpu");
+    unsetenv("LUMEN_CPU_MAX_ALLOC");
+    double err = run_chunks("gemma4_moe (chunked weights)", m, &g, 64);
+    cr_assert_leq(err, TOL);
+    lm_model_free(m);
+    free(g.blob);
+    setenv("LUMEN_CPU_MAX_ALLOC", "1000", 1); /* smaller than a tensor: a clean error */
+    lm_model_params mp = lm_model_default_params();
+    lm_model *bad = NULL;
+    lm_status st = lm_model_load(tu_fixture("hf/gemma4_moe.gguf"), &mp, &bad);
+    unsetenv("LUMEN_CPU_MAX_ALLOC");
+    cr_assert_eq(st, LM_STATUS_UNSUPPORTED);
+    cr_assert(strstr(lm_last_error(), "exceeds") != NULL, "message: %s", lm_last_error());
+    cr_assert_null(bad);
+}
+
 Test(models, gemma3_tiny) { check_model("gemma3_tiny"); }
 Test(models, gemma4_dense) { check_model("gemma4_dense"); }
 Test(models, gemma4_moe) { check_model("gemma4_moe"); }

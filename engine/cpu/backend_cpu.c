@@ -70,6 +70,14 @@ static lm_status cpu_device_info(lm_backend *be, lm_device_info *out) {
     }
     snprintf(out->name, sizeof out->name, "CPU (%d cores, %s)", lm_cpu_count(), im->ref ? "reference" : lm_cpu_fast_isa());
     out->unified_memory = true;
+    /* Test hook: LUMEN_CPU_MAX_ALLOC=N makes the CPU behave like a discrete device with an
+       allocation limit of N bytes (weights copied into chunked buffers instead of mapped), so the
+       GPU loading path is exercised where no GPU exists. */
+    const char *lim = getenv("LUMEN_CPU_MAX_ALLOC");
+    if (lim && *lim) {
+        out->unified_memory = false;
+        out->max_alloc = strtoull(lim, NULL, 10);
+    }
     return LM_STATUS_OK;
 }
 
