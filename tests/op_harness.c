@@ -453,3 +453,45 @@ void lm_case_result_free(lm_case_result *r) {
     r->out = NULL;
     r->n = 0;
 }
+
+int lm_conformance_run(const char *name, const char *label, bool verbose) {
+    lm_backend *ref = NULL, *be = NULL;
+    lm_backend_config cfg = {.device = 0, .n_threads = 2};
+    if (lm_backend_create("ref", &cfg, &ref) || lm_backend_create(name, &cfg, &be)) {
+        fprintf(stderr, "conformance: cannot create backends: %s\n", lm_last_error());
+        lm_backend_destroy(ref);
+        return 1;
+    }
+    int failures = 0;
+    for (int i = 0; i < LM_N_OP_CASES; i++) {
+        const lm_op_case *c = &lm_op_cases[i];
+        char desc[160];
+        lm_case_describe(c, desc, sizeof desc);
+        for (uint64_t seed = 1; seed <= 2; seed++) {
+            lm_case_result a, b;
+            lm_status sa = lm_case_run(c, seed * 1000 + (uint64_t)i, ref, 1, &a);
+            lm_status sb = lm_case_run(c, seed * 1000 + (uint64_t)i, be, 1, &b);
+            if (sa || sb) {
+                fprintf(stderr, "FAIL %-44s [%s] run failed: %s\n", desc, label, lm_last_error());
+                if (!sa) lm_case_result_free(&a);
+                failures++;
+                break;
+            }
+            bool ok = a.n == b.n && b.sentinel_ok && a.sentinel_ok && tu_all_finite(a.out, a.n) && tu_all_finite(b.out, b.n);
+            double err = ok ? tu_nmse(b.out, a.out, a.n) : INFINITY;
+            if (c->tol == 0.0) ok = ok && err == 0.0;
+            else ok = ok && err <= c->tol;
+            if (verbose) fprintf(stderr, "%-48s %-12s seed %llu nmse %.3g (tol %.3g)\n", desc, label, (unsigned long long)seed, err, c->tol);
+            if (!ok) {
+                fprintf(stderr, "FAIL %-44s [%s] seed %llu: nmse %.3g (tol %.3g), sentinel %d\n", desc, label,
+                        (unsigned long long)seed, err, c->tol, b.sentinel_ok);
+                failures++;
+            }
+            lm_case_result_free(&a);
+            lm_case_result_free(&b);
+        }
+    }
+    lm_backend_destroy(ref);
+    lm_backend_destroy(be);
+    return failures;
+}

@@ -20,6 +20,11 @@ typedef struct lm_case_result {
 /* Run case c with inputs from `seed` on backend be, `reps` times (>= 1). */
 lm_status lm_case_run(const lm_op_case *c, uint64_t seed, lm_backend *be, int reps, lm_case_result *r);
 void lm_case_result_free(lm_case_result *r);
+/* Every case of the table on backend `name` against the reference (two seeds each); failures
+ * are logged to stderr. Returns the number of failed (or unsupported) cases. With verbose, every
+ * case's error is printed. `label` tags the log lines. */
+int lm_conformance_run(const char *name, const char *label, bool verbose);
+
 /* "matmul q4_K [768, 35, 6]" */
 void lm_case_describe(const lm_op_case *c, char *buf, size_t cap);
 

@@ -17,43 +17,7 @@
 static void check_backend(const char *name, bool generic) {
     if (generic) setenv("LUMEN_CPU_GENERIC", "1", 1);
     else unsetenv("LUMEN_CPU_GENERIC");
-    lm_backend *ref = NULL, *be = NULL;
-    lm_backend_config cfg = {.device = 0, .n_threads = 2};
-    cr_assert_eq(lm_backend_create("ref", &cfg, &ref), LM_STATUS_OK, "%s", lm_last_error());
-    cr_assert_eq(lm_backend_create(name, &cfg, &be), LM_STATUS_OK, "%s", lm_last_error());
-    int failures = 0;
-    for (int i = 0; i < LM_N_OP_CASES; i++) {
-        const lm_op_case *c = &lm_op_cases[i];
-        char desc[160];
-        lm_case_describe(c, desc, sizeof desc);
-        for (uint64_t seed = 1; seed <= 2; seed++) {
-            lm_case_result a, b;
-            lm_status sa = lm_case_run(c, seed * 1000 + (uint64_t)i, ref, 1, &a);
-            lm_status sb = lm_case_run(c, seed * 1000 + (uint64_t)i, be, 1, &b);
-            if (sa || sb) {
-                cr_log_error("%s: run failed: %s", desc, lm_last_error());
-                failures++;
-                continue;
-            }
-            bool ok = a.n == b.n && b.sentinel_ok && a.sentinel_ok && tu_all_finite(a.out, a.n) && tu_all_finite(b.out, b.n);
-            double err = ok ? tu_nmse(b.out, a.out, a.n) : INFINITY;
-            if (c->tol == 0.0) ok = ok && err == 0.0;
-            else ok = ok && err <= c->tol;
-            if (getenv("LUMEN_TEST_VERBOSE"))
-                fprintf(stderr, "%-44s %-12s seed %llu nmse %.3g (tol %.3g)\n", desc, generic ? "generic" : name,
-                        (unsigned long long)seed, err, c->tol);
-            if (!ok) {
-                cr_log_error("%s [%s%s] seed %llu: nmse %.3g (tol %.3g), sentinel %d, finite %d/%d", desc, name,
-                             generic ? "/generic" : "", (unsigned long long)seed, err, c->tol, b.sentinel_ok,
-                             tu_all_finite(a.out, a.n), tu_all_finite(b.out, b.n));
-                failures++;
-            }
-            lm_case_result_free(&a);
-            lm_case_result_free(&b);
-        }
-    }
-    lm_backend_destroy(ref);
-    lm_backend_destroy(be);
+    const int failures = lm_conformance_run(name, generic ? "cpu/generic" : name, getenv("LUMEN_TEST_VERBOSE") != NULL);
     unsetenv("LUMEN_CPU_GENERIC");
     cr_assert_eq(failures, 0, "%d op cases failed on %s", failures, name);
 }
