@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "vk_internal.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,10 @@ static void vk_destroy(lm_backend *be) {
                 for (int i = 0; i < lm_vk_shader_count; i++)
                     if (c->pipes[i]) vkDestroyPipeline(c->dev, c->pipes[i], NULL);
             buf_destroy(c, &c->staging);
+            buf_destroy(c, &c->args);
+            buf_destroy(c, &c->scratch);
+            for (int i = 0; i < c->n_garbage; i++) buf_destroy(c, &c->garbage[i]);
+            for (int i = 0; i < c->n_ftab; i++) buf_destroy(c, &c->ftab[i].buf);
             if (c->qpool) vkDestroyQueryPool(c->dev, c->qpool, NULL);
             if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
             if (c->pool) vkDestroyCommandPool(c->dev, c->pool, NULL);
@@ -571,6 +576,96 @@ void lm_vk_dispatch(lm_backend *be, const lm_node *n, int shader, const void *pc
                          0, NULL);
 }
 
+VkDeviceAddress lm_vk_args(lm_backend *be, const void *data, size_t size) {
+    vk_ctx *c = be->impl;
+    const size_t need = c->args_used + lm_pad(size, 16);
+    if (!c->args.buf || need > c->args.size) {
+        if (c->args_used > 0) { /* the step already references this buffer: no regrowth mid-step */
+            lm_backend_latch(be, LM_STATUS_OUT_OF_MEMORY, "argument ring full (%zu bytes)", c->args.size);
+            return 0;
+        }
+        buf_destroy(c, &c->args);
+        if (buf_create(c, need > (1u << 20) ? need : (1u << 20), c->mem_host, true, &c->args)) {
+            lm_backend_latch(be, LM_STATUS_OUT_OF_MEMORY, "cannot allocate the argument ring");
+            return 0;
+        }
+    }
+    memcpy((char *)c->args.mapped + c->args_used, data, size);
+    const VkDeviceAddress a = c->args.addr + c->args_used;
+    c->args_used = need;
+    return a;
+}
+
+VkDeviceAddress lm_vk_scratch(lm_backend *be, size_t size) {
+    vk_ctx *c = be->impl;
+    const size_t need = c->scratch_used + lm_pad(size, 256);
+    if (!c->scratch.buf || need > c->scratch.size) {
+        if (c->scratch.buf) {
+            if (c->n_garbage == (int)(sizeof c->garbage / sizeof c->garbage[0])) {
+                lm_backend_latch(be, LM_STATUS_OUT_OF_MEMORY, "scratch regrown too often in one step");
+                return 0;
+            }
+            c->garbage[c->n_garbage++] = c->scratch; /* freed at sync, after the step ran */
+            memset(&c->scratch, 0, sizeof c->scratch);
+        }
+        const size_t sz = lm_pad(need * 2 > (16u << 20) ? need * 2 : (16u << 20), 4096);
+        if (buf_create(c, sz, c->mem_device, false, &c->scratch)) {
+            lm_backend_latch(be, LM_STATUS_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch", sz);
+            return 0;
+        }
+        c->scratch_used = 0;
+    }
+    const VkDeviceAddress a = c->scratch.addr + c->scratch_used;
+    c->scratch_used += lm_pad(size, 256);
+    return a;
+}
+
+static lm_status vk_tensor_get(lm_backend *be, const lm_tensor *t, void *dst, size_t offs, size_t size);
+
+VkDeviceAddress lm_vk_freqs(lm_backend *be, const lm_rope_params *rp, const lm_tensor *factors) {
+    vk_ctx *c = be->impl;
+    for (int i = 0; i < c->n_ftab; i++)
+        if (!memcmp(&c->ftab[i].rp, rp, sizeof *rp) && c->ftab[i].fbuf == (factors ? factors->buf : NULL) &&
+            c->ftab[i].foffs == (factors ? factors->offs : 0))
+            return c->ftab[i].buf.addr;
+    if (c->n_ftab == (int)(sizeof c->ftab / sizeof c->ftab[0])) {
+        lm_backend_latch(be, LM_STATUS_UNSUPPORTED, "more than %d rope configurations", c->n_ftab);
+        return 0;
+    }
+    const size_t n = rp->n_pairs > 0 ? (size_t)rp->n_pairs : 1;
+    float *fac = NULL;
+    if (factors) {
+        /* weights do not change: read the factors once (a transfer outside the step's buffer) */
+        fac = malloc(n * sizeof(float));
+        if (!fac || vk_tensor_get(be, factors, fac, 0, n * sizeof(float)) != LM_STATUS_OK) {
+            free(fac);
+            lm_backend_latch(be, LM_STATUS_BACKEND, "cannot read rope frequency factors");
+            return 0;
+        }
+    }
+    const int k = c->n_ftab;
+    if (buf_create(c, n * 8, c->mem_host, true, &c->ftab[k].buf)) {
+        free(fac);
+        lm_backend_latch(be, LM_STATUS_OUT_OF_MEMORY, "cannot allocate a rope frequency table");
+        return 0;
+    }
+    uint64_t *g = c->ftab[k].buf.mapped;
+    for (int32_t i = 0; i < rp->n_pairs; i++) {
+        /* turns per position, f / (2 pi), as a 64-bit binary fraction (whole turns wrap away) */
+        long double f = (long double)rp->freq_scale * powl((long double)rp->theta, -2.0L * (long double)i / (long double)rp->freq_dim);
+        if (fac) f /= (long double)fac[i];
+        long double turns = f / (2.0L * 3.14159265358979323846264338327950288L);
+        turns -= floorl(turns);
+        g[i] = isfinite((double)turns) ? (uint64_t)(turns * 18446744073709551616.0L) : 0;
+    }
+    free(fac);
+    c->ftab[k].rp = *rp;
+    c->ftab[k].fbuf = factors ? factors->buf : NULL;
+    c->ftab[k].foffs = factors ? factors->offs : 0;
+    c->n_ftab++;
+    return c->ftab[k].buf.addr;
+}
+
 static bool vk_supports(lm_backend *be, const lm_node *n) { return lm_vk_supports(be, n); }
 
 static void vk_run(lm_backend *be, const lm_node *n) {
@@ -591,6 +686,8 @@ static lm_status vk_begin(lm_backend *be) {
     VKF(vkResetCommandBuffer(c->cmd, 0), "vkResetCommandBuffer");
     VKF(vkBeginCommandBuffer(c->cmd, &bi), "vkBeginCommandBuffer");
     c->n_queries = 0;
+    c->args_used = 0;
+    c->scratch_used = 0;
     if (be->profiling && c->qpool) vkCmdResetQueryPool(c->cmd, c->qpool, 0, VK_MAX_QUERIES);
     /* the host wrote step inputs (mapped or copied) before this step: make them visible */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -630,6 +727,8 @@ static lm_status vk_sync(lm_backend *be) {
     lm_status st = LM_STATUS_OK;
     VkResult r = vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS) return lm_fail(LM_STATUS_BACKEND, "vulkan: waiting for the step failed (VkResult %d)", (int)r);
+    for (int i = 0; i < c->n_garbage; i++) buf_destroy(c, &c->garbage[i]);
+    c->n_garbage = 0;
     if (be->profiling && c->n_queries > 0) {
         uint64_t *ts = malloc(c->n_queries * sizeof(uint64_t));
         if (ts && vkGetQueryPoolResults(c->dev, c->qpool, 0, c->n_queries, c->n_queries * sizeof(uint64_t), ts, sizeof(uint64_t),

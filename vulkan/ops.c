@@ -148,6 +148,141 @@ static void cpy(lm_backend *be, const lm_node *n) {
                    grid_y(pc.nrows), 1);
 }
 
+typedef struct {
+    uint64_t x, pos, d, table;
+    uint32_t dh, nh, n, n_pairs, mode;
+    uint32_t x_nb1, x_nb2;
+} pc_rope;
+
+static void rope(lm_backend *be, const lm_node *n) {
+    const lm_tensor *x = n->src[0], *pos = n->src[1], *fac = n->src[2];
+    const lm_rope_params rp = lm_node_rope_unpack(n, 0, 0);
+    pc_rope pc = {.x = lm_vk_addr(x), .pos = lm_vk_addr(pos), .d = lm_vk_addr(n->dst), .table = lm_vk_freqs(be, &rp, fac),
+                  .dh = (uint32_t)x->ne[0], .nh = (uint32_t)x->ne[1], .n = (uint32_t)x->ne[2], .n_pairs = (uint32_t)rp.n_pairs,
+                  .mode = (uint32_t)rp.mode, .x_nb1 = (uint32_t)x->nb[1], .x_nb2 = (uint32_t)x->nb[2]};
+    if (!pc.table) return;
+    lm_vk_dispatch(be, n, lm_vk_shader_find("rope"), &pc, sizeof pc, ceil_div(x->ne[0] / 2, 64), grid_y(x->ne[1] * x->ne[2]), 1);
+}
+
+typedef struct {
+    uint64_t x, d;
+    uint32_t m, n, k, x_nb1;
+} pc_topk;
+
+static void topk(lm_backend *be, const lm_node *n) {
+    const lm_tensor *x = n->src[0];
+    pc_topk pc = {.x = lm_vk_addr(x), .d = lm_vk_addr(n->dst), .m = (uint32_t)x->ne[0], .n = (uint32_t)x->ne[1],
+                  .k = (uint32_t)n->ip[0], .x_nb1 = (uint32_t)x->nb[1]};
+    lm_vk_dispatch(be, n, lm_vk_shader_find("topk"), &pc, sizeof pc, grid_y(x->ne[1]), 1, 1);
+}
+
+typedef struct {
+    uint64_t logits, ids, scale, d;
+    uint32_t E, k, n, has_scale;
+} pc_moe_weights;
+
+static void moe_weights(lm_backend *be, const lm_node *n) {
+    const lm_tensor *lg = n->src[0], *ids = n->src[1], *sc = n->src[2];
+    pc_moe_weights pc = {.logits = lm_vk_addr(lg), .ids = lm_vk_addr(ids), .scale = sc ? lm_vk_addr(sc) : lm_vk_addr(lg),
+                         .d = lm_vk_addr(n->dst), .E = (uint32_t)lg->ne[0], .k = (uint32_t)ids->ne[0], .n = (uint32_t)lg->ne[1],
+                         .has_scale = sc != NULL};
+    lm_vk_dispatch(be, n, lm_vk_shader_find("moe_weights"), &pc, sizeof pc, ceil_div(lg->ne[1], 64), 1, 1);
+}
+
+typedef struct {
+    uint64_t y, w, d;
+    uint32_t dd, k, n, y_nb1, y_nb2;
+} pc_moe_sum;
+
+static void moe_sum(lm_backend *be, const lm_node *n) {
+    const lm_tensor *y = n->src[0], *w = n->src[1];
+    pc_moe_sum pc = {.y = lm_vk_addr(y), .w = lm_vk_addr(w), .d = lm_vk_addr(n->dst), .dd = (uint32_t)y->ne[0],
+                     .k = (uint32_t)y->ne[1], .n = (uint32_t)y->ne[2], .y_nb1 = (uint32_t)y->nb[1], .y_nb2 = (uint32_t)y->nb[2]};
+    lm_vk_dispatch(be, n, lm_vk_shader_find("moe_sum"), &pc, sizeof pc, ceil_div(y->ne[0], 64), grid_y(y->ne[2]), 1);
+}
+
+typedef struct {
+    uint64_t w, x, d, ids;
+    uint32_t K, M, N, row_bytes;
+    uint32_t x_nb1, x_nb2, d_nb1, d_nb2;
+    uint32_t J, x_ne1, expert_bytes, rows_per_grid_x;
+} pc_matmul;
+
+#define MM_NC 8
+
+static void matmul(lm_backend *be, const lm_node *n, bool id) {
+    const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
+    const uint32_t M = (uint32_t)w->ne[1], gx = M < MAX_GRID_Y ? M : MAX_GRID_Y;
+    pc_matmul pc = {.w = lm_vk_addr(w), .x = lm_vk_addr(x), .d = lm_vk_addr(d), .K = (uint32_t)w->ne[0], .M = M,
+                    .N = (uint32_t)x->ne[1], .row_bytes = (uint32_t)w->nb[1], .x_nb1 = (uint32_t)x->nb[1],
+                    .x_nb2 = (uint32_t)x->nb[2], .d_nb1 = (uint32_t)d->nb[1], .d_nb2 = (uint32_t)d->nb[2],
+                    .rows_per_grid_x = gx};
+    if (id) {
+        const lm_tensor *ids = n->src[2];
+        pc.ids = lm_vk_addr(ids);
+        pc.J = (uint32_t)ids->ne[0];
+        pc.x_ne1 = (uint32_t)x->ne[1];
+        pc.expert_bytes = (uint32_t)w->nb[2];
+        lm_vk_dispatch(be, n, variant("matmul_id", type_suffix(w->type), NULL), &pc, sizeof pc, gx, ceil_div(M, gx),
+                       (uint32_t)(ids->ne[0] * ids->ne[1]));
+    } else {
+        pc.ids = pc.w;
+        lm_vk_dispatch(be, n, variant("matmul_vec", type_suffix(w->type), NULL), &pc, sizeof pc, gx, ceil_div(M, gx),
+                       ceil_div(x->ne[1], MM_NC));
+    }
+}
+
+/* attention arguments: too many pointers for push constants, passed as a block */
+typedef struct {
+    uint64_t q, k, v, cell_pos, pos, seq, knorm, table, d, part;
+    uint32_t dk, dv, H, Hkv, cps, ring, window, k_from_v, n_split, n_pairs, rope_mode;
+    uint32_t q_nb1, q_nb2, k_nb1, k_nb2, v_nb1, v_nb2;
+    float scale, softcap;
+} attn_args;
+
+typedef struct {
+    uint64_t part, d;
+    uint32_t H, dv, n_split;
+} pc_merge;
+
+static void attention(lm_backend *be, const lm_node *n) {
+    const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
+    const lm_attn_params ap = lm_node_attn_unpack(n);
+    const uint32_t H = (uint32_t)q->ne[1], T = (uint32_t)q->ne[2];
+    /* few queries against a long cache: split the cells (flash-decoding) */
+    uint32_t S = 1;
+    if ((uint64_t)H * T < 128 && ap.cells_per_seq >= 1024) {
+        S = (uint32_t)(ap.cells_per_seq / 512);
+        if (S > 32) S = 32;
+    }
+    attn_args a = {.q = lm_vk_addr(q), .k = lm_vk_addr(k), .v = lm_vk_addr(v), .cell_pos = lm_vk_addr(n->src[3]),
+                   .pos = lm_vk_addr(n->src[4]), .seq = lm_vk_addr(n->src[5]), .d = lm_vk_addr(n->dst),
+                   .dk = (uint32_t)q->ne[0], .dv = (uint32_t)v->ne[0], .H = H, .Hkv = (uint32_t)k->ne[1],
+                   .cps = (uint32_t)ap.cells_per_seq, .ring = ap.ring, .window = (uint32_t)ap.window, .k_from_v = ap.k_from_v,
+                   .n_split = S, .q_nb1 = (uint32_t)q->nb[1], .q_nb2 = (uint32_t)q->nb[2], .k_nb1 = (uint32_t)k->nb[1],
+                   .k_nb2 = (uint32_t)k->nb[2], .v_nb1 = (uint32_t)v->nb[1], .v_nb2 = (uint32_t)v->nb[2], .scale = ap.scale,
+                   .softcap = ap.softcap};
+    a.knorm = a.table = a.part = a.q;
+    if (ap.k_from_v) {
+        a.knorm = lm_vk_addr(n->src[6]);
+        a.table = lm_vk_freqs(be, &ap.rope, n->src[7]);
+        a.n_pairs = (uint32_t)ap.rope.n_pairs;
+        a.rope_mode = (uint32_t)ap.rope.mode;
+        if (!a.table) return;
+    }
+    if (S > 1) {
+        a.part = lm_vk_scratch(be, (size_t)T * H * S * (a.dv + 2) * sizeof(float));
+        if (!a.part) return;
+    }
+    const uint64_t args = lm_vk_args(be, &a, sizeof a);
+    if (!args) return;
+    lm_vk_dispatch(be, n, variant("attention", type_suffix(v->type), NULL), &args, sizeof args, H, T, S);
+    if (S > 1) {
+        pc_merge pm = {.part = a.part, .d = a.d, .H = H, .dv = a.dv, .n_split = S};
+        lm_vk_dispatch(be, n, lm_vk_shader_find("attention_merge"), &pm, sizeof pm, H, T, 1);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static bool all_device(const lm_node *n) {
@@ -177,6 +312,17 @@ bool lm_vk_supports(lm_backend *be, const lm_node *n) {
     case LM_OP_GET_ROWS: return variant("get_rows", type_suffix(n->src[0]->type), NULL) >= 0;
     case LM_OP_SET_ROWS: return variant("set_rows", type_suffix(n->dst->type), NULL) >= 0;
     case LM_OP_CPY: return variant("cpy", type_suffix(n->src[0]->type), type_suffix(n->dst->type)) >= 0;
+    case LM_OP_ROPE: return lm_vk_shader_find("rope") >= 0;
+    case LM_OP_TOPK: return n->ip[0] <= 64 && lm_vk_shader_find("topk") >= 0;
+    case LM_OP_MOE_WEIGHTS: return lm_tensor_is_contiguous(n->src[1]) && lm_tensor_is_contiguous(n->src[0]);
+    case LM_OP_MOE_SUM: return lm_tensor_is_contiguous(n->src[1]);
+    case LM_OP_MATMUL: return n->src[1]->ne[1] <= 65535 * MM_NC && variant("matmul_vec", type_suffix(n->src[0]->type), NULL) >= 0;
+    case LM_OP_MATMUL_ID:
+        return lm_tensor_is_contiguous(n->src[2]) && n->src[2]->ne[0] * n->src[2]->ne[1] <= 65535 &&
+               variant("matmul_id", type_suffix(n->src[0]->type), NULL) >= 0;
+    case LM_OP_ATTENTION:
+        return n->src[0]->ne[0] <= 512 && n->src[2]->ne[0] <= 512 && n->src[0]->ne[1] <= 65535 && n->src[0]->ne[2] <= 65535 &&
+               n->src[1]->type == n->src[2]->type && variant("attention", type_suffix(n->src[2]->type), NULL) >= 0;
     default: return false;
     }
 }
@@ -188,6 +334,13 @@ void lm_vk_run(lm_backend *be, const lm_node *n) {
     case LM_OP_GET_ROWS: get_rows(be, n); break;
     case LM_OP_SET_ROWS: set_rows(be, n); break;
     case LM_OP_CPY: cpy(be, n); break;
+    case LM_OP_ROPE: rope(be, n); break;
+    case LM_OP_TOPK: topk(be, n); break;
+    case LM_OP_MOE_WEIGHTS: moe_weights(be, n); break;
+    case LM_OP_MOE_SUM: moe_sum(be, n); break;
+    case LM_OP_MATMUL: matmul(be, n, false); break;
+    case LM_OP_MATMUL_ID: matmul(be, n, true); break;
+    case LM_OP_ATTENTION: attention(be, n); break;
     default: lm_backend_latch(be, LM_STATUS_UNSUPPORTED, "op %s is not implemented", lm_op_name(n->op)); break;
     }
 }

@@ -75,6 +75,20 @@ typedef struct vk_ctx {
 
     vk_buf staging;
 
+    vk_buf args;         /* host-visible argument blocks of one step (ops with > 128 bytes of args) */
+    size_t args_used;
+    vk_buf scratch;      /* device scratch of one step (attention split partials) */
+    size_t scratch_used;
+    vk_buf garbage[8];   /* outgrown scratch buffers still referenced by the recording step */
+    int n_garbage;
+    struct {
+        lm_rope_params rp;
+        const lm_buffer *fbuf; /* frequency factors tensor (buffer, offset) or NULL */
+        size_t foffs;
+        vk_buf buf;      /* per frequency: turns per position, 64-bit fixed point, host-visible */
+    } ftab[32];
+    int n_ftab;
+
     VkQueryPool qpool;
     uint32_t n_queries;
     lm_op query_op[VK_MAX_QUERIES / 2];
@@ -93,6 +107,13 @@ static inline VkDeviceAddress lm_vk_addr(const lm_tensor *t) {
  * followed by a compute->compute memory barrier */
 void lm_vk_dispatch(lm_backend *be, const lm_node *n, int shader, const void *pc, size_t pc_size, uint32_t gx,
                     uint32_t gy, uint32_t gz);
+
+/* Per-step memory for a dispatch: an argument block (copied now, read by the shader), device
+ * scratch, and the frequency table of a rope configuration (cached across steps). 0 on failure
+ * (latched into the backend). */
+VkDeviceAddress lm_vk_args(lm_backend *be, const void *data, size_t size);
+VkDeviceAddress lm_vk_scratch(lm_backend *be, size_t size);
+VkDeviceAddress lm_vk_freqs(lm_backend *be, const lm_rope_params *rp, const lm_tensor *factors);
 
 /* ops.c */
 bool lm_vk_supports(lm_backend *be, const lm_node *n);
