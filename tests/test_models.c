@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "lumen.h"
+#include "golden.h"
 #include "test_util.h"
 
 #include <criterion/criterion.h>
@@ -17,130 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TOL 1e-4
-
-typedef struct golden {
-    uint32_t n_vocab, n_seq;
-    uint32_t n_tok[8];
-    int32_t *tok[8];
-    float *logits[8];
-    void *blob;
-} golden;
-
-static void load_golden(const char *name, golden *g) {
-    char path[256];
-    snprintf(path, sizeof path, "hf/%s.logits", name);
-    size_t size;
-    uint8_t *b = tu_read_file(tu_fixture(path), &size);
-    cr_assert_not_null(b, "missing fixture %s", path);
-    cr_assert(size > 16 && memcmp(b, "LMLG", 4) == 0);
-    uint32_t ver;
-    memcpy(&ver, b + 4, 4);
-    memcpy(&g->n_vocab, b + 8, 4);
-    memcpy(&g->n_seq, b + 12, 4);
-    cr_assert(ver == 1 && g->n_seq >= 1 && g->n_seq <= 8);
-    size_t at = 16;
-    for (uint32_t s = 0; s < g->n_seq; s++) {
-        memcpy(&g->n_tok[s], b + at, 4);
-        at += 4;
-        g->tok[s] = (int32_t *)(b + at);
-        at += 4u * g->n_tok[s];
-        g->logits[s] = (float *)(b + at);
-        at += 4u * (size_t)g->n_tok[s] * g->n_vocab;
-        cr_assert(at <= size);
-    }
-    g->blob = b;
-}
-
-static lm_model *load_model(const char *name, const char *backend) {
-    char path[256];
-    snprintf(path, sizeof path, "hf/%s.gguf", name);
-    lm_model_params mp = lm_model_default_params();
-    mp.backend = backend;
-    mp.n_threads = 2;
-    lm_model *m;
-    cr_assert_eq(lm_model_load(tu_fixture(path), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
-    return m;
-}
-
-static lm_context *make_ctx(lm_model *m, uint32_t n_batch, uint32_t n_seq) {
-    lm_context_params cp = lm_context_default_params();
-    cp.n_ctx = 512;
-    cp.n_batch = n_batch;
-    cp.n_seq_max = n_seq;
-    cp.n_outputs_max = 0; /* = n_batch */
-    cp.kv_type = LM_KV_F32;
-    lm_context *c;
-    cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
-    return c;
-}
-
-/* Feed every sequence in chunks of `chunk` tokens; compare all logits. Returns the worst error. */
-static double run_chunks(const char *name, lm_model *m, const golden *g, uint32_t chunk) {
-    lm_context *c = make_ctx(m, chunk, 1);
-    double worst = 0;
-    lm_batch_entry e[64];
-    for (uint32_t s = 0; s < g->n_seq; s++) {
-        cr_assert_eq(lm_context_seq_clear(c, 0), LM_STATUS_OK);
-        double md = 0, mr = 0;
-        for (uint32_t i = 0; i < g->n_tok[s]; i += chunk) {
-            uint32_t b = g->n_tok[s] - i < chunk ? g->n_tok[s] - i : chunk;
-            for (uint32_t j = 0; j < b; j++) e[j] = (lm_batch_entry){g->tok[s][i + j], (int32_t)(i + j), 0, true};
-            cr_assert_eq(lm_context_decode(c, e, (int32_t)b), LM_STATUS_OK, "%s", lm_last_error());
-            for (uint32_t j = 0; j < b; j++) {
-                const float *l = lm_context_logits(c, (int32_t)j), *r = g->logits[s] + (size_t)(i + j) * g->n_vocab;
-                for (uint32_t v = 0; v < g->n_vocab; v++) {
-                    md = fmax(md, fabs((double)l[v] - r[v]));
-                    mr = fmax(mr, fabs((double)r[v]));
-                }
-            }
-        }
-        const double rel = md / mr;
-        worst = fmax(worst, rel);
-        cr_expect_leq(rel, TOL, "%s seq %u (%u tokens, chunk %u): max|d|/max|ref| = %.3g", name, s, g->n_tok[s], chunk, rel);
-    }
-    lm_context_free(c);
-    return worst;
-}
-
-/* All sequences interleaved in one batch, each with its own sequence id. */
-static double run_interleaved(const char *name, lm_model *m, const golden *g) {
-    uint32_t total = 0, maxlen = 0;
-    for (uint32_t s = 0; s < g->n_seq; s++) {
-        total += g->n_tok[s];
-        if (g->n_tok[s] > maxlen) maxlen = g->n_tok[s];
-    }
-    lm_context *c = make_ctx(m, total, g->n_seq);
-    lm_batch_entry *e = malloc(total * sizeof *e);
-    uint32_t *src_seq = malloc(total * sizeof *src_seq), *src_pos = malloc(total * sizeof *src_pos), n = 0;
-    for (uint32_t p = 0; p < maxlen; p++)
-        for (uint32_t s = 0; s < g->n_seq; s++)
-            if (p < g->n_tok[s]) {
-                e[n] = (lm_batch_entry){g->tok[s][p], (int32_t)p, (int32_t)s, true};
-                src_seq[n] = s;
-                src_pos[n++] = p;
-            }
-    cr_assert_eq(lm_context_decode(c, e, (int32_t)n), LM_STATUS_OK, "%s", lm_last_error());
-    double md[8] = {0}, mr[8] = {0}, worst = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const float *l = lm_context_logits(c, (int32_t)i), *r = g->logits[src_seq[i]] + (size_t)src_pos[i] * g->n_vocab;
-        for (uint32_t v = 0; v < g->n_vocab; v++) {
-            md[src_seq[i]] = fmax(md[src_seq[i]], fabs((double)l[v] - r[v]));
-            mr[src_seq[i]] = fmax(mr[src_seq[i]], fabs((double)r[v]));
-        }
-    }
-    for (uint32_t s = 0; s < g->n_seq; s++) {
-        const double rel = md[s] / mr[s];
-        worst = fmax(worst, rel);
-        cr_expect_leq(rel, TOL, "%s interleaved seq %u: %.3g", name, s, rel);
-    }
-    free(e);
-    free(src_seq);
-    free(src_pos);
-    lm_context_free(c);
-    return worst;
-}
 
 static void check_model(const char *name) {
     golden g;

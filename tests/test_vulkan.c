@@ -56,3 +56,26 @@ Test(vulkan, device_info) {
     lm_backend_destroy(be);
     cr_assert_eq(lm_vk_validation_messages(), 0);
 }
+
+#include "golden.h"
+
+/* HF golden fixtures on the Vulkan backend, within the foundation's tolerance */
+static void vk_golden(const char *name) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    golden g;
+    load_golden(name, &g);
+    lm_model *m = load_model(name, "vulkan");
+    const double one = run_chunks(name, m, &g, 64);
+    const double ring = run_chunks(name, m, &g, 5);
+    const double multi = run_interleaved(name, m, &g);
+    fprintf(stderr, "%-13s on vulkan vs HF: one batch %.2e, 5-token chunks %.2e, interleaved %.2e\n", name, one, ring, multi);
+    lm_model_free(m);
+    free(g.blob);
+    cr_expect_eq(lm_vk_validation_messages(), 0, "%d Vulkan validation messages", lm_vk_validation_messages());
+}
+
+Test(vulkan, gemma3_tiny, .timeout = 600) { vk_golden("gemma3_tiny"); }
+Test(vulkan, gemma4_dense, .timeout = 600) { vk_golden("gemma4_dense"); }
+Test(vulkan, gemma4_moe, .timeout = 600) { vk_golden("gemma4_moe"); }
+Test(vulkan, gemma4_e, .timeout = 600) { vk_golden("gemma4_e"); }

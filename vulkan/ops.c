@@ -205,29 +205,34 @@ typedef struct {
     uint64_t w, x, d, ids;
     uint32_t K, M, N, row_bytes;
     uint32_t x_nb1, x_nb2, d_nb1, d_nb2;
-    uint32_t J, x_ne1, expert_bytes, rows_per_grid_x;
+    uint32_t J, x_ne1, expert_bytes, rows_per_group;
 } pc_matmul;
 
 #define MM_NC 8
 
 static void matmul(lm_backend *be, const lm_node *n, bool id) {
+    const vk_ctx *c = be->impl;
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
-    const uint32_t M = (uint32_t)w->ne[1], gx = M < MAX_GRID_Y ? M : MAX_GRID_Y;
+    const uint32_t M = (uint32_t)w->ne[1];
+    /* with subgroups a workgroup covers 64 / subgroup_size rows (one per subgroup), else one */
+    const bool sg = c->feat.subgroup_arith;
+    const uint32_t rpg = sg ? (64u / c->feat.subgroup_size > 0 ? 64u / c->feat.subgroup_size : 1u) : 1u;
+    const uint32_t groups = ceil_div(M, rpg), gx = groups < MAX_GRID_Y ? groups : MAX_GRID_Y, gy = ceil_div(groups, gx);
     pc_matmul pc = {.w = lm_vk_addr(w), .x = lm_vk_addr(x), .d = lm_vk_addr(d), .K = (uint32_t)w->ne[0], .M = M,
                     .N = (uint32_t)x->ne[1], .row_bytes = (uint32_t)w->nb[1], .x_nb1 = (uint32_t)x->nb[1],
                     .x_nb2 = (uint32_t)x->nb[2], .d_nb1 = (uint32_t)d->nb[1], .d_nb2 = (uint32_t)d->nb[2],
-                    .rows_per_grid_x = gx};
+                    .rows_per_group = rpg};
     if (id) {
         const lm_tensor *ids = n->src[2];
         pc.ids = lm_vk_addr(ids);
         pc.J = (uint32_t)ids->ne[0];
         pc.x_ne1 = (uint32_t)x->ne[1];
         pc.expert_bytes = (uint32_t)w->nb[2];
-        lm_vk_dispatch(be, n, variant("matmul_id", type_suffix(w->type), NULL), &pc, sizeof pc, gx, ceil_div(M, gx),
+        lm_vk_dispatch(be, n, variant(sg ? "matmul_id_sg" : "matmul_id", type_suffix(w->type), NULL), &pc, sizeof pc, gx, gy,
                        (uint32_t)(ids->ne[0] * ids->ne[1]));
     } else {
         pc.ids = pc.w;
-        lm_vk_dispatch(be, n, variant("matmul_vec", type_suffix(w->type), NULL), &pc, sizeof pc, gx, ceil_div(M, gx),
+        lm_vk_dispatch(be, n, variant(sg ? "matmul_vec_sg" : "matmul_vec", type_suffix(w->type), NULL), &pc, sizeof pc, gx, gy,
                        ceil_div(x->ne[1], MM_NC));
     }
 }
