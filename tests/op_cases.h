@@ -75,8 +75,13 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_Q5_K, 512, 17, 3, TOL_ACT16)
     MM(LM_Q6_K, 256, 19, 1, TOL_ACT16)
     MM(LM_Q6_K, 1024, 33, 5, TOL_ACT16)
-#undef MM
     {"matmul_strided_x", LM_OP_MATMUL, LM_F32, {64, 9, 4, 32}, {0}, {0}, TOL_F32},
+    /* prefill-sized: GPU backends take their tiled GEMM here (edges of the 64 x 64 tiles too) */
+    MM(LM_Q5_0, 320, 70, 67, TOL_ACT16)
+    MM(LM_Q4_K, 512, 65, 40, TOL_ACT16)
+    MM(LM_Q6_K, 256, 130, 9, TOL_ACT16)
+    MM(LM_F16, 96, 33, 100, TOL_F32)
+#undef MM
     {"matmul_strided_x", LM_OP_MATMUL, LM_Q8_0, {64, 9, 4, 32}, {0}, {0}, TOL_ACT16},
 
     /* matmul_id: s = {K, M, E, J, N, x ne1 (1 = shared input)} */

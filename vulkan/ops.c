@@ -210,8 +210,29 @@ typedef struct {
 
 #define MM_NC 8
 
+typedef struct {
+    uint64_t w, x, d;
+    uint32_t K, M, N, row_bytes;
+    uint32_t x_nb1, d_nb1;
+} pc_tile;
+
+/* more columns than one matmul_vec pass covers: the tiled kernel */
+static bool use_tile(const lm_node *n) {
+    return n->op == LM_OP_MATMUL && n->src[1]->ne[1] > MM_NC && n->src[0]->ne[0] % 32 == 0 &&
+           n->src[0]->ne[1] <= 65535 * 64 && n->src[1]->ne[1] <= 65535 * 64;
+}
+
 static void matmul(lm_backend *be, const lm_node *n, bool id) {
     const vk_ctx *c = be->impl;
+    if (!id && use_tile(n)) {
+        const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
+        pc_tile pt = {.w = lm_vk_addr(w), .x = lm_vk_addr(x), .d = lm_vk_addr(d), .K = (uint32_t)w->ne[0],
+                      .M = (uint32_t)w->ne[1], .N = (uint32_t)x->ne[1], .row_bytes = (uint32_t)w->nb[1],
+                      .x_nb1 = (uint32_t)x->nb[1], .d_nb1 = (uint32_t)d->nb[1]};
+        lm_vk_dispatch(be, n, variant("matmul_tile", type_suffix(w->type), NULL), &pt, sizeof pt, ceil_div(w->ne[1], 64),
+                       ceil_div(x->ne[1], 64), 1);
+        return;
+    }
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
     const uint32_t M = (uint32_t)w->ne[1];
     /* with subgroups a workgroup covers 64 / subgroup_size rows (one per subgroup), else one */
