@@ -12,10 +12,19 @@
 #include <stdlib.h>
 
 int lm_vk_validation_messages(void);
+int lm_vk_validation_instances(void);
+
+static bool vulkan_required(void) {
+    const char *req = getenv("LUMEN_REQUIRE_VULKAN");
+    return req && req[0] == '1';
+}
 
 static bool have_vulkan(void) {
     const lm_backend_ops *ops = lm_backend_find("vulkan");
-    return ops && ops->device_count() > 0;
+    const bool have = ops && ops->device_count() > 0;
+    /* CI installs lavapipe and sets LUMEN_REQUIRE_VULKAN=1: a missing device is then a failure, not a skip */
+    if (!have && vulkan_required()) cr_assert_fail("LUMEN_REQUIRE_VULKAN=1 but no Vulkan device was found: %s", lm_last_error());
+    return have;
 }
 
 Test(vulkan, conformance, .timeout = 1800) {
@@ -24,6 +33,8 @@ Test(vulkan, conformance, .timeout = 1800) {
     const int failures = lm_conformance_run("vulkan", "vulkan", getenv("LUMEN_TEST_VERBOSE") != NULL);
     cr_expect_eq(failures, 0, "%d op cases failed on vulkan", failures);
     cr_expect_eq(lm_vk_validation_messages(), 0, "%d Vulkan validation messages", lm_vk_validation_messages());
+    /* in CI the validation layer is installed: a run without it would pass vacuously */
+    if (vulkan_required()) cr_expect_gt(lm_vk_validation_instances(), 0, "the Khronos validation layer was not enabled");
 }
 
 Test(vulkan, device_info) {

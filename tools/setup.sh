@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # setup.sh — install what building and testing lumen needs, skipping what is already there.
-#   Debian/Ubuntu packages: compiler, CMake, Criterion (tests), clang (fuzzing), Python venv.
+#   Debian/Ubuntu packages: compiler, CMake, Criterion (tests), clang (fuzzing), Python venv,
+#   Vulkan (loader headers, glslc, Mesa's lavapipe CPU driver so Vulkan tests run without a GPU,
+#   and the Khronos validation layer the Vulkan tests run under).
 #   A Python venv in $LUMEN_CACHE/venv (default ~/.cache/lumen/venv) for fetching the model.
 # Idempotent; safe to run before every build. Needs root or sudo for apt-get.
 set -euo pipefail
 
 LUMEN_CACHE=${LUMEN_CACHE:-$HOME/.cache/lumen}
-PKGS=(build-essential cmake pkg-config libcriterion-dev clang python3 python3-venv python3-pip)
+PKGS=(build-essential cmake pkg-config libcriterion-dev clang python3 python3-venv python3-pip
+      libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
 
 missing=()
 for p in "${PKGS[@]}"; do

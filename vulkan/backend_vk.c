@@ -16,8 +16,10 @@
 #include <sys/stat.h>
 
 static _Atomic int validation_messages;
+static _Atomic int validation_instances; /* instances created with the validation layer enabled */
 
 int lm_vk_validation_messages(void) { return atomic_load(&validation_messages); }
+int lm_vk_validation_instances(void) { return atomic_load(&validation_instances); }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT sev, VkDebugUtilsMessageTypeFlagsEXT type,
                                                  const VkDebugUtilsMessengerCallbackDataEXT *data, void *user) {
@@ -101,6 +103,7 @@ static VkInstance make_instance(bool validation, VkDebugUtilsMessengerEXT *messe
     if (vkCreateInstance(&ci, NULL, &inst) != VK_SUCCESS) return VK_NULL_HANDLE;
     *messenger = VK_NULL_HANDLE;
     if (val) {
+        atomic_fetch_add(&validation_instances, 1);
         PFN_vkCreateDebugUtilsMessengerEXT create =
             (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(inst, "vkCreateDebugUtilsMessengerEXT");
         VkDebugUtilsMessengerCreateInfoEXT mi = {
