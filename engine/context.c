@@ -5,11 +5,13 @@
  * in measure mode to size the arena, so decode never allocates. A decode call validates the
  * batch, computes each token's cache cells on the host, uploads the step buffer (tokens,
  * positions, sequence ids, cells, output rows) in one copy, records the forward pass on the
- * model's backend, submits it, and reads back only the logits rows that were asked for.
+ * model's backend, submits it, and reads back only the logits rows that were asked for — or, in
+ * LM_OUTPUT_ARGMAX contexts, only their greedy tokens, found on the device.
  */
 #define _GNU_SOURCE
 #include "models/models.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +28,16 @@ struct lm_context {
     size_t step_off[ST_COUNT];
     size_t step_bytes;
     lm_graph *graph;
-    float *logits;        /* [n_outputs_max][n_vocab] */
+    float *logits;        /* [n_outputs_max][n_vocab] (LM_OUTPUT_LOGITS) */
+    int32_t *argmax;      /* [n_outputs_max] */
     int32_t n_outputs;
     int64_t *sort_scratch; /* [n_batch] for the distinct-position check */
     double last_decode_s;
 };
 
 lm_context_params lm_context_default_params(void) {
-    return (lm_context_params){.n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_outputs_max = 1, .kv_type = LM_KV_F16};
+    return (lm_context_params){.n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_outputs_max = 1, .kv_type = LM_KV_F16,
+                               .output = LM_OUTPUT_LOGITS};
 }
 
 static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_context_params *p) {
@@ -48,6 +52,8 @@ static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_co
     if (p->n_outputs_max == 0 || p->n_outputs_max > p->n_batch) p->n_outputs_max = p->n_batch;
     if (p->kv_type != LM_KV_F32 && p->kv_type != LM_KV_F16)
         return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type %d", (int)p->kv_type);
+    if (p->output != LM_OUTPUT_LOGITS && p->output != LM_OUTPUT_ARGMAX)
+        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown output kind %d", (int)p->output);
     return LM_STATUS_OK;
 }
 
@@ -75,7 +81,9 @@ static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, 
         .cells = {&views[ST_CELL_SWA], &views[ST_CELL_FULL]},
         .out_ids = &views[ST_OUT],
     };
-    return lm_gemma_forward(c->model, &c->kv, c->graph, &s);
+    lm_tensor *logits = lm_gemma_forward(c->model, &c->kv, c->graph, &s);
+    if (c->p.output == LM_OUTPUT_ARGMAX && logits) return lm_topk(c->graph, logits, 1);
+    return logits;
 }
 
 lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *params, uint64_t *kv_bytes,
@@ -144,7 +152,8 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     /* sanity-check the total against the device before allocating */
     uint64_t kv_bytes, logits_bytes;
     if ((st = lm_model_estimate_memory(m, &c->p, &kv_bytes, NULL))) goto fail;
-    if (!lm_mul_ok((uint64_t)c->p.n_outputs_max * 4u, (uint64_t)m->hp.n_vocab, &logits_bytes)) {
+    if (!lm_mul_ok((uint64_t)c->p.n_outputs_max * 4u, c->p.output == LM_OUTPUT_LOGITS ? (uint64_t)m->hp.n_vocab : 1u,
+                   &logits_bytes)) {
         st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "logits buffer size overflows");
         goto fail;
     }
@@ -171,8 +180,9 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     c->step_host = calloc(1, off);
     c->graph = malloc(sizeof(lm_graph));
     c->logits = malloc((size_t)logits_bytes);
+    c->argmax = malloc((size_t)c->p.n_outputs_max * sizeof(int32_t));
     c->sort_scratch = malloc((size_t)c->p.n_batch * sizeof(int64_t));
-    if (!c->step_host || !c->graph || !c->logits || !c->sort_scratch) {
+    if (!c->step_host || !c->graph || !c->logits || !c->argmax || !c->sort_scratch) {
         st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "cannot allocate %.1f MiB of host logits",
                      (double)logits_bytes / (1 << 20));
         goto fail;
@@ -199,6 +209,7 @@ void lm_context_free(lm_context *c) {
     free(c->step_host);
     free(c->graph);
     free(c->logits);
+    free(c->argmax);
     free(c->sort_scratch);
     free(c);
 }
@@ -289,7 +300,7 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
     /* record and run */
     LM_TRY(be->ops->begin(be));
     lm_tensor views[ST_COUNT];
-    lm_tensor *logits = record(c, n, n_out, false, views);
+    lm_tensor *out = record(c, n, n_out, false, views);
     lm_status st = lm_graph_status(c->graph);
     lm_status st2 = be->ops->submit(be);
     if (!st) st = st2;
@@ -304,7 +315,20 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
         if (e[i].pos > c->kv.seq_pos_max[e[i].seq]) c->kv.seq_pos_max[e[i].seq] = e[i].pos;
     }
     if (n_out > 0) {
-        LM_TRY(be->ops->tensor_get(be, logits, c->logits, 0, (size_t)n_out * (size_t)c->model->hp.n_vocab * 4));
+        if (c->p.output == LM_OUTPUT_ARGMAX) {
+            LM_TRY(be->ops->tensor_get(be, out, c->argmax, 0, (size_t)n_out * 4));
+        } else {
+            const size_t nv = (size_t)c->model->hp.n_vocab;
+            LM_TRY(be->ops->tensor_get(be, out, c->logits, 0, (size_t)n_out * nv * 4));
+            for (int32_t r = 0; r < n_out; r++) { /* lowest index of the largest; NaN as -inf */
+                const float *l = c->logits + (size_t)r * nv;
+                int32_t best = 0;
+                float bv = isnan(l[0]) ? -INFINITY : l[0];
+                for (size_t i = 1; i < nv; i++)
+                    if (l[i] > bv) bv = l[i], best = (int32_t)i;
+                c->argmax[r] = best;
+            }
+        }
         c->n_outputs = n_out;
     }
     c->last_decode_s = lm_time_s() - t0;
@@ -312,8 +336,13 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
 }
 
 const float *lm_context_logits(const lm_context *c, int32_t i) {
-    if (!c || i < 0 || i >= c->n_outputs) return NULL;
+    if (!c || i < 0 || i >= c->n_outputs || c->p.output != LM_OUTPUT_LOGITS) return NULL;
     return c->logits + (size_t)i * (size_t)c->model->hp.n_vocab;
+}
+
+lm_token lm_context_argmax(const lm_context *c, int32_t i) {
+    if (!c || i < 0 || i >= c->n_outputs) return -1;
+    return c->argmax[i];
 }
 
 int32_t lm_context_n_outputs(const lm_context *c) { return c ? c->n_outputs : 0; }

@@ -183,12 +183,19 @@ typedef enum lm_kv_type {
     LM_KV_F16 = 1,
 } lm_kv_type;
 
+/* What a decode call brings back to the host for each output row. */
+typedef enum lm_output_kind {
+    LM_OUTPUT_LOGITS = 0, /* the n_vocab logits (for sampling, perplexity, comparisons) */
+    LM_OUTPUT_ARGMAX = 1, /* only the greedy token, computed on the device: 4 bytes per row */
+} lm_output_kind;
+
 struct lm_context_params {
     uint32_t n_ctx;         /* max positions per sequence (0 = min(model's, 4096)) */
     uint32_t n_batch;       /* max tokens per decode call (default 512) */
     uint32_t n_seq_max;     /* max parallel sequences (default 1) */
     uint32_t n_outputs_max; /* max logits rows per decode call (default 1; 0 = n_batch) */
     lm_kv_type kv_type;     /* KV cache storage (default f16) */
+    lm_output_kind output;  /* default LM_OUTPUT_LOGITS */
 };
 
 lm_context_params lm_context_default_params(void);
@@ -209,8 +216,13 @@ typedef struct lm_batch_entry {
  * available afterwards through lm_context_logits, in entry order. */
 lm_status lm_context_decode(lm_context *ctx, const lm_batch_entry *entries, int32_t n);
 
-/* Logits (n_vocab floats) of the i-th output row of the last decode, or NULL. */
+/* Logits (n_vocab floats) of the i-th output row of the last decode, or NULL (also in
+ * LM_OUTPUT_ARGMAX contexts, which do not bring logits back). */
 const float *lm_context_logits(const lm_context *ctx, int32_t i);
+/* The greedy token of the i-th output row of the last decode: the lowest index of the largest
+ * logit (NaN counts as -inf), or -1 if there is no such row. Computed on the device in
+ * LM_OUTPUT_ARGMAX contexts, from the host logits otherwise. */
+lm_token lm_context_argmax(const lm_context *ctx, int32_t i);
 int32_t lm_context_n_outputs(const lm_context *ctx);
 
 /* Forget everything cached for a sequence. */

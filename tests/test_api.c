@@ -227,6 +227,62 @@ Test(api, seq_clear_resets_the_sequence) {
     lm_model_free(m);
 }
 
+/* LM_OUTPUT_ARGMAX: the device's greedy tokens for several rows and sequences equal the argmax of
+ * the logits a LM_OUTPUT_LOGITS context computes; no logits come back. */
+Test(api, argmax_output_matches_logits) {
+    lm_status st;
+    lm_model *m = load(tu_fixture(FIXTURE), &st);
+    cr_assert_not_null(m, "%s", lm_last_error());
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_batch = 16;
+    cp.n_seq_max = 3;
+    cp.n_outputs_max = 0; /* = n_batch */
+    lm_context *cl, *ca;
+    cr_assert_eq(lm_context_create(m, &cp, &cl), LM_STATUS_OK, "%s", lm_last_error());
+    cp.output = (lm_output_kind)7;
+    cr_assert_eq(lm_context_create(m, &cp, &ca), LM_STATUS_INVALID_ARGUMENT);
+    cr_assert(strstr(lm_last_error(), "output") != NULL, "message: %s", lm_last_error());
+    cp.output = LM_OUTPUT_ARGMAX;
+    cr_assert_eq(lm_context_create(m, &cp, &ca), LM_STATUS_OK, "%s", lm_last_error());
+    const int32_t V = lm_vocab_size(m);
+    lm_batch_entry e[16];
+    int32_t n = 0;
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 5; i++) e[n++] = (lm_batch_entry){(lm_token)(7 + 13 * n + s), i, s, i >= 3 || s == 1};
+    for (int step = 0; step < 3; step++) {
+        cr_assert_eq(lm_context_decode(cl, e, n), LM_STATUS_OK, "%s", lm_last_error());
+        cr_assert_eq(lm_context_decode(ca, e, n), LM_STATUS_OK, "%s", lm_last_error());
+        const int32_t rows = lm_context_n_outputs(cl);
+        cr_assert_eq(lm_context_n_outputs(ca), rows);
+        cr_assert_gt(rows, 0);
+        for (int32_t r = 0; r < rows; r++) {
+            const float *l = lm_context_logits(cl, r);
+            int32_t best = 0;
+            for (int32_t v = 1; v < V; v++)
+                if (l[v] > l[best]) best = v;
+            cr_assert_eq(lm_context_argmax(cl, r), best, "row %d", r);
+            cr_assert_eq(lm_context_argmax(ca, r), best, "step %d row %d: device %d, host %d", step, r,
+                         lm_context_argmax(ca, r), best);
+            cr_assert_null(lm_context_logits(ca, r));
+        }
+        cr_assert_eq(lm_context_argmax(ca, rows), -1);
+        cr_assert_eq(lm_context_argmax(ca, -1), -1);
+        /* next step: each sequence feeds its greedy token */
+        int32_t r = 0, k = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (!e[i].logits) continue;
+            const bool last = i + 1 == n || e[i + 1].seq != e[i].seq;
+            if (last) e[k++] = (lm_batch_entry){lm_context_argmax(cl, r), 5 + step, e[i].seq, true};
+            r++;
+        }
+        n = k;
+    }
+    lm_context_free(cl);
+    lm_context_free(ca);
+    lm_model_free(m);
+}
+
 Test(api, estimate_matches_allocation) {
     lm_status st;
     lm_model *m = load(tu_fixture("hf/gemma4_e.gguf"), &st);

@@ -168,8 +168,9 @@ static lm_model *load(const opts *o, bool vocab_only) {
     return m;
 }
 
-static lm_context *make_ctx(lm_model *m, const opts *o, uint32_t n_outputs) {
+static lm_context *make_ctx_out(lm_model *m, const opts *o, uint32_t n_outputs, lm_output_kind out) {
     lm_context_params cp = lm_context_default_params();
+    cp.output = out;
     if (o->n_ctx) cp.n_ctx = (uint32_t)o->n_ctx;
     if (o->n_batch) cp.n_batch = (uint32_t)o->n_batch;
     cp.n_outputs_max = n_outputs;
@@ -177,6 +178,15 @@ static lm_context *make_ctx(lm_model *m, const opts *o, uint32_t n_outputs) {
     lm_context *c;
     if (lm_context_create(m, &cp, &c)) die("cannot create context");
     return c;
+}
+
+static lm_context *make_ctx(lm_model *m, const opts *o, uint32_t n_outputs) {
+    return make_ctx_out(m, o, n_outputs, LM_OUTPUT_LOGITS);
+}
+
+/* Greedy without penalties needs no logits on the host: the device finds the token. */
+static bool pure_greedy(const lm_sampler_params *sp) {
+    return sp->temperature <= 0 && sp->repeat_penalty == 1.0f && sp->presence_penalty == 0 && sp->frequency_penalty == 0;
 }
 
 static lm_token *tokenize(lm_model *m, const char *text, bool add_bos, bool special, int32_t *n) {
@@ -214,7 +224,8 @@ static double prefill(lm_context *c, const lm_token *toks, int32_t n, int32_t po
 
 static int cmd_run(opts *o) {
     lm_model *m = load(o, false);
-    lm_context *c = make_ctx(m, o, 1);
+    const bool greedy = pure_greedy(&o->sp);
+    lm_context *c = make_ctx_out(m, o, 1, greedy ? LM_OUTPUT_ARGMAX : LM_OUTPUT_LOGITS);
     const char *prompt = o->prompt ? o->prompt : "The capital of France is";
     char *templ = NULL;
     if (o->chat) {
@@ -241,7 +252,7 @@ static int cmd_run(opts *o) {
     int32_t gen = 0, pos = n;
     const int32_t n_ctx = o->n_ctx ? o->n_ctx : 4096;
     for (; gen < o->n_predict && pos < n_ctx; gen++) {
-        lm_token t = lm_sampler_sample(s, lm_context_logits(c, 0));
+        lm_token t = greedy ? lm_context_argmax(c, 0) : lm_sampler_sample(s, lm_context_logits(c, 0));
         if (lm_token_is_eog(m, t)) break;
         print_piece(m, t);
         lm_sampler_accept(s, t);
@@ -278,7 +289,8 @@ static char *read_line(FILE *f) {
 
 static int cmd_chat(opts *o) {
     lm_model *m = load(o, false);
-    lm_context *c = make_ctx(m, o, 1);
+    const bool greedy = pure_greedy(&o->sp);
+    lm_context *c = make_ctx_out(m, o, 1, greedy ? LM_OUTPUT_ARGMAX : LM_OUTPUT_LOGITS);
     lm_sampler *s;
     if (lm_sampler_create(&o->sp, lm_vocab_size(m), &s)) die("sampler");
     lm_chat_message *msgs = NULL;
@@ -333,7 +345,7 @@ static int cmd_chat(opts *o) {
         int32_t gen = 0;
         double t0 = now();
         for (; gen < (o->n_predict ? o->n_predict : 1024); gen++) {
-            lm_token t = lm_sampler_sample(s, lm_context_logits(c, 0));
+            lm_token t = greedy ? lm_context_argmax(c, 0) : lm_sampler_sample(s, lm_context_logits(c, 0));
             if (lm_token_is_eog(m, t)) break;
             char piece[512];
             size_t pl;
