@@ -4,6 +4,14 @@
     python bench/compare_llamacpp.py --model ~/.cache/lumen/models/gemma-3-270m-q4_k_m.gguf \
         --lumen build/lumen --threads 2 [--backend cpu] [--out bench/results/NAME.md]
 
+Run it with the python of a peer build from bench/install_peer.sh KIND, KIND matching --backend:
+
+    $(bash bench/install_peer.sh vulkan) bench/compare_llamacpp.py --backend vulkan -p 64 -n 16 ...
+
+With --backend vulkan or cuda, llama.cpp offloads every layer (n_gpu_layers=-1) to its backend of
+that kind; for Vulkan, GGML_VK_VISIBLE_DEVICES defaults to device 0 so that a CPU Vulkan driver
+(lavapipe), which ggml skips by default, is used when it is the only device.
+
 pp512: one 512-token prompt batch (logits for the last token only); tg128: 128 single-token decode
 steps from an empty context. Both engines get the same random token ids. --reps rounds alternate
 between the engines (each warmed up first); medians are reported and the ratio is
@@ -24,12 +32,13 @@ import time
 
 
 class LlamaCpp:
-    def __init__(self, model, threads, n_prompt, n_gen):
+    def __init__(self, model, threads, n_prompt, n_gen, gpu):
         import llama_cpp
 
         self.version = llama_cpp.__version__
         self.llm = llama_cpp.Llama(model_path=model, n_ctx=n_prompt + n_gen + 16, n_batch=n_prompt,
-                                   n_ubatch=n_prompt, n_threads=threads, n_threads_batch=threads, verbose=False)
+                                   n_ubatch=n_prompt, n_threads=threads, n_threads_batch=threads,
+                                   n_gpu_layers=-1 if gpu else 0, verbose=False)
         rng = random.Random(42)
         self.toks = [self.llm.token_bos()] + [rng.randrange(self.llm.n_vocab()) for _ in range(n_prompt + n_gen)]
         self.n_prompt, self.n_gen = n_prompt, n_gen
@@ -59,6 +68,14 @@ def bench_lumen(lumen, model, threads, n_prompt, n_gen, backend):
     return pp, tg
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except Exception:
+        return platform.processor()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -71,8 +88,22 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
 
+    gpu = a.backend != "cpu"
+    if a.backend == "vulkan":
+        os.environ.setdefault("GGML_VK_VISIBLE_DEVICES", "0")
+    device = cpu_name()
+    if a.backend == "vulkan":
+        try:
+            out = subprocess.run(["vulkaninfo", "--summary"], capture_output=True, text=True).stdout
+            names = re.findall(r"deviceName\s*=\s*(.+)", out)
+            device = names[int(os.environ.get("LUMEN_VK_DEVICE", "0"))].strip() if names else "?"
+        except Exception:
+            device = "?"
+    elif a.backend == "cuda":
+        device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                text=True).stdout.strip().splitlines()[0]
     # rounds alternate between the engines so that drift in machine speed hits both alike
-    peer = LlamaCpp(a.model, a.threads, a.p, a.n)
+    peer = LlamaCpp(a.model, a.threads, a.p, a.n, gpu)
     lp, lt, cp, ct = [], [], [], []
     for r in range(a.reps):
         x = bench_lumen(a.lumen, a.model, a.threads, a.p, a.n, a.backend)
@@ -84,19 +115,15 @@ def main():
     ver = peer.version
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except Exception:
-        cpu = platform.processor()
+    cpu = cpu_name()
     lines = [
         f"# lumen vs llama.cpp — {os.path.basename(a.model)}",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, lumen commit {commit}",
-        f"- machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; lumen backend {a.backend}",
-        f"- llama.cpp: llama-cpp-python {ver} (built from source by pip on this machine)",
-        f"- median of {a.reps} alternating rounds after a warm-up; command: `python bench/compare_llamacpp.py --model {os.path.basename(a.model)} --threads {a.threads} --backend {a.backend}`",
+        f"- machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; backend {a.backend} on device: {device}",
+        f"- llama.cpp: llama-cpp-python {ver} (built from source by pip on this machine"
+        + (f", ggml {a.backend} backend, all layers offloaded)" if gpu else ")"),
+        f"- median of {a.reps} alternating rounds after a warm-up; command: `python bench/compare_llamacpp.py --model {os.path.basename(a.model)} --threads {a.threads} --backend {a.backend} -p {a.p} -n {a.n} --reps {a.reps}`",
         "",
         "| test | lumen tok/s | llama.cpp tok/s | ratio (lumen / llama.cpp) |",
         "|---|---:|---:|---:|",

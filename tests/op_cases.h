@@ -81,6 +81,15 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_Q4_K, 512, 65, 40, TOL_ACT16)
     MM(LM_Q6_K, 256, 130, 9, TOL_ACT16)
     MM(LM_F16, 96, 33, 100, TOL_F32)
+    MM(LM_F32, 64, 21, 11, TOL_F32)
+    MM(LM_BF16, 96, 13, 10, TOL_F32)
+    MM(LM_Q4_0, 96, 19, 12, TOL_ACT16)
+    MM(LM_Q4_1, 128, 11, 13, TOL_ACT16)
+    MM(LM_Q5_1, 96, 9, 14, TOL_ACT16)
+    MM(LM_Q8_0, 160, 23, 10, TOL_ACT16)
+    MM(LM_Q2_K, 256, 15, 11, TOL_ACT16)
+    MM(LM_Q3_K, 256, 10, 12, TOL_ACT16)
+    MM(LM_Q5_K, 256, 9, 17, TOL_ACT16)
 #undef MM
     {"matmul_strided_x", LM_OP_MATMUL, LM_Q8_0, {64, 9, 4, 32}, {0}, {0}, TOL_ACT16},
 
@@ -93,6 +102,11 @@ static const lm_op_case lm_op_cases[] = {
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q4_K, {256, 17, 6, 2, 3, 1}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q6_K, {256, 9, 5, 3, 2, 3}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q3_K, {256, 9, 5, 2, 2, 1}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_BF16, {64, 5, 4, 2, 2, 1}, {0}, {0}, TOL_F32},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q4_1, {96, 7, 5, 2, 3, 2}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_1, {64, 9, 4, 3, 2, 1}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q2_K, {256, 7, 5, 2, 2, 2}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_K, {256, 9, 4, 2, 3, 1}, {0}, {0}, TOL_ACT16},
 
     /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
     {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},
