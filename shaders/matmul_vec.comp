@@ -1,10 +1,12 @@
 #version 450
 // matmul_vec.comp — dst[m, n] = sum_k W[k, m] x[k, n] for the decode-sized side (up to NC columns
-// per pass). USE_SUBGROUP: each subgroup of the 64-invocation workgroup takes whole rows: its
-// lanes stride over the row's 32-element sub-blocks (dq32 reads each 16-bit word of a block once),
-// use each dequantized sub-block for all NC columns, and reduce with subgroupAdd: no shared memory
-// or barriers. Without subgroup arithmetic the workgroup takes one row and reduces in shared
-// memory. Bytes: every weight row once per group of NC columns. Bound by weight bandwidth.
+// per pass). USE_SUBGROUP: each subgroup of the 64-invocation workgroup takes whole rows; lane l
+// takes the 8-element chunks l, l + S, l + 2S, ... of the row (dq8), so the S lanes of a subgroup
+// read one contiguous stretch of weight bytes and of x per step (coalesced: 4 lanes share a
+// 32-element block, 32 lanes a 256-element super-block); each dequantized chunk serves all NC
+// columns; subgroupAdd reduces: no shared memory or barriers. Without subgroup arithmetic the
+// workgroup takes one row (64 lanes) and reduces in shared memory. Bytes: every weight row once
+// per group of NC columns. Bound by weight bandwidth.
 // MATMUL_ID: the row comes from expert ids[j, t] of a 3-D weight, one (j, t) pair per grid z.
 #include "common/common.glsl"
 #include "common/quant.glsl"
@@ -32,7 +34,7 @@ void main() {
     const uint64_t w0 = pc.w, xbase = pc.x, dbase = pc.d;
     const uint c0 = gl_WorkGroupID.z * NC, ncol = min(NC, pc.N - c0);
 #endif
-    const uint nsb = pc.K / 32u;
+    const uint nch = pc.K / 8u;
     const uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
 #ifdef USE_SUBGROUP
     const uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;
@@ -47,18 +49,18 @@ void main() {
         const uint64_t wrow = w0 + uint64_t(m) * pc.row_bytes;
         float acc[NC];
         [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
-        float wv[32];
-        for (uint sb = lane; sb < nsb; sb += lanes) {
-            dq32(wrow, sb, wv);
+        float wv[8];
+        for (uint ch = lane; ch < nch; ch += lanes) {
+            dq8(wrow, ch, wv);
             [[unroll]] for (uint c = 0u; c < NC; c++) {
                 if (c >= ncol) break;
                 const uint64_t xc = xbase + uint64_t(c0 + c) * pc.x_nb1;
                 float a = 0.0;
-                [[unroll]] for (uint i = 0u; i < 32u; i++) a += wv[i] * F32(xc).v[32u * sb + i];
+                [[unroll]] for (uint i = 0u; i < 8u; i++) a += wv[i] * F32(xc).v[8u * ch + i];
                 acc[c] += a;
             }
         }
-        for (uint i = nsb * 32u + lane; i < pc.K; i += lanes) {
+        for (uint i = nch * 8u + lane; i < pc.K; i += lanes) {
             const float w1 = dq(wrow, i);
             [[unroll]] for (uint c = 0u; c < NC; c++)
                 if (c < ncol) acc[c] += w1 * F32(xbase + uint64_t(c0 + c) * pc.x_nb1).v[i];

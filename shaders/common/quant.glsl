@@ -276,3 +276,135 @@ void dq32(uint64_t row, uint sb, out float w[32]) {
     }
 }
 #endif
+
+// dq8(row, c, w): elements 8c .. 8c + 7 of a row (c < K / 8; K a multiple of the block size for
+// the block types). Every 8-element chunk lies in one block and shares one scale, so adjacent
+// lanes taking adjacent chunks read adjacent bytes: the coalesced mapping of the decode GEMV.
+// Same arithmetic as dq().
+#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    [[unroll]] for (uint i = 0u; i < 8u; i++) w[i] = dq(row, 8u * c + i);
+}
+#elif defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 4u) * uint(BLOCK_BYTES));
+    const uint j = c % 4u, sh = j < 2u ? 0u : 4u;
+#ifdef TYPE_Q4_0
+    const float d = unpackHalf2x16(wd(b, 0u)).x;
+    const uint q0 = 1u + 4u * (j & 1u);
+#else
+    const float d = unpackHalf2x16(wd(b, 0u)).x, m = unpackHalf2x16(wd(b, 1u)).x;
+    const uint q0 = 2u + 4u * (j & 1u);
+#endif
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, q0 + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+            const uint q = ((x >> (8u * e)) >> sh) & 15u;
+#ifdef TYPE_Q4_0
+            w[2u * k + e] = d * float(int(q) - 8);
+#else
+            w[2u * k + e] = d * float(q) + m;
+#endif
+        }
+    }
+}
+#elif defined(TYPE_Q5_0) || defined(TYPE_Q5_1)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 4u) * uint(BLOCK_BYTES));
+    const uint j = c % 4u, sh = j < 2u ? 0u : 4u;
+#ifdef TYPE_Q5_0
+    const float d = unpackHalf2x16(wd(b, 0u)).x;
+    const uint qh = wd(b, 1u) | (wd(b, 2u) << 16), q0 = 3u + 4u * (j & 1u);
+#else
+    const float d = unpackHalf2x16(wd(b, 0u)).x, m = unpackHalf2x16(wd(b, 1u)).x;
+    const uint qh = wd(b, 2u) | (wd(b, 3u) << 16), q0 = 4u + 4u * (j & 1u);
+#endif
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, q0 + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+            const uint el = 8u * j + 2u * k + e; // element index in the block
+            const uint q = (((x >> (8u * e)) >> sh) & 15u) | (((qh >> el) & 1u) << 4);
+#ifdef TYPE_Q5_0
+            w[2u * k + e] = d * float(int(q) - 16);
+#else
+            w[2u * k + e] = d * float(q) + m;
+#endif
+        }
+    }
+}
+#elif defined(TYPE_Q8_0)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 4u) * 34u);
+    const float d = unpackHalf2x16(wd(b, 0u)).x;
+    const uint q0 = 1u + 4u * (c % 4u);
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, q0 + k);
+        const int b0 = int(x & 0xFFu), b1 = int(x >> 8);
+        w[2u * k] = float(b0 >= 128 ? b0 - 256 : b0) * d;
+        w[2u * k + 1u] = float(b1 >= 128 ? b1 - 256 : b1) * d;
+    }
+}
+#elif defined(TYPE_Q2_K)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 32u) * 84u);
+    const uint r0 = 8u * (c % 32u), n = r0 / 128u, j = (r0 % 128u) / 32u, l0 = r0 % 32u;
+    const uint sc = rd8(b, n * 8u + 2u * j + (l0 >= 16u ? 1u : 0u));
+    const float dl = unpackHalf2x16(wd(b, 40u)).x * float(sc & 15u), ml = unpackHalf2x16(wd(b, 41u)).x * float(sc >> 4);
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, 8u + 16u * n + l0 / 2u + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) w[2u * k + e] = dl * float((((x >> (8u * e)) & 0xFFu) >> (2u * j)) & 3u) - ml;
+    }
+}
+#elif defined(TYPE_Q3_K)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 32u) * 110u);
+    const uint r0 = 8u * (c % 32u), n = r0 / 128u, j = (r0 % 128u) / 32u, l0 = r0 % 32u;
+    const uint is = n * 8u + 2u * j + (l0 >= 16u ? 1u : 0u);
+    const uint lo = (rd8(b, 96u + is % 8u) >> (4u * (is / 8u))) & 15u, hi = (rd8(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
+    const float dl = unpackHalf2x16(wd(b, 54u)).x * float(int(lo | (hi << 4)) - 32);
+    const uint m = n * 4u + j;
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, 16u + 16u * n + l0 / 2u + k), hm = wd(b, l0 / 2u + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+            const int q = int((((x >> (8u * e)) & 0xFFu) >> (2u * j)) & 3u) - ((((hm >> (8u * e)) >> m) & 1u) != 0u ? 0 : 4);
+            w[2u * k + e] = dl * float(q);
+        }
+    }
+}
+#elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 32u) * uint(BLOCK_BYTES));
+    const uint r0 = 8u * (c % 32u), cc = r0 / 64u, hi = (r0 % 64u) / 32u, l0 = r0 % 32u;
+    uint sc, mn;
+    scale_min_k4(b, 2u * cc + hi, sc, mn);
+    const float d1 = unpackHalf2x16(wd(b, 0u)).x * float(sc), m1 = unpackHalf2x16(wd(b, 1u)).x * float(mn);
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, QS_OFF / 2u + 16u * cc + l0 / 2u + k);
+#ifdef TYPE_Q5_K
+        const uint h = wd(b, 8u + l0 / 2u + k);
+#endif
+        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+            const uint by = (x >> (8u * e)) & 0xFFu;
+            uint q = hi == 0u ? by & 15u : by >> 4;
+#ifdef TYPE_Q5_K
+            q += (((h >> (8u * e)) >> (2u * cc + hi)) & 1u) << 4;
+#endif
+            w[2u * k + e] = d1 * float(q) - m1;
+        }
+    }
+}
+#elif defined(TYPE_Q6_K)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 32u) * 210u);
+    const uint r0 = 8u * (c % 32u), n = r0 / 128u, qr = (r0 % 128u) / 32u, l0 = r0 % 32u;
+    const float ds = unpackHalf2x16(wd(b, 104u)).x * float(rds8(b, 192u + 8u * n + l0 / 16u + 2u * qr));
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint L = wd(b, 32u * n + 16u * (qr & 1u) + l0 / 2u + k), H = wd(b, 64u + 16u * n + l0 / 2u + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+            const uint lb = (L >> (8u * e)) & 0xFFu, hb = (H >> (8u * e)) & 0xFFu;
+            const uint q = (qr < 2u ? lb & 15u : lb >> 4) | (((hb >> (2u * qr)) & 3u) << 4);
+            w[2u * k + e] = ds * float(int(q) - 32);
+        }
+    }
+}
+#endif
