@@ -1,16 +1,20 @@
 #version 450
 // matmul_vec.comp — dst[m, n] = sum_k W[k, m] x[k, n] for the decode-sized side (up to NC columns
-// per pass). USE_SUBGROUP: each subgroup of the 64-invocation workgroup takes whole rows; lane l
-// takes the 8-element chunks l, l + S, l + 2S, ... of the row (dq8), so the S lanes of a subgroup
-// read one contiguous stretch of weight bytes and of x per step (coalesced: 4 lanes share a
-// 32-element block, 32 lanes a 256-element super-block); each dequantized chunk serves all NC
-// columns; subgroupAdd reduces: no shared memory or barriers. Without subgroup arithmetic the
-// workgroup takes one row (64 lanes) and reduces in shared memory. Bytes: every weight row once
-// per group of NC columns. Bound by weight bandwidth.
-// MATMUL_ID: the row comes from expert ids[j, t] of a 3-D weight, one (j, t) pair per grid z.
+// per pass).
+// Thread mapping. USE_SUBGROUP: each subgroup of the 64-invocation workgroup takes R rows at a
+// time; lane l takes the 8-element chunks l, l + S, l + 2S, ... of those rows (dq8), so the S lanes
+// of a subgroup read one contiguous stretch of each row's bytes and of x per step (coalesced: 4
+// lanes share a 32-element block, 32 lanes a 256-element super-block). Each x chunk is loaded once
+// for the R rows and each dequantized chunk serves all NC columns; subgroupAdd reduces: no shared
+// memory or barriers. Without subgroup arithmetic the workgroup (64 lanes) takes R rows and
+// reduces in shared memory.
+// Bytes: every weight row once per group of NC columns, x once per R rows (cache-resident).
+// Limit: weight bandwidth.
+// MATMUL_ID: the rows come from expert ids[j, t] of a 3-D weight, one (j, t) pair per grid z.
 #include "common/common.glsl"
 #include "common/quant.glsl"
 #define NC 8
+#define R 4
 layout(local_size_x = 64) in;
 layout(push_constant) uniform PC {
     uint64_t w, x, d, ids;
@@ -19,7 +23,7 @@ layout(push_constant) uniform PC {
     uint J, x_ne1, expert_bytes, rows_per_group;
 } pc;
 #ifndef USE_SUBGROUP
-shared float red[64 * NC];
+shared float red[64 * NC * R];
 #endif
 
 void main() {
@@ -36,49 +40,64 @@ void main() {
 #endif
     const uint nch = pc.K / 8u;
     const uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint r0 = wg * pc.rows_per_group, r1 = min(r0 + pc.rows_per_group, pc.M);
 #ifdef USE_SUBGROUP
     const uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;
-    const uint r0 = wg * pc.rows_per_group, r1 = min(r0 + pc.rows_per_group, pc.M);
-    for (uint m = r0 + gl_SubgroupID; m < r1; m += gl_NumSubgroups) {
+    for (uint m = r0 + gl_SubgroupID * R; m < r1; m += gl_NumSubgroups * R) {
 #else
     const uint lane = gl_LocalInvocationID.x, lanes = 64u;
-    const uint m = wg;
-    if (m >= pc.M) return;
     {
+        const uint m = r0;
+        if (m >= r1) return;
 #endif
-        const uint64_t wrow = w0 + uint64_t(m) * pc.row_bytes;
-        float acc[NC];
-        [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
-        float wv[8];
+        uint64_t wrow[R];
+        [[unroll]] for (uint r = 0u; r < R; r++) wrow[r] = w0 + uint64_t(min(m + r, r1 - 1u)) * pc.row_bytes;
+        float acc[R][NC];
+        [[unroll]] for (uint r = 0u; r < R; r++)
+            [[unroll]] for (uint c = 0u; c < NC; c++) acc[r][c] = 0.0;
         for (uint ch = lane; ch < nch; ch += lanes) {
-            dq8(wrow, ch, wv);
+            float wv[R][8];
+            [[unroll]] for (uint r = 0u; r < R; r++) dq8(wrow[r], ch, wv[r]);
             [[unroll]] for (uint c = 0u; c < NC; c++) {
                 if (c >= ncol) break;
                 const uint64_t xc = xbase + uint64_t(c0 + c) * pc.x_nb1;
-                float a = 0.0;
-                [[unroll]] for (uint i = 0u; i < 8u; i++) a += wv[i] * F32(xc).v[8u * ch + i];
-                acc[c] += a;
+                float xv[8];
+                [[unroll]] for (uint i = 0u; i < 8u; i++) xv[i] = F32(xc).v[8u * ch + i];
+                [[unroll]] for (uint r = 0u; r < R; r++) {
+                    float a = 0.0;
+                    [[unroll]] for (uint i = 0u; i < 8u; i++) a += wv[r][i] * xv[i];
+                    acc[r][c] += a;
+                }
             }
         }
         for (uint i = nch * 8u + lane; i < pc.K; i += lanes) {
-            const float w1 = dq(wrow, i);
-            [[unroll]] for (uint c = 0u; c < NC; c++)
-                if (c < ncol) acc[c] += w1 * F32(xbase + uint64_t(c0 + c) * pc.x_nb1).v[i];
+            [[unroll]] for (uint c = 0u; c < NC; c++) {
+                if (c >= ncol) break;
+                const float xi = F32(xbase + uint64_t(c0 + c) * pc.x_nb1).v[i];
+                [[unroll]] for (uint r = 0u; r < R; r++) acc[r][c] += dq(wrow[r], i) * xi;
+            }
         }
 #ifdef USE_SUBGROUP
-        [[unroll]] for (uint c = 0u; c < NC; c++) {
-            if (c >= ncol) break;
-            const float s = subgroupAdd(acc[c]);
-            if (lane == 0u) F32(dbase + uint64_t(c0 + c) * pc.d_nb1).v[m] = s;
+        [[unroll]] for (uint r = 0u; r < R; r++) {
+            [[unroll]] for (uint c = 0u; c < NC; c++) {
+                if (c >= ncol) break;
+                const float s = subgroupAdd(acc[r][c]);
+                if (lane == 0u && m + r < r1) F32(dbase + uint64_t(c0 + c) * pc.d_nb1).v[m + r] = s;
+            }
         }
 #else
-        [[unroll]] for (uint c = 0u; c < NC; c++) red[lane * NC + c] = acc[c];
+        [[unroll]] for (uint r = 0u; r < R; r++)
+            [[unroll]] for (uint c = 0u; c < NC; c++) red[(lane * R + r) * NC + c] = acc[r][c];
         barrier();
         for (uint s = 32u; s > 0u; s >>= 1) {
-            if (lane < s) [[unroll]] for (uint c = 0u; c < NC; c++) red[lane * NC + c] += red[(lane + s) * NC + c];
+            if (lane < s)
+                [[unroll]] for (uint q = 0u; q < R * NC; q++) red[lane * R * NC + q] += red[(lane + s) * R * NC + q];
             barrier();
         }
-        if (lane < ncol) F32(dbase + uint64_t(c0 + lane) * pc.d_nb1).v[m] = red[lane];
+        if (lane < R * NC) {
+            const uint r = lane / NC, c = lane % NC;
+            if (c < ncol && m + r < r1) F32(dbase + uint64_t(c0 + c) * pc.d_nb1).v[m + r] = red[lane];
+        }
 #endif
     }
 }

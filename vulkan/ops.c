@@ -209,6 +209,7 @@ typedef struct {
 } pc_matmul;
 
 #define MM_NC 8
+#define MM_ROWS 4 /* R of matmul_vec.comp */
 
 typedef struct {
     uint64_t w, x, d;
@@ -235,9 +236,10 @@ static void matmul(lm_backend *be, const lm_node *n, bool id) {
     }
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
     const uint32_t M = (uint32_t)w->ne[1];
-    /* with subgroups a workgroup covers 64 / subgroup_size rows (one per subgroup), else one */
+    /* each subgroup (or, without subgroups, the workgroup) takes MM_ROWS rows at a time; with
+       subgroups a workgroup covers 64 / subgroup_size of them */
     const bool sg = c->feat.subgroup_arith;
-    const uint32_t rpg = sg ? (64u / c->feat.subgroup_size > 0 ? 64u / c->feat.subgroup_size : 1u) : 1u;
+    const uint32_t rpg = MM_ROWS * (sg ? (64u / c->feat.subgroup_size > 0 ? 64u / c->feat.subgroup_size : 1u) : 1u);
     const uint32_t groups = ceil_div(M, rpg), gx = groups < MAX_GRID_Y ? groups : MAX_GRID_Y, gy = ceil_div(groups, gx);
     pc_matmul pc = {.w = lm_vk_addr(w), .x = lm_vk_addr(x), .d = lm_vk_addr(d), .K = (uint32_t)w->ne[0], .M = M,
                     .N = (uint32_t)x->ne[1], .row_bytes = (uint32_t)w->nb[1], .x_nb1 = (uint32_t)x->nb[1],
