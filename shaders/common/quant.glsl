@@ -372,24 +372,36 @@ void dq8(uint64_t row, uint c, out float w[8]) {
     }
 }
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+// 144- and 176-byte blocks keep 4-byte alignment: 32-bit loads (6 for Q4_K instead of 10).
+uint w32(uint64_t a, uint word) { return U32(a).v[word]; }
 void dq8(uint64_t row, uint c, out float w[8]) {
     const uint64_t b = row + uint64_t((c / 32u) * uint(BLOCK_BYTES));
-    const uint r0 = 8u * (c % 32u), cc = r0 / 64u, hi = (r0 % 64u) / 32u, l0 = r0 % 32u;
+    const uint r0 = 8u * (c % 32u), cc = r0 / 64u, hi = (r0 % 64u) / 32u, l0 = r0 % 32u, sub = 2u * cc + hi;
+    const vec2 dm = unpackHalf2x16(w32(b, 0u));
+    // scale_min_k4 on the 12 scale bytes (bytes 4..15 = words 1..3)
+    const uint s0 = w32(b, 1u), s1 = w32(b, 2u), s2 = w32(b, 3u);
     uint sc, mn;
-    scale_min_k4(b, 2u * cc + hi, sc, mn);
-    const float d1 = unpackHalf2x16(wd(b, 0u)).x * float(sc), m1 = unpackHalf2x16(wd(b, 1u)).x * float(mn);
-    [[unroll]] for (uint k = 0u; k < 4u; k++) {
-        const uint x = wd(b, QS_OFF / 2u + 16u * cc + l0 / 2u + k);
+    if (sub < 4u) {
+        sc = (s0 >> (8u * sub)) & 63u;
+        mn = (s1 >> (8u * sub)) & 63u;
+    } else {
+        const uint q = sub - 4u, b8 = (s2 >> (8u * q)) & 0xFFu;
+        sc = (b8 & 15u) | (((s0 >> (8u * q)) >> 6) & 3u) << 4;
+        mn = (b8 >> 4) | (((s1 >> (8u * q)) >> 6) & 3u) << 4;
+    }
+    const float d1 = dm.x * float(sc), m1 = dm.y * float(mn);
+    [[unroll]] for (uint k = 0u; k < 2u; k++) {
+        const uint x = w32(b, QS_OFF / 4u + 8u * cc + l0 / 4u + k);
 #ifdef TYPE_Q5_K
-        const uint h = wd(b, 8u + l0 / 2u + k);
+        const uint h = w32(b, 4u + l0 / 4u + k);
 #endif
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
             const uint by = (x >> (8u * e)) & 0xFFu;
             uint q = hi == 0u ? by & 15u : by >> 4;
 #ifdef TYPE_Q5_K
-            q += (((h >> (8u * e)) >> (2u * cc + hi)) & 1u) << 4;
+            q += (((h >> (8u * e)) >> sub) & 1u) << 4;
 #endif
-            w[2u * k + e] = d1 * float(q) - m1;
+            w[4u * k + e] = d1 * float(q) - m1;
         }
     }
 }
