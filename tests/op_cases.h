@@ -154,6 +154,8 @@ static const lm_op_case lm_op_cases[] = {
     {"cpy", LM_OP_CPY, LM_F16, {37, 5}, {LM_F32}, {0}, TOL_F16},
     {"cpy", LM_OP_CPY, LM_F32, {37, 5}, {LM_F16}, {0}, TOL_F32},
     {"cpy", LM_OP_CPY, LM_F32, {64, 3}, {LM_BF16}, {0}, TOL_F32},
+    {"cpy", LM_OP_CPY, LM_BF16, {29, 3}, {LM_F32}, {0}, TOL_F16},
+    {"cpy", LM_OP_CPY, LM_F16, {19, 4}, {LM_BF16}, {0}, TOL_F16},
 };
 /* clang-format on */
 
