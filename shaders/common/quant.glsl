@@ -1,5 +1,6 @@
 // quant.glsl — the GGUF block formats, mirroring engine/quant_blocks.h and engine/quant.c:
-// dq(row, i) returns element i of a row starting at address `row` (TYPE_* selects the type).
+// dq(row, i) returns element i of a row starting at address `row` (TYPE_* selects the type);
+// dq8(row, c, w) the 8-element chunk c (the GEMV unit) and dq32 the 32-element sub-block sb.
 // The formulas and their float operation order are quant.c's; the per-dtype conformance tests
 // prove the copies agree.
 #if defined(TYPE_F32)
@@ -126,156 +127,8 @@ float dq(uint64_t row, uint i) {
 #error "quant.glsl: no TYPE_* defined"
 #endif
 
-// dq32(row, sb, w): the 32 elements of sub-block sb (elements 32 sb .. 32 sb + 31) of a row,
-// reading each 16-bit word of the block once. Same arithmetic as dq().
+// Words of a block: every GGUF block size is even and every row starts 2-byte aligned.
 uint wd(uint64_t a, uint word) { return uint(U16(a).v[word]); }
-uint byte_of(uint w, uint j) { return (w >> (8u * (j & 1u))) & 0xFFu; }
-
-#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    [[unroll]] for (uint i = 0u; i < 32u; i++) w[i] = dq(row, 32u * sb + i);
-}
-#elif defined(TYPE_Q4_0) || defined(TYPE_Q4_1)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t(sb * uint(BLOCK_BYTES));
-#ifdef TYPE_Q4_0
-    const float d = unpackHalf2x16(wd(b, 0u)).x, m = 0.0;
-    const uint q0 = 1u;
-    const int off = 8;
-#else
-    const float d = unpackHalf2x16(wd(b, 0u)).x, m = unpackHalf2x16(wd(b, 1u)).x;
-    const uint q0 = 2u;
-    const int off = 0;
-#endif
-    [[unroll]] for (uint k = 0u; k < 8u; k++) {
-        const uint x = wd(b, q0 + k);
-        const uint b0 = x & 0xFFu, b1 = x >> 8;
-#ifdef TYPE_Q4_0
-        w[2u * k] = d * float(int(b0 & 15u) - off);
-        w[2u * k + 1u] = d * float(int(b1 & 15u) - off);
-        w[2u * k + 16u] = d * float(int(b0 >> 4) - off);
-        w[2u * k + 17u] = d * float(int(b1 >> 4) - off);
-#else
-        w[2u * k] = d * float(b0 & 15u) + m;
-        w[2u * k + 1u] = d * float(b1 & 15u) + m;
-        w[2u * k + 16u] = d * float(b0 >> 4) + m;
-        w[2u * k + 17u] = d * float(b1 >> 4) + m;
-#endif
-    }
-}
-#elif defined(TYPE_Q5_0) || defined(TYPE_Q5_1)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t(sb * uint(BLOCK_BYTES));
-#ifdef TYPE_Q5_0
-    const float d = unpackHalf2x16(wd(b, 0u)).x;
-    const uint qh = wd(b, 1u) | (wd(b, 2u) << 16), q0 = 3u;
-#else
-    const float d = unpackHalf2x16(wd(b, 0u)).x, m = unpackHalf2x16(wd(b, 1u)).x;
-    const uint qh = wd(b, 2u) | (wd(b, 3u) << 16), q0 = 4u;
-#endif
-    [[unroll]] for (uint k = 0u; k < 8u; k++) {
-        const uint x = wd(b, q0 + k);
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
-            const uint j = 2u * k + e, by = (x >> (8u * e)) & 0xFFu;
-            const uint lo = (by & 15u) | (((qh >> j) & 1u) << 4), hi = (by >> 4) | (((qh >> (j + 16u)) & 1u) << 4);
-#ifdef TYPE_Q5_0
-            w[j] = d * float(int(lo) - 16);
-            w[j + 16u] = d * float(int(hi) - 16);
-#else
-            w[j] = d * float(lo) + m;
-            w[j + 16u] = d * float(hi) + m;
-#endif
-        }
-    }
-}
-#elif defined(TYPE_Q8_0)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t(sb * 34u);
-    const float d = unpackHalf2x16(wd(b, 0u)).x;
-    [[unroll]] for (uint k = 0u; k < 16u; k++) {
-        const uint x = wd(b, 1u + k);
-        const int b0 = int(x & 0xFFu), b1 = int(x >> 8);
-        w[2u * k] = float(b0 >= 128 ? b0 - 256 : b0) * d;
-        w[2u * k + 1u] = float(b1 >= 128 ? b1 - 256 : b1) * d;
-    }
-}
-#elif defined(TYPE_Q2_K)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t((sb / 8u) * 84u);
-    const uint sub = sb % 8u, n = sub / 4u, j = sub % 4u;
-    const float d = unpackHalf2x16(wd(b, 40u)).x, dmin = unpackHalf2x16(wd(b, 41u)).x;
-    const uint scw = wd(b, n * 4u + j); // scales bytes n*8 + 2j, +1
-    const uint s0 = scw & 0xFFu, s1 = scw >> 8;
-    const float dl0 = d * float(s0 & 15u), ml0 = dmin * float(s0 >> 4), dl1 = d * float(s1 & 15u), ml1 = dmin * float(s1 >> 4);
-    [[unroll]] for (uint k = 0u; k < 16u; k++) {
-        const uint x = wd(b, 8u + n * 16u + k);
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
-            const uint l = 2u * k + e, q = (((x >> (8u * e)) & 0xFFu) >> (2u * j)) & 3u;
-            w[l] = l < 16u ? dl0 * float(q) - ml0 : dl1 * float(q) - ml1;
-        }
-    }
-}
-#elif defined(TYPE_Q3_K)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t((sb / 8u) * 110u);
-    const uint sub = sb % 8u, n = sub / 4u, j = sub % 4u;
-    const float dall = unpackHalf2x16(wd(b, 54u)).x;
-    float dl[2];
-    [[unroll]] for (uint h = 0u; h < 2u; h++) {
-        const uint is = n * 8u + 2u * j + h;
-        const uint lo = (rd8(b, 96u + is % 8u) >> (4u * (is / 8u))) & 15u, hi = (rd8(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
-        dl[h] = dall * float(int(lo | (hi << 4)) - 32);
-    }
-    const uint m = n * 4u + j;
-    [[unroll]] for (uint k = 0u; k < 16u; k++) {
-        const uint x = wd(b, 16u + n * 16u + k), hm = wd(b, k);
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
-            const uint l = 2u * k + e;
-            const int q = int((((x >> (8u * e)) & 0xFFu) >> (2u * j)) & 3u) - ((((hm >> (8u * e)) >> m) & 1u) != 0u ? 0 : 4);
-            w[l] = dl[l / 16u] * float(q);
-        }
-    }
-}
-#elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t((sb / 8u) * uint(BLOCK_BYTES));
-    const uint sub = sb % 8u, c = sub / 2u, hi = sub % 2u;
-    uint sc, mn;
-    scale_min_k4(b, sub, sc, mn);
-    const float d1 = unpackHalf2x16(wd(b, 0u)).x * float(sc), m1 = unpackHalf2x16(wd(b, 1u)).x * float(mn);
-    [[unroll]] for (uint k = 0u; k < 16u; k++) {
-        const uint x = wd(b, QS_OFF / 2u + 16u * c + k);
-#ifdef TYPE_Q5_K
-        const uint h = wd(b, 8u + k);
-#endif
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
-            const uint l = 2u * k + e, by = (x >> (8u * e)) & 0xFFu;
-            uint q = hi == 0u ? by & 15u : by >> 4;
-#ifdef TYPE_Q5_K
-            q += (((h >> (8u * e)) >> (2u * c + hi)) & 1u) << 4;
-#endif
-            w[l] = d1 * float(q) - m1;
-        }
-    }
-}
-#elif defined(TYPE_Q6_K)
-void dq32(uint64_t row, uint sb, out float w[32]) {
-    const uint64_t b = row + uint64_t((sb / 8u) * 210u);
-    const uint sub = sb % 8u, n = sub / 4u, qr = sub % 4u;
-    const float d = unpackHalf2x16(wd(b, 104u)).x;
-    const uint scw = wd(b, 96u + 4u * n + qr); // scales bytes 8n + 2qr, +1
-    const int s0 = int(scw & 0xFFu), s1 = int(scw >> 8);
-    const float ds0 = d * float(s0 >= 128 ? s0 - 256 : s0), ds1 = d * float(s1 >= 128 ? s1 - 256 : s1);
-    [[unroll]] for (uint k = 0u; k < 16u; k++) {
-        const uint L = wd(b, 32u * n + (qr & 1u) * 16u + k), H = wd(b, 64u + 16u * n + k);
-        [[unroll]] for (uint e = 0u; e < 2u; e++) {
-            const uint l = 2u * k + e, lb = (L >> (8u * e)) & 0xFFu, hb = (H >> (8u * e)) & 0xFFu;
-            const uint q = (qr < 2u ? lb & 15u : lb >> 4) | (((hb >> (2u * qr)) & 3u) << 4);
-            w[l] = (l < 16u ? ds0 : ds1) * float(int(q) - 32);
-        }
-    }
-}
-#endif
 
 // dq8(row, c, w): elements 8c .. 8c + 7 of a row (c < K / 8; K a multiple of the block size for
 // the block types). Every 8-element chunk lies in one block and shares one scale, so adjacent
@@ -420,3 +273,13 @@ void dq8(uint64_t row, uint c, out float w[8]) {
     }
 }
 #endif
+
+// dq32(row, sb, w): the 32 elements of sub-block sb (elements 32 sb .. 32 sb + 31), for kernels
+// that dequantize a whole sub-block per invocation (the tiled GEMM).
+void dq32(uint64_t row, uint sb, out float w[32]) {
+    [[unroll]] for (uint q = 0u; q < 4u; q++) {
+        float t[8];
+        dq8(row, 4u * sb + q, t);
+        [[unroll]] for (uint i = 0u; i < 8u; i++) w[8u * q + i] = t[i];
+    }
+}
