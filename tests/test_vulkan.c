@@ -37,6 +37,16 @@ Test(vulkan, conformance, .timeout = 1800) {
     if (vulkan_required()) cr_expect_gt(lm_vk_validation_instances(), 0, "the Khronos validation layer was not enabled");
 }
 
+/* The plain kernels of devices without subgroup arithmetic (shared-memory reductions), forced on. */
+Test(vulkan, conformance_without_subgroups, .timeout = 1800) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    setenv("LUMEN_VK_NO_SUBGROUP", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    const int failures = lm_conformance_run("vulkan", "vulkan", getenv("LUMEN_TEST_VERBOSE") != NULL);
+    cr_expect_eq(failures, 0, "%d op cases failed on vulkan without subgroups", failures);
+    cr_expect_eq(lm_vk_validation_messages(), 0, "%d Vulkan validation messages", lm_vk_validation_messages());
+}
+
 Test(vulkan, device_info) {
     setenv("LUMEN_VK_VALIDATION", "1", 1);
     if (!have_vulkan()) cr_skip("no Vulkan device");

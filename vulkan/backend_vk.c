@@ -188,6 +188,12 @@ static lm_status vk_create(const lm_backend_config *cfg, lm_backend **out) {
     c->feat.subgroup_size = sg.subgroupSize;
     c->feat.subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                              (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) && sg.subgroupSize >= 4;
+    {
+        /* LUMEN_VK_NO_SUBGROUP=1 takes the plain (shared-memory) kernels a device without subgroup
+           arithmetic gets: for testing them on devices that have it */
+        const char *ns = getenv("LUMEN_VK_NO_SUBGROUP");
+        if (ns && ns[0] == '1') c->feat.subgroup_arith = false;
+    }
     c->feat.int_dot = dotf.shaderIntegerDotProduct;
     {
         uint32_t ne = 0;
