@@ -58,24 +58,51 @@ Test(vulkan, device_info) {
     fprintf(stderr, "vulkan device: %s, %.1f GiB, max allocation %.2f GiB\n", di.name, (double)di.memory_total / (1u << 30),
             (double)di.max_alloc / (1u << 30));
     cr_assert(di.max_alloc > 0);
-    /* a transfer round trip through a buffer larger than one staging chunk */
+    lm_backend_destroy(be);
+}
+
+/* A host -> device -> host round trip of a range larger than the staging ring (several chunks,
+ * odd size, odd offset into a buffer). */
+static void transfer_round_trip(void) {
+    lm_backend *be;
+    lm_backend_config cfg = {0, 0};
+    cr_assert_eq(lm_backend_create("vulkan", &cfg, &be), LM_STATUS_OK, "%s", lm_last_error());
     lm_buffer *b;
-    const size_t n = (70u << 20) / 4;
-    cr_assert_eq(be->ops->buffer_alloc(be, n * 4, LM_BUF_COMPUTE, &b), LM_STATUS_OK, "%s", lm_last_error());
+    const size_t n = (70u << 20) / 4 + 3, pad = 68;
+    cr_assert_eq(be->ops->buffer_alloc(be, n * 4 + pad, LM_BUF_COMPUTE, &b), LM_STATUS_OK, "%s", lm_last_error());
     float *x = malloc(n * 4), *y = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = (float)i * 0.5f;
+    for (size_t i = 0; i < n; i++) x[i] = (float)i * 0.5f + 0.25f;
     lm_tensor t;
     int64_t ne = (int64_t)n;
     lm_tensor_init(&t, LM_F32, 1, &ne);
     t.buf = b;
-    cr_assert_eq(be->ops->tensor_set(be, &t, x, 0, n * 4), LM_STATUS_OK);
-    cr_assert_eq(be->ops->tensor_get(be, &t, y, 0, n * 4), LM_STATUS_OK);
+    t.offs = pad;
+    cr_assert_eq(be->ops->tensor_set(be, &t, x, 0, n * 4), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(be->ops->tensor_get(be, &t, y, 0, n * 4), LM_STATUS_OK, "%s", lm_last_error());
     cr_assert_arr_eq(x, y, n * 4);
+    /* a partial read at an offset */
+    memset(y, 0, n * 4);
+    cr_assert_eq(be->ops->tensor_get(be, &t, y, 4 * 1000003, 4 * 10000000), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_arr_eq(x + 1000003, y, 4 * 10000000);
     free(x);
     free(y);
     be->ops->buffer_free(b);
     lm_backend_destroy(be);
     cr_assert_eq(lm_vk_validation_messages(), 0);
+}
+
+Test(vulkan, transfers) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    transfer_round_trip();
+}
+
+/* The same through the staging ring (device buffers not mapped, as on a discrete GPU) */
+Test(vulkan, staged_transfers) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    setenv("LUMEN_VK_STAGED", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    transfer_round_trip();
 }
 
 #include "golden.h"
@@ -97,6 +124,11 @@ static void vk_golden(const char *name) {
 }
 
 Test(vulkan, gemma3_tiny, .timeout = 600) { vk_golden("gemma3_tiny"); }
+/* weights, step inputs, KV and logits all through the staging ring */
+Test(vulkan, gemma4_dense_staged, .timeout = 600) {
+    setenv("LUMEN_VK_STAGED", "1", 1);
+    vk_golden("gemma4_dense");
+}
 Test(vulkan, gemma4_dense, .timeout = 600) { vk_golden("gemma4_dense"); }
 Test(vulkan, gemma4_moe, .timeout = 600) { vk_golden("gemma4_moe"); }
 Test(vulkan, gemma4_e, .timeout = 600) { vk_golden("gemma4_e"); }

@@ -260,6 +260,12 @@ static lm_status vk_create(const lm_backend_config *cfg, lm_backend **out) {
     const VkMemoryPropertyFlags dflags = c->memprops.memoryTypes[md].propertyFlags;
     c->mem_device_host_visible = (dflags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) && (dflags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
     {
+        /* LUMEN_VK_STAGED=1: never map device buffers, move everything through the staging ring
+           (what a discrete GPU without ReBAR does): for testing the ring on UMA devices */
+        const char *sv = getenv("LUMEN_VK_STAGED");
+        if (sv && sv[0] == '1') c->mem_device_host_visible = false;
+    }
+    {
         VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
         VkPhysicalDeviceProperties2 q2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
         vkGetPhysicalDeviceProperties2(c->phys, &q2);
@@ -305,14 +311,17 @@ static lm_status vk_create(const lm_backend_config *cfg, lm_backend **out) {
     VkCommandPoolCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, .queueFamilyIndex = c->qfam};
     VKF(vkCreateCommandPool(c->dev, &cpi, NULL, &c->pool), "vkCreateCommandPool");
-    VkCommandBuffer cbs[2];
+    VkCommandBuffer cbs[1 + VK_RING_SLOTS];
     VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->pool,
-                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 2};
+                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1 + VK_RING_SLOTS};
     VKF(vkAllocateCommandBuffers(c->dev, &cai, cbs), "vkAllocateCommandBuffers");
     c->cmd = cbs[0];
-    c->xcmd = cbs[1];
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VKF(vkCreateFence(c->dev, &fci, NULL, &c->fence), "vkCreateFence");
+    for (int i = 0; i < VK_RING_SLOTS; i++) {
+        c->ring[i].cmd = cbs[1 + i];
+        VKF(vkCreateFence(c->dev, &fci, NULL, &c->ring[i].fence), "vkCreateFence");
+    }
     VkQueryPoolCreateInfo qpi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                  .queryCount = VK_MAX_QUERIES};
     if (c->props.limits.timestampComputeAndGraphics) VKF(vkCreateQueryPool(c->dev, &qpi, NULL, &c->qpool), "vkCreateQueryPool");
@@ -387,7 +396,10 @@ static void vk_destroy(lm_backend *be) {
             if (c->pipes)
                 for (int i = 0; i < lm_vk_shader_count; i++)
                     if (c->pipes[i]) vkDestroyPipeline(c->dev, c->pipes[i], NULL);
-            buf_destroy(c, &c->staging);
+            for (int i = 0; i < VK_RING_SLOTS; i++) {
+                buf_destroy(c, &c->ring[i].buf);
+                if (c->ring[i].fence) vkDestroyFence(c->dev, c->ring[i].fence, NULL);
+            }
             buf_destroy(c, &c->args);
             buf_destroy(c, &c->scratch);
             for (int i = 0; i < c->n_garbage; i++) buf_destroy(c, &c->garbage[i]);
@@ -460,31 +472,48 @@ static void vk_buffer_free(lm_buffer *b) {
     free(b);
 }
 
-static lm_status staging_ensure(vk_ctx *c, size_t size) {
-    if (c->staging.buf && c->staging.size >= size) return LM_STATUS_OK;
-    buf_destroy(c, &c->staging);
-    return buf_create(c, size, c->mem_host, true, &c->staging);
+/* Staging ring: slot i's buffer, command buffer and fence. A slot is busy from the submit of its
+ * copy until ring_wait; the host touches a slot's buffer only when it is not busy. */
+static lm_status ring_wait(vk_ctx *c, int i) {
+    if (!c->ring[i].busy) return LM_STATUS_OK;
+    c->ring[i].busy = false;
+    VkResult r = vkWaitForFences(c->dev, 1, &c->ring[i].fence, VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS) return lm_fail(LM_STATUS_BACKEND, "vulkan: waiting for a transfer failed (VkResult %d)", (int)r);
+    return LM_STATUS_OK;
 }
 
-/* copy src -> dst on the device and wait */
-static lm_status copy_and_wait(vk_ctx *c, VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t size) {
+static lm_status ring_wait_all(vk_ctx *c) {
     lm_status st = LM_STATUS_OK;
+    for (int i = 0; i < VK_RING_SLOTS; i++) {
+        lm_status s2 = ring_wait(c, i);
+        if (!st) st = s2;
+    }
+    return st;
+}
+
+/* submit a copy src -> dst through slot i (not waited for) */
+static lm_status ring_copy(vk_ctx *c, int i, VkBuffer src, size_t src_off, VkBuffer dst, size_t dst_off, size_t size) {
+    lm_status st = LM_STATUS_OK;
+    VkCommandBuffer cb = c->ring[i].cmd;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    VKF(vkBeginCommandBuffer(c->xcmd, &bi), "vkBeginCommandBuffer");
+    VKF(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
     VkBufferCopy r = {.srcOffset = src_off, .dstOffset = dst_off, .size = size};
-    vkCmdCopyBuffer(c->xcmd, src, dst, 1, &r);
-    VKF(vkEndCommandBuffer(c->xcmd), "vkEndCommandBuffer");
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->xcmd};
-    VKF(vkResetFences(c->dev, 1, &c->fence), "vkResetFences");
-    VKF(vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
-    VKF(vkWaitForFences(c->dev, 1, &c->fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    vkCmdCopyBuffer(cb, src, dst, 1, &r);
+    VKF(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+    VKF(vkResetFences(c->dev, 1, &c->ring[i].fence), "vkResetFences");
+    VKF(vkQueueSubmit(c->queue, 1, &si, c->ring[i].fence), "vkQueueSubmit");
+    c->ring[i].busy = true;
     return LM_STATUS_OK;
 fail:
     return st;
 }
 
-#define STAGING_CHUNK (64u << 20)
+static lm_status ring_ensure(vk_ctx *c, int i) {
+    if (c->ring[i].buf.buf) return LM_STATUS_OK;
+    return buf_create(c, VK_RING_CHUNK, c->mem_host, true, &c->ring[i].buf);
+}
 
 static lm_status vk_tensor_set(lm_backend *be, lm_tensor *t, const void *src, size_t offs, size_t size) {
     vk_ctx *c = be->impl;
@@ -495,14 +524,17 @@ static lm_status vk_tensor_set(lm_backend *be, lm_tensor *t, const void *src, si
         memcpy((char *)vb->mapped + t->offs + offs, src, size);
         return LM_STATUS_OK;
     }
-    for (size_t done = 0; done < size;) {
-        size_t n = size - done < STAGING_CHUNK ? size - done : STAGING_CHUNK;
-        LM_TRY(staging_ensure(c, n < STAGING_CHUNK ? STAGING_CHUNK : n));
-        memcpy(c->staging.mapped, (const char *)src + done, n);
-        LM_TRY(copy_and_wait(c, c->staging.buf, 0, vb->buf, t->offs + offs + done, n));
-        done += n;
+    /* the host fills slot k while the device copies slot k - 1 */
+    lm_status st = LM_STATUS_OK;
+    int k = 0;
+    for (size_t done = 0; done < size && !st; done += VK_RING_CHUNK, k = (k + 1) % VK_RING_SLOTS) {
+        const size_t n = size - done < VK_RING_CHUNK ? size - done : VK_RING_CHUNK;
+        if ((st = ring_wait(c, k)) || (st = ring_ensure(c, k))) break;
+        memcpy(c->ring[k].buf.mapped, (const char *)src + done, n);
+        st = ring_copy(c, k, c->ring[k].buf.buf, 0, vb->buf, t->offs + offs + done, n);
     }
-    return LM_STATUS_OK;
+    lm_status s2 = ring_wait_all(c);
+    return st ? st : s2;
 }
 
 static lm_status vk_tensor_get(lm_backend *be, const lm_tensor *t, void *dst, size_t offs, size_t size) {
@@ -513,14 +545,23 @@ static lm_status vk_tensor_get(lm_backend *be, const lm_tensor *t, void *dst, si
         memcpy(dst, (const char *)vb->mapped + t->offs + offs, size);
         return LM_STATUS_OK;
     }
-    for (size_t done = 0; done < size;) {
-        size_t n = size - done < STAGING_CHUNK ? size - done : STAGING_CHUNK;
-        LM_TRY(staging_ensure(c, n < STAGING_CHUNK ? STAGING_CHUNK : n));
-        LM_TRY(copy_and_wait(c, vb->buf, t->offs + offs + done, c->staging.buf, 0, n));
-        memcpy((char *)dst + done, c->staging.mapped, n);
-        done += n;
+    /* the device copies chunk j + 1 while the host drains chunk j */
+    lm_status st = LM_STATUS_OK;
+    const size_t nchunks = (size + VK_RING_CHUNK - 1) / VK_RING_CHUNK;
+    for (size_t j = 0; j < nchunks && !st; j++) {
+        for (size_t q = j; q < nchunks && q < j + VK_RING_SLOTS && !st; q++) { /* keep the ring full */
+            const int k = (int)(q % VK_RING_SLOTS);
+            if (c->ring[k].busy) continue;
+            const size_t done = q * VK_RING_CHUNK, n = size - done < VK_RING_CHUNK ? size - done : VK_RING_CHUNK;
+            if (!(st = ring_ensure(c, k))) st = ring_copy(c, k, vb->buf, t->offs + offs + done, c->ring[k].buf.buf, 0, n);
+        }
+        const int k = (int)(j % VK_RING_SLOTS);
+        if (st || (st = ring_wait(c, k))) break;
+        const size_t done = j * VK_RING_CHUNK, n = size - done < VK_RING_CHUNK ? size - done : VK_RING_CHUNK;
+        memcpy((char *)dst + done, c->ring[k].buf.mapped, n);
     }
-    return LM_STATUS_OK;
+    lm_status s2 = ring_wait_all(c);
+    return st ? st : s2;
 }
 
 int lm_vk_shader_find(const char *name) {

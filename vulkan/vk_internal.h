@@ -48,6 +48,9 @@ typedef struct vk_features {
     bool coopmat;      /* VK_KHR_cooperative_matrix */
 } vk_features;
 
+#define VK_RING_SLOTS 2
+#define VK_RING_CHUNK (32u << 20)
+
 typedef struct vk_ctx {
     VkInstance inst;
     VkDebugUtilsMessengerEXT messenger;
@@ -69,11 +72,17 @@ typedef struct vk_ctx {
 
     VkCommandPool pool;
     VkCommandBuffer cmd;  /* the step */
-    VkCommandBuffer xcmd; /* transfers */
     VkFence fence;
     bool recording;
 
-    vk_buf staging;
+    /* staging ring for host <-> device-local transfers: while the device copies one slot the
+       host fills (or drains) the other */
+    struct {
+        vk_buf buf;
+        VkCommandBuffer cmd;
+        VkFence fence;
+        bool busy;
+    } ring[VK_RING_SLOTS];
 
     vk_buf args;         /* host-visible argument blocks of one step (ops with > 128 bytes of args) */
     size_t args_used;
