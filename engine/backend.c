@@ -13,6 +13,9 @@ extern const lm_backend_ops lm_vk_backend_ops;
 #ifdef LUMEN_HAVE_CUDA
 extern const lm_backend_ops lm_cuda_backend_ops;
 #endif
+#ifdef LUMEN_HAVE_CUDA_EMU
+extern const lm_backend_ops lm_cuda_emu_backend_ops;
+#endif
 
 static const lm_backend_ops *const registry[] = {
     &lm_cpu_backend_ops,
@@ -22,6 +25,9 @@ static const lm_backend_ops *const registry[] = {
 #endif
 #ifdef LUMEN_HAVE_CUDA
     &lm_cuda_backend_ops,
+#endif
+#ifdef LUMEN_HAVE_CUDA_EMU
+    &lm_cuda_emu_backend_ops,
 #endif
 };
 

@@ -17,6 +17,8 @@
 #include "common.h"
 #include "dtype.h"
 
+LM_EXTERN_C_BEGIN
+
 #define LM_MAX_DIMS 4
 #define LM_MAX_SRC 8
 #define LM_MAX_IP 12
@@ -173,5 +175,7 @@ static inline void *lm_tensor_row(const lm_tensor *t, int64_t i1, int64_t i2, in
 lm_tensor lm_tensor_slice(const lm_tensor *t, int dim, int64_t i0, int64_t n);
 /* Reinterpret a contiguous tensor with a new shape of the same element count. */
 lm_tensor lm_tensor_reshape(const lm_tensor *t, int n_dims, const int64_t *ne);
+
+LM_EXTERN_C_END
 
 #endif /* LM_BACKEND_H */

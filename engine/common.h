@@ -12,6 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+#define LM_EXTERN_C_BEGIN extern "C" {
+#define LM_EXTERN_C_END }
+#else
+#define LM_EXTERN_C_BEGIN
+#define LM_EXTERN_C_END
+#endif
+
+LM_EXTERN_C_BEGIN
+
 #if defined(__GNUC__)
 #define LM_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define LM_UNUSED __attribute__((unused))
@@ -65,5 +75,7 @@ double lm_time_s(void);
 
 /* Number of online CPU cores. */
 int lm_cpu_count(void);
+
+LM_EXTERN_C_END
 
 #endif /* LM_COMMON_H */

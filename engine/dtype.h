@@ -8,6 +8,8 @@
 #include "common.h"
 #include "quant_blocks.h"
 
+LM_EXTERN_C_BEGIN
+
 typedef enum lm_dtype {
     LM_F32 = 0,
     LM_F16 = 1,
@@ -60,7 +62,8 @@ static inline size_t lm_row_bytes(lm_dtype t, int64_t n) {
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
 static inline float lm_bf16_to_f32(uint16_t h) {
-    union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16};
+    union { uint32_t u; float f; } v;
+    v.u = (uint32_t)h << 16;
     return v.f;
 }
 uint16_t lm_f32_to_bf16(float f);
@@ -76,5 +79,7 @@ void lm_quant_row_q16(const float *x, void *dst, int64_t n);
 /* The 16 scales of a q3_K block (6-bit, minus 32), and scale/min j of a q4_K / q5_K block. */
 void lm_q3_K_scales(const uint8_t *s12, int8_t out[16]);
 void lm_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
+
+LM_EXTERN_C_END
 
 #endif /* LM_DTYPE_H */

@@ -37,6 +37,8 @@
 
 #include "backend.h"
 
+LM_EXTERN_C_BEGIN
+
 typedef struct lm_rope_params {
     int32_t n_pairs;  /* rotated frequency slots (d/2 for full rotation) */
     int32_t freq_dim; /* denominator dimension of the frequency exponent */
@@ -126,5 +128,7 @@ lm_attn_params lm_node_attn_unpack(const lm_node *n);
 
 /* Bytes moved and flops of a node (for profiling and benchmarks). */
 void lm_node_cost(const lm_node *n, double *bytes, double *flops);
+
+LM_EXTERN_C_END
 
 #endif /* LM_OPS_H */

@@ -1,0 +1,119 @@
+/*
+ * internal.h — the CUDA backend's context and the op entry points of the kernel files.
+ *
+ * A step is recorded, not launched, by run(): nodes are copied into the context. submit() then
+ * makes two passes over them: a plan pass (scratch sizes, rope tables — work that may allocate
+ * or copy synchronously) and a launch pass that only enqueues kernels. When graphs are on, the
+ * launch pass is captured into a CUDA graph keyed by the nodes (ops, parameters, tensor
+ * addresses and shapes); a later step with the same key (every decode step of a given batch
+ * shape) replays the graph without recording anything. Positions, cells and lengths live in
+ * device memory (the context's step buffer), so a replay reads the new step's values.
+ */
+#ifndef LM_CUDA_INTERNAL_H
+#define LM_CUDA_INTERNAL_H
+
+#include "common.cuh"
+
+#include <map>
+#include <vector>
+
+namespace LM_CUDA_NS {
+
+struct cu_buf {
+    void *ptr;
+    size_t size;
+};
+
+static inline char *dptr(const lm_tensor *t) { return (char *)((cu_buf *)t->buf->impl)->ptr + t->offs; }
+template <typename T> static inline T *dp(const lm_tensor *t) { return (T *)dptr(t); }
+
+struct rope_table {
+    lm_rope_params rp;
+    const lm_buffer *fbuf; /* frequency factors (buffer, offset) or none */
+    size_t foffs;
+    uint64_t *dev;         /* [n_pairs] turns per position, 64-bit binary fractions */
+};
+
+struct graph_entry {
+    std::vector<uint64_t> key;
+    rt::graph_exec_t exec;
+    uint64_t last_use;
+};
+
+/* a recorded node with its own copies of the tensor views */
+struct rec_node {
+    lm_node n;
+    lm_tensor t[1 + LM_MAX_SRC];
+};
+
+struct ctx {
+    lm_backend *be;
+    int dev;
+    rt::device_props props;
+    rt::stream_t stream;
+    rt::blas_t blas;
+    /* pinned staging ring for transfers */
+    void *stage[2];
+    rt::event_t stage_ev[2];
+    bool stage_busy[2];
+    /* the recorded step */
+    bool recording;
+    std::vector<rec_node> rec;
+    /* scratch: planned (sizes only) then handed out in the same order while launching */
+    bool planning;
+    void *scratch;
+    size_t scratch_size, scratch_used;
+    std::vector<rope_table> ropes;
+    /* graphs */
+    bool use_graphs;
+    std::vector<graph_entry> graphs;
+    std::vector<uint64_t> key, last_key;
+    uint64_t step_no;
+    uint64_t n_captured, n_replayed; /* graphs captured / replayed (for tests and the profiler) */
+    /* profiling: one event pair per node, and what each node moved */
+    std::vector<rt::event_t> prof_ev;
+    std::vector<lm_op> prof_op;
+    std::vector<double> prof_bytes, prof_flops;
+};
+
+/* Launch a kernel on the step's stream and check the launch (an invalid configuration, or under
+   the emulator any error the kernel hit). `kernel` is one token, as for LM_LAUNCH. */
+#define LM_KERNEL(c, kernel, grid, block, smem, ...)                                               \
+    do {                                                                                           \
+        LM_LAUNCH(kernel, grid, block, smem, (c).stream, __VA_ARGS__);                             \
+        ::LM_CUDA_NS::check_launch((c), ::LM_CUDA_NS::rt::last_error(), #kernel);                  \
+    } while (0)
+
+/* grid dimension y / z limit */
+#define LM_MAX_GRID_YZ 65535u
+
+/* scratch bytes for this node (planning: counted; launching: the same sequence of pointers) */
+void *scratch(ctx &c, size_t bytes);
+/* device table of a rope configuration (created during planning) */
+const uint64_t *rope_freqs(ctx &c, const lm_rope_params &rp, const lm_tensor *factors);
+/* latch an error for the step */
+void latch(ctx &c, lm_status st, const char *fmt, ...) LM_PRINTF(3, 4);
+/* check the launch just made */
+void check_launch(ctx &c, int err, const char *what);
+
+/* op entry points (one per op family; each plans when c.planning, else launches) */
+void op_elementwise(ctx &c, const lm_node *n);
+void op_get_rows(ctx &c, const lm_node *n);
+void op_set_rows(ctx &c, const lm_node *n);
+void op_cpy(ctx &c, const lm_node *n);
+void op_rms_norm(ctx &c, const lm_node *n);
+void op_rope(ctx &c, const lm_node *n);
+void op_topk(ctx &c, const lm_node *n);
+void op_moe_weights(ctx &c, const lm_node *n);
+void op_moe_sum(ctx &c, const lm_node *n);
+void op_matmul(ctx &c, const lm_node *n);
+void op_matmul_id(ctx &c, const lm_node *n);
+void op_attention(ctx &c, const lm_node *n);
+bool supports_matmul(const lm_node *n);
+bool supports_attention(const lm_node *n);
+
+static inline unsigned ceil_div(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
+
+} // namespace LM_CUDA_NS
+
+#endif /* LM_CUDA_INTERNAL_H */
