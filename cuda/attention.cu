@@ -39,7 +39,7 @@ struct attn_args {
     float scale, softcap;
 };
 
-template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS) k_attn(attn_args a) {
+template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS, 4) k_attn(attn_args a) {
     LM_SHARED_DYN(float, sm);
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = (int)blockIdx.x / a.n_sub, sub = (int)blockIdx.x % a.n_sub, t = (int)blockIdx.y, s = (int)blockIdx.z;

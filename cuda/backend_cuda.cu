@@ -240,6 +240,12 @@ static void cu_buffer_free(lm_buffer *b) {
     /* graphs may hold its address: drop them; the device may still be using it: wait */
     rt::stream_sync(c.stream);
     clear_graphs(c);
+    /* rope tables made from frequency factors in this buffer are stale once it goes */
+    for (size_t i = c.ropes.size(); i-- > 0;)
+        if (c.ropes[i].fbuf == b) {
+            rt::free_device(c.ropes[i].dev);
+            c.ropes.erase(c.ropes.begin() + (long)i);
+        }
     cu_buf *cb = (cu_buf *)b->impl;
     rt::free_device(cb->ptr);
     free(cb);

@@ -342,23 +342,23 @@ template <int T> LM_DEV void dq8(const uint8_t *row, unsigned c, float w[8]) {
     }
 }
 
-/* Call f.template operator()<T>() for the runtime dtype t (the types matmul and get_rows take);
-   returns false for other types. */
+/* Call f(std::integral_constant<int, T>()) for the runtime dtype t (the types matmul and
+   get_rows take); returns false for other types. In f: `constexpr int T = decltype(tc)::value;` */
 template <typename F> static inline bool dispatch_type(lm_dtype t, F &&f) {
     switch (t) {
-    case LM_F32: f.template operator()<LM_F32>(); return true;
-    case LM_F16: f.template operator()<LM_F16>(); return true;
-    case LM_BF16: f.template operator()<LM_BF16>(); return true;
-    case LM_Q4_0: f.template operator()<LM_Q4_0>(); return true;
-    case LM_Q4_1: f.template operator()<LM_Q4_1>(); return true;
-    case LM_Q5_0: f.template operator()<LM_Q5_0>(); return true;
-    case LM_Q5_1: f.template operator()<LM_Q5_1>(); return true;
-    case LM_Q8_0: f.template operator()<LM_Q8_0>(); return true;
-    case LM_Q2_K: f.template operator()<LM_Q2_K>(); return true;
-    case LM_Q3_K: f.template operator()<LM_Q3_K>(); return true;
-    case LM_Q4_K: f.template operator()<LM_Q4_K>(); return true;
-    case LM_Q5_K: f.template operator()<LM_Q5_K>(); return true;
-    case LM_Q6_K: f.template operator()<LM_Q6_K>(); return true;
+    case LM_F32: f(std::integral_constant<int, LM_F32>()); return true;
+    case LM_F16: f(std::integral_constant<int, LM_F16>()); return true;
+    case LM_BF16: f(std::integral_constant<int, LM_BF16>()); return true;
+    case LM_Q4_0: f(std::integral_constant<int, LM_Q4_0>()); return true;
+    case LM_Q4_1: f(std::integral_constant<int, LM_Q4_1>()); return true;
+    case LM_Q5_0: f(std::integral_constant<int, LM_Q5_0>()); return true;
+    case LM_Q5_1: f(std::integral_constant<int, LM_Q5_1>()); return true;
+    case LM_Q8_0: f(std::integral_constant<int, LM_Q8_0>()); return true;
+    case LM_Q2_K: f(std::integral_constant<int, LM_Q2_K>()); return true;
+    case LM_Q3_K: f(std::integral_constant<int, LM_Q3_K>()); return true;
+    case LM_Q4_K: f(std::integral_constant<int, LM_Q4_K>()); return true;
+    case LM_Q5_K: f(std::integral_constant<int, LM_Q5_K>()); return true;
+    case LM_Q6_K: f(std::integral_constant<int, LM_Q6_K>()); return true;
     default: return false;
     }
 }

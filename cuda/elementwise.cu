@@ -68,7 +68,8 @@ void op_get_rows(ctx &c, const lm_node *n) {
     if (c.planning) return;
     const lm_tensor *tab = n->src[0], *ids = n->src[1], *d = n->dst;
     const dim3 grid(ceil_div(tab->ne[0], 256), grid_rows(ids->ne[0]));
-    dispatch_type(tab->type, [&]<int T>() {
+    dispatch_type(tab->type, [&](auto tc_) {
+        constexpr int T = decltype(tc_)::value;
         auto k = k_get_rows<T>;
         LM_KERNEL(c, k, grid, 256, 0, (const uint8_t *)dptr(tab), (int64_t)tab->nb[1], tab->ne[1], tab->ne[0],
                   dp<const int32_t>(ids), ids->ne[0], dp<float>(d), (int64_t)d->nb[1], n->fp[0]);

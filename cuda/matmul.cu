@@ -40,7 +40,7 @@ struct gemv_args {
     int J, x_ne1, n_expert;
 };
 
-template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128) k_gemv(gemv_args a) {
+template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_gemv(gemv_args a) {
     const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int64_t m = (int64_t)blockIdx.x * GEMV_ROWS + warp;
     if (m >= a.M) return; /* whole warps leave together */
@@ -172,7 +172,8 @@ void op_matmul(ctx &c, const lm_node *n) {
             } else {
                 for (int64_t r0 = 0; r0 < rows; r0 += LM_MAX_GRID_YZ) {
                     const int64_t rr = rows - r0 < (int64_t)LM_MAX_GRID_YZ ? rows - r0 : (int64_t)LM_MAX_GRID_YZ;
-                    dispatch_type(w->type, [&]<int T>() {
+                    dispatch_type(w->type, [&](auto tc_) {
+                        constexpr int T = decltype(tc_)::value;
                         if constexpr (T == LM_F32 || T == LM_F16 || T == LM_BF16) {
                             if (!vec) {
                                 auto k = k_dequant_rows<T, false>;
@@ -209,7 +210,8 @@ void op_matmul(ctx &c, const lm_node *n) {
     const bool vec = vec_ok(w);
     const int nc = N <= 1 ? 1 : N <= 2 ? 2 : N <= 4 ? 4 : 8;
     const dim3 grid(ceil_div(M, GEMV_ROWS), ceil_div(N, nc));
-    dispatch_type(w->type, [&]<int T>() {
+    dispatch_type(w->type, [&](auto tc_) {
+        constexpr int T = decltype(tc_)::value;
         switch (nc) {
         case 1: launch_gemv<T, 1>(c, a, grid, vec); break;
         case 2: launch_gemv<T, 2>(c, a, grid, vec); break;
@@ -240,13 +242,16 @@ void op_matmul_id(ctx &c, const lm_node *n) {
     a.n_expert = (int)w->ne[2];
     const bool vec = vec_ok(w);
     const dim3 grid(ceil_div(a.M, GEMV_ROWS), (unsigned)(ids->ne[0] * ids->ne[1]));
-    dispatch_type(w->type, [&]<int T>() { launch_gemv<T, 1>(c, a, grid, vec); });
+    dispatch_type(w->type, [&](auto tc_) {
+        constexpr int T = decltype(tc_)::value;
+        launch_gemv<T, 1>(c, a, grid, vec);
+    });
 }
 
 bool supports_matmul(const lm_node *n) {
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
     bool ok = false;
-    dispatch_type(w->type, [&]<int T>() { ok = true; });
+    dispatch_type(w->type, [&](auto) { ok = true; });
     if (!ok || x->type != LM_F32 || d->type != LM_F32 || x->nb[0] != 4 || d->nb[0] != 4) return false;
     if (x->nb[1] % 4 || d->nb[1] % 4 || w->ne[0] > INT32_MAX) return false;
     if (n->op == LM_OP_MATMUL) {

@@ -24,6 +24,9 @@
 #include <cuda_runtime.h>
 #else
 #include "emu/emu.h"
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #endif
 
 /* The backend lives in one namespace per build flavour so a binary can hold both. */
@@ -189,12 +192,20 @@ int blas_create(blas_t *b);
 int blas_destroy(blas_t b);
 int sgemm_tn(blas_t b, stream_t s, int m, int n, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 /* `kernel` must be one token (a kernel name or a function-pointer variable: take template
-   instances into a variable first, `auto k = gemv<T, 4>;`) */
+   instances into a variable first, `auto k = gemv<T, 4>;`). As with <<<>>>, the arguments are
+   evaluated and converted to the kernel's parameter types at the launch; the emulator keeps those
+   values (a captured graph replays the launch with them). */
 #define LM_LAUNCH(kernel, grid, block, smem, stream, ...)                                                              \
-    ::LM_CUDA_NS::rt::launch_emu(#kernel, reinterpret_cast<const void *>(kernel), dim3(grid), dim3(block), (smem),        \
-                                 (stream), [=]() { kernel(__VA_ARGS__); })
+    ::LM_CUDA_NS::rt::launch_args(#kernel, kernel, dim3(grid), dim3(block), (smem), (stream), __VA_ARGS__)
 int launch_emu(const char *name, const void *kernel, dim3 grid, dim3 block, size_t smem, stream_t s,
                std::function<void()> body);
+template <typename... P, typename... A>
+int launch_args(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, stream_t s, A &&...a) {
+    static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
+    std::tuple<std::decay_t<P>...> args(std::forward<A>(a)...);
+    return launch_emu(name, reinterpret_cast<const void *>(kernel), grid, block, smem, s,
+                      [kernel, args]() { std::apply(kernel, args); });
+}
 #endif
 
 } // namespace rt

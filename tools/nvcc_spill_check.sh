@@ -15,13 +15,14 @@ log=$(mktemp)
 "$@" 2>"$log"
 rc=$?
 # pass compiler diagnostics through, not the ptxas info lines
-grep -v "^ptxas info" "$log" >&2 || true
+grep -v -E "^ptxas info|^ +[0-9]+ bytes stack frame" "$log" >&2 || true
 if [ -n "$out" ]; then cp "$log" "$out.ptxas.txt"; fi
 if [ $rc -ne 0 ]; then rm -f "$log"; exit $rc; fi
 # "ptxas info : Compiling entry function '_Z...' for 'sm_86'" then
 # "ptxas info : ... N bytes stack frame, N bytes spill stores, N bytes spill loads"
 spills=$(awk '
-  /Compiling entry function/ { fn = $0; sub(/.*function .\047?/, "", fn); sub(/\047.*/, "", fn); arch = $NF }
+  /Compiling entry function/ { arch = $NF }
+  /Function properties for/ { fn = $NF }
   /bytes spill stores/ { for (i = 1; i <= NF; i++) if ($i == "spill" && $(i+1) == "stores,") st = $(i-2);
                           for (i = 1; i <= NF; i++) if ($i == "spill" && $(i+1) == "loads") ld = $(i-2);
                           if (st + 0 > 0 || ld + 0 > 0) printf "%s %s: %s bytes spill stores, %s bytes spill loads\n", arch, fn, st, ld }

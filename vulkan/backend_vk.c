@@ -467,6 +467,13 @@ static void vk_buffer_free(lm_buffer *b) {
     if (!b) return;
     vk_ctx *c = b->be->impl;
     vkDeviceWaitIdle(c->dev);
+    /* rope tables made from frequency factors in this buffer are stale once it goes (a new
+       buffer may reuse the address) */
+    for (int i = c->n_ftab; i-- > 0;)
+        if (c->ftab[i].fbuf == b) {
+            buf_destroy(c, &c->ftab[i].buf);
+            c->ftab[i] = c->ftab[--c->n_ftab];
+        }
     buf_destroy(c, b->impl);
     free(b->impl);
     free(b);

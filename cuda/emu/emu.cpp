@@ -43,7 +43,7 @@
 
 namespace lm_emu {
 
-thread_local thread_state *cur;
+__thread thread_state *cur;
 
 /* ---- context switching ------------------------------------------------------------------ */
 #if defined(__x86_64__)

@@ -45,9 +45,6 @@
 #ifndef __restrict__
 #define __restrict__ __restrict
 #endif
-#ifndef __noinline__
-#define __noinline__ __attribute__((noinline))
-#endif
 
 namespace lm_emu {
 
@@ -59,7 +56,7 @@ struct thread_state {
     void *dyn_smem;
     size_t dyn_smem_bytes;
 };
-extern thread_local thread_state *cur;
+extern __thread thread_state *cur; /* __thread: plain TLS (C++ thread_local adds an init wrapper) */
 
 /* error reporting: records the first error of the launch (with thread and block) */
 [[gnu::format(printf, 1, 2)]] void fail(const char *fmt, ...);
