@@ -184,6 +184,8 @@ static lm_status cu_create(const lm_backend_config *cfg, lm_backend **out) {
         }
     const char *g = getenv("LUMEN_CUDA_GRAPHS");
     c->use_graphs = !(g && g[0] == '0');
+    const char *rp = getenv("LUMEN_CUDA_REPACK");
+    c->repack = !(rp && rp[0] == '0');
     *out = be;
     return LM_STATUS_OK;
 }
@@ -240,6 +242,8 @@ static void cu_buffer_free(lm_buffer *b) {
     /* graphs may hold its address: drop them; the device may still be using it: wait */
     rt::stream_sync(c.stream);
     clear_graphs(c);
+    for (size_t i = c.packed.size(); i-- > 0;)
+        if (c.packed[i].buf == b) c.packed.erase(c.packed.begin() + (long)i);
     /* rope tables made from frequency factors in this buffer are stale once it goes */
     for (size_t i = c.ropes.size(); i-- > 0;)
         if (c.ropes[i].fbuf == b) {
@@ -262,10 +266,31 @@ static bool check_range(const lm_tensor *t, size_t offs, size_t size, const char
     return true;
 }
 
-static lm_status cu_tensor_set(lm_backend *be, lm_tensor *t, const void *src, size_t offs, size_t size) {
-    ctx &c = *(ctx *)be->impl;
-    if (!check_range(t, offs, size, "tensor_set")) return LM_STATUS_INVALID_ARGUMENT;
-    char *dst = dptr(t) + offs;
+/* the repacked region overlapping bytes [a, a + n) of buffer b, or -1 */
+static long packed_overlap(const ctx &c, const lm_buffer *b, size_t a, size_t n) {
+    for (size_t i = 0; i < c.packed.size(); i++) {
+        const repacked &r = c.packed[i];
+        if (r.buf == b && a < r.offs + r.size && r.offs < a + n) return (long)i;
+    }
+    return -1;
+}
+
+/* GGUF blocks <-> planes of block fields (repack.cuh); `to_planes` or back */
+static void repack_bytes(lm_dtype t, const uint8_t *src, uint8_t *dst, int64_t nblk, bool to_planes) {
+    repack_field f[4];
+    const int nf = repack_fields(t, f);
+    const int64_t bs = qtraits_bytes(t);
+    int64_t plane = 0;
+    for (int k = 0; k < nf; k++) {
+        for (int64_t g = 0; g < nblk; g++) {
+            if (to_planes) memcpy(dst + plane + g * f[k].size, src + g * bs + f[k].off, (size_t)f[k].size);
+            else memcpy(dst + g * bs + f[k].off, src + plane + g * f[k].size, (size_t)f[k].size);
+        }
+        plane += nblk * f[k].size;
+    }
+}
+
+static lm_status upload(ctx &c, char *dst, const void *src, size_t size) {
     int e = 0;
     for (size_t o = 0, k = 0; o < size && !e; o += STAGE_BYTES, k++) {
         const int s = (int)(k & 1);
@@ -279,6 +304,41 @@ static lm_status cu_tensor_set(lm_backend *be, lm_tensor *t, const void *src, si
     if (!e) e = rt::stream_sync(c.stream);
     c.stage_busy[0] = c.stage_busy[1] = false;
     return e ? rt_fail(e, "host to device copy") : LM_STATUS_OK;
+}
+
+static lm_status cu_tensor_set(lm_backend *be, lm_tensor *t, const void *src, size_t offs, size_t size) {
+    ctx &c = *(ctx *)be->impl;
+    if (!check_range(t, offs, size, "tensor_set")) return LM_STATUS_INVALID_ARGUMENT;
+    const size_t whole = lm_tensor_nbytes(t);
+    repack_field f[4];
+    const bool pack = c.repack && (t->buf->usage & LM_BUF_WEIGHTS) && offs == 0 && size == whole && lm_tensor_is_contiguous(t) &&
+                      repack_fields(t->type, f) > 0 && (uintptr_t)dptr(t) % 16 == 0;
+    /* the bytes of a repacked tensor may only be replaced as a whole */
+    const long k = packed_overlap(c, t->buf, t->offs + offs, size);
+    if (k >= 0) {
+        const repacked &r = c.packed[(size_t)k];
+        if (r.offs != t->offs + offs || r.size != size)
+            return lm_fail(LM_STATUS_UNSUPPORTED, "%s: partial write into repacked weight tensor '%s'", BACKEND_NAME, t->name);
+        c.packed.erase(c.packed.begin() + k);
+    }
+    if (!pack) return upload(c, dptr(t) + offs, src, size);
+    const int64_t nblk = (int64_t)(size / (size_t)qtraits_bytes(t->type));
+    uint8_t *tmp = (uint8_t *)malloc(size);
+    if (!tmp) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "%s: out of host memory repacking '%s'", BACKEND_NAME, t->name);
+    repack_bytes(t->type, (const uint8_t *)src, tmp, nblk, true);
+    lm_status st = upload(c, dptr(t), tmp, size);
+    free(tmp);
+    if (st) return st;
+    repacked r;
+    r.buf = t->buf;
+    r.offs = t->offs;
+    r.size = size;
+    r.type = t->type;
+    r.rows = lm_tensor_nrows(t);
+    r.nblk = nblk;
+    r.row_bytes = t->nb[1];
+    c.packed.push_back(r);
+    return LM_STATUS_OK;
 }
 
 static lm_status tensor_get_impl(ctx &c, const lm_tensor *t, void *dst, size_t offs, size_t size) {
@@ -309,7 +369,46 @@ static lm_status tensor_get_impl(ctx &c, const lm_tensor *t, void *dst, size_t o
 }
 
 static lm_status cu_tensor_get(lm_backend *be, const lm_tensor *t, void *dst, size_t offs, size_t size) {
-    return tensor_get_impl(*(ctx *)be->impl, t, dst, offs, size);
+    ctx &c = *(ctx *)be->impl;
+    if (!check_range(t, offs, size, "tensor_get")) return LM_STATUS_INVALID_ARGUMENT;
+    const long k = packed_overlap(c, t->buf, t->offs + offs, size);
+    if (k < 0) return tensor_get_impl(c, t, dst, offs, size);
+    /* a repacked tensor reads back in its file layout, as a whole */
+    const repacked r = c.packed[(size_t)k];
+    if (r.offs != t->offs + offs || r.size != size)
+        return lm_fail(LM_STATUS_UNSUPPORTED, "%s: partial read of repacked weight tensor '%s'", BACKEND_NAME, t->name);
+    uint8_t *tmp = (uint8_t *)malloc(size);
+    if (!tmp) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "%s: out of host memory", BACKEND_NAME);
+    lm_status st = tensor_get_impl(c, t, tmp, offs, size);
+    if (!st) repack_bytes(r.type, tmp, (uint8_t *)dst, r.nblk, false);
+    free(tmp);
+    return st;
+}
+
+bool weight_src(const ctx &c, const lm_tensor *t, wsrc &s, bool &planar) {
+    memset(&s, 0, sizeof s);
+    planar = false;
+    if (!c.repack || !t->buf) return false;
+    for (const repacked &r : c.packed) {
+        if (r.buf != t->buf || t->offs < r.offs || t->offs >= r.offs + r.size) continue;
+        const size_t rel = t->offs - r.offs;
+        if (t->type != r.type || (size_t)t->nb[1] != r.row_bytes || rel % r.row_bytes) return false;
+        s.w = (const uint8_t *)((cu_buf *)t->buf->impl)->ptr + r.offs;
+        s.nblk = r.nblk;
+        s.row0 = (int64_t)(rel / r.row_bytes);
+        s.bpr = t->ne[0] / qtraits_block(t->type);
+        s.row_bytes = (int64_t)t->nb[1];
+        planar = true;
+        return true;
+    }
+    if ((t->type == LM_Q4_K || t->type == LM_Q5_K) && (uintptr_t)dptr(t) % 16 == 0 && t->nb[1] % 16 == 0 &&
+        (t->ne[2] == 1 || t->nb[2] % 16 == 0)) {
+        s.w = (const uint8_t *)dptr(t);
+        s.row_bytes = (int64_t)t->nb[1];
+        s.bpr = t->ne[0] / 256;
+        return true;
+    }
+    return false;
 }
 
 /* ---- ops ------------------------------------------------------------------------------------ */

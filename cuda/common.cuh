@@ -146,6 +146,31 @@ LM_QT(LM_Q5_K, 256, 176);
 LM_QT(LM_Q6_K, 256, 210);
 #undef LM_QT
 
+/* block geometry of the weight types at run time (host side) */
+static inline int qtraits_block(lm_dtype t) {
+    switch (t) {
+    case LM_F32: case LM_F16: case LM_BF16: return 1;
+    case LM_Q2_K: case LM_Q3_K: case LM_Q4_K: case LM_Q5_K: case LM_Q6_K: return 256;
+    default: return 32;
+    }
+}
+static inline int qtraits_bytes(lm_dtype t) {
+    switch (t) {
+    case LM_F32: return 4;
+    case LM_F16: case LM_BF16: return 2;
+    case LM_Q4_0: return 18;
+    case LM_Q4_1: return 20;
+    case LM_Q5_0: return 22;
+    case LM_Q5_1: return 24;
+    case LM_Q8_0: return 34;
+    case LM_Q2_K: return 84;
+    case LM_Q3_K: return 110;
+    case LM_Q4_K: return 144;
+    case LM_Q5_K: return 176;
+    default: return 210;
+    }
+}
+
 /* scale j (0..7) and min of a q4_K / q5_K block (6-bit each, packed in 12 bytes at offset 4) */
 LM_DEV void scale_min_k4(const uint8_t *b, unsigned j, unsigned &sc, unsigned &m) {
     const uint8_t *q = b + 4;

@@ -64,12 +64,35 @@ __global__ void __launch_bounds__(256) k_get_rows(const uint8_t *tab, int64_t ro
     }
 }
 
+template <int T>
+__global__ void __launch_bounds__(256) k_get_rows_planar(wsrc s, int64_t rows, int64_t ne0, const int32_t *ids, int64_t n, float *d,
+                                                         int64_t d_nb1, float scale) {
+    const int64_t j = (int64_t)blockIdx.x * 256 + threadIdx.x;
+    if (j >= ne0) return;
+    for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
+        const int32_t r = ids[i];
+        float *o = (float *)((char *)d + i * d_nb1);
+        o[j] = r >= 0 && r < rows ? dq_planar<T>(s, r, (unsigned)j) * scale : __int_as_float(0x7fc00000);
+    }
+}
+
 void op_get_rows(ctx &c, const lm_node *n) {
     if (c.planning) return;
     const lm_tensor *tab = n->src[0], *ids = n->src[1], *d = n->dst;
     const dim3 grid(ceil_div(tab->ne[0], 256), grid_rows(ids->ne[0]));
+    wsrc ws;
+    bool planar = false;
+    weight_src(c, tab, ws, planar);
     dispatch_type(tab->type, [&](auto tc_) {
         constexpr int T = decltype(tc_)::value;
+        if constexpr (wide_traits<T>::planar) {
+            if (planar) {
+                auto k = k_get_rows_planar<T>;
+                LM_KERNEL(c, k, grid, 256, 0, ws, tab->ne[1], tab->ne[0], dp<const int32_t>(ids), ids->ne[0], dp<float>(d),
+                          (int64_t)d->nb[1], n->fp[0]);
+                return;
+            }
+        }
         auto k = k_get_rows<T>;
         LM_KERNEL(c, k, grid, 256, 0, (const uint8_t *)dptr(tab), (int64_t)tab->nb[1], tab->ne[1], tab->ne[0],
                   dp<const int32_t>(ids), ids->ne[0], dp<float>(d), (int64_t)d->nb[1], n->fp[0]);

@@ -13,6 +13,7 @@
 #define LM_CUDA_INTERNAL_H
 
 #include "common.cuh"
+#include "repack.cuh"
 
 #include <map>
 #include <vector>
@@ -32,6 +33,15 @@ struct rope_table {
     const lm_buffer *fbuf; /* frequency factors (buffer, offset) or none */
     size_t foffs;
     uint64_t *dev;         /* [n_pairs] turns per position, 64-bit binary fractions */
+};
+
+/* a weight tensor stored in the repacked layout (repack.cuh) */
+struct repacked {
+    const lm_buffer *buf;
+    size_t offs, size;
+    lm_dtype type;
+    int64_t rows, nblk;
+    size_t row_bytes;
 };
 
 struct graph_entry {
@@ -64,6 +74,9 @@ struct ctx {
     void *scratch;
     size_t scratch_size, scratch_used;
     std::vector<rope_table> ropes;
+    /* weights: repacked at upload (LUMEN_CUDA_REPACK=0: GGUF layout and the chunk kernels only) */
+    bool repack;
+    std::vector<repacked> packed;
     /* graphs */
     bool use_graphs;
     std::vector<graph_entry> graphs;
@@ -91,6 +104,9 @@ struct ctx {
 void *scratch(ctx &c, size_t bytes);
 /* device table of a rope configuration (created during planning) */
 const uint64_t *rope_freqs(ctx &c, const lm_rope_params &rp, const lm_tensor *factors);
+/* the weight matrix view of t for the wide kernels: its repacked region (and row0), or the
+   GGUF layout; false when the wide kernels cannot read it */
+bool weight_src(const ctx &c, const lm_tensor *t, wsrc &s, bool &planar);
 /* latch an error for the step */
 void latch(ctx &c, lm_status st, const char *fmt, ...) LM_PRINTF(3, 4);
 /* check the launch just made */

@@ -38,6 +38,7 @@ struct gemv_args {
     const int32_t *ids;
     int64_t expert_bytes, x_s2, d_s2;
     int J, x_ne1, n_expert;
+    int64_t expert_rows; /* expert_bytes / row_bytes */
 };
 
 template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_gemv(gemv_args a) {
@@ -108,6 +109,76 @@ template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_g
     }
 }
 
+/* The wide GEMV: each lane dequantizes 32-weight units read with 16-byte loads (repack.cuh):
+   Q4_K / Q5_K in place, Q4_0 / Q8_0 / Q6_K from their repacked planes. Same mapping otherwise. */
+template <int T, int NC> __global__ void __launch_bounds__(128, 4) k_gemv_wide(gemv_args a, wsrc s) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t m = (int64_t)blockIdx.x * GEMV_ROWS + warp;
+    if (m >= a.M) return;
+    const float *x = a.x;
+    float *d = a.d;
+    int nc = NC;
+    int64_t row = m;
+    if (a.ids) {
+        const int j = (int)(blockIdx.y % (unsigned)a.J), t = (int)(blockIdx.y / (unsigned)a.J);
+        const int e = a.ids[blockIdx.y];
+        if (e < 0 || e >= a.n_expert) {
+            if (lane == 0) d[j * a.d_s1 + t * a.d_s2 + m] = __int_as_float(0x7fc00000);
+            return;
+        }
+        row = e * a.expert_rows + m;
+        x += (a.x_ne1 == 1 ? 0 : j) * a.x_s1 + t * a.x_s2;
+        d += j * a.d_s1 + t * a.d_s2;
+        nc = 1;
+    } else {
+        const int c0 = (int)blockIdx.y * NC;
+        x += c0 * a.x_s1;
+        d += c0 * a.d_s1;
+        nc = a.ncols - c0 < NC ? a.ncols - c0 : NC;
+    }
+    float acc[NC];
+#pragma unroll
+    for (int j = 0; j < NC; j++) acc[j] = 0.0f;
+    const unsigned nu = (unsigned)a.K / 32;
+    const bool x16 = ((uintptr_t)x % 16 == 0) && (a.x_s1 % 4 == 0);
+    for (unsigned u = lane; u < nu; u += 32) {
+        float w[32];
+        unsigned x0, x1;
+        unit32<T>(s, row, u, w, x0, x1);
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            if (j < nc) {
+                const float *xc = x + j * a.x_s1;
+                float sum = 0.0f;
+                if (x16) {
+#pragma unroll
+                    for (int q = 0; q < 4; q++) {
+                        const float4 p = ((const float4 *)(xc + x0))[q], r = ((const float4 *)(xc + x1))[q];
+                        sum += w[4 * q] * p.x + w[4 * q + 1] * p.y + w[4 * q + 2] * p.z + w[4 * q + 3] * p.w;
+                        sum += w[16 + 4 * q] * r.x + w[16 + 4 * q + 1] * r.y + w[16 + 4 * q + 2] * r.z + w[16 + 4 * q + 3] * r.w;
+                    }
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 16; i++) sum += w[i] * xc[x0 + i] + w[16 + i] * xc[x1 + i];
+                }
+                acc[j] += sum;
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        const float v = warp_sum(acc[j]);
+        if (lane == 0 && j < nc) d[j * a.d_s1 + m] = v;
+    }
+}
+
+/* the rows of a repacked tensor, dequantized (prefill) */
+template <int T> __global__ void __launch_bounds__(256) k_dequant_rows_planar(wsrc s, int K, int64_t m0, float *out) {
+    const unsigned i = blockIdx.x * 256 + threadIdx.x;
+    if (i >= (unsigned)K) return;
+    out[(int64_t)blockIdx.y * K + i] = dq_planar<T>(s, m0 + blockIdx.y, i);
+}
+
 /* dequantize rows [m0, m0 + mc) to f32 [K, mc] (one 8-element chunk per thread, or elements) */
 template <int T, bool VEC>
 __global__ void __launch_bounds__(256) k_dequant_rows(const uint8_t *w, int64_t row_bytes, int K, int64_t m0, float *out) {
@@ -147,6 +218,15 @@ template <int T, int NC> static void launch_gemv(ctx &c, const gemv_args &a, dim
     LM_KERNEL(c, k, grid, 128, 0, a);
 }
 
+template <int T, int NC> static void launch_gemv_wide(ctx &c, const gemv_args &a, const wsrc &s, dim3 grid) {
+    if constexpr (wide_traits<T>::planar || wide_traits<T>::inplace) {
+        auto k = k_gemv_wide<T, NC>;
+        LM_KERNEL(c, k, grid, 128, 0, a, s);
+    } else {
+        latch(c, LM_STATUS_BACKEND, "wide GEMV for a type without units (a bug)");
+    }
+}
+
 static const int64_t SLICE_BYTES = 64ll << 20;
 
 void op_matmul(ctx &c, const lm_node *n) {
@@ -162,6 +242,9 @@ void op_matmul(ctx &c, const lm_node *n) {
         float *tmp = direct ? nullptr : (float *)scratch(c, (size_t)mc * K * 4);
         if (c.planning || (!direct && !tmp)) return;
         const bool vec = vec_ok(w);
+        wsrc ws;
+        bool planar = false;
+        weight_src(c, w, ws, planar);
         for (int64_t m0 = 0; m0 < M; m0 += mc) {
             const int64_t rows = M - m0 < mc ? M - m0 : mc;
             const float *A;
@@ -174,6 +257,13 @@ void op_matmul(ctx &c, const lm_node *n) {
                     const int64_t rr = rows - r0 < (int64_t)LM_MAX_GRID_YZ ? rows - r0 : (int64_t)LM_MAX_GRID_YZ;
                     dispatch_type(w->type, [&](auto tc_) {
                         constexpr int T = decltype(tc_)::value;
+                        if constexpr (wide_traits<T>::planar) {
+                            if (planar) {
+                                auto k = k_dequant_rows_planar<T>;
+                                LM_KERNEL(c, k, dim3(ceil_div(K, 256), (unsigned)rr), 256, 0, ws, K, m0 + r0, tmp + r0 * K);
+                                return;
+                            }
+                        }
                         if constexpr (T == LM_F32 || T == LM_F16 || T == LM_BF16) {
                             if (!vec) {
                                 auto k = k_dequant_rows<T, false>;
@@ -210,6 +300,21 @@ void op_matmul(ctx &c, const lm_node *n) {
     const bool vec = vec_ok(w);
     const int nc = N <= 1 ? 1 : N <= 2 ? 2 : N <= 4 ? 4 : 8;
     const dim3 grid(ceil_div(M, GEMV_ROWS), ceil_div(N, nc));
+    wsrc ws;
+    bool planar = false;
+    if (weight_src(c, w, ws, planar) && K % 32 == 0) {
+        dispatch_type(w->type, [&](auto tc_) {
+            constexpr int T = decltype(tc_)::value;
+            switch (nc) {
+            case 1: launch_gemv_wide<T, 1>(c, a, ws, grid); break;
+            case 2: launch_gemv_wide<T, 2>(c, a, ws, grid); break;
+            case 4: launch_gemv_wide<T, 4>(c, a, ws, grid); break;
+            default: launch_gemv_wide<T, 8>(c, a, ws, grid); break;
+            }
+        });
+        return;
+    }
+    if (planar) return latch(c, LM_STATUS_BACKEND, "repacked weights '%s' with K = %d", w->name, K);
     dispatch_type(w->type, [&](auto tc_) {
         constexpr int T = decltype(tc_)::value;
         switch (nc) {
@@ -240,8 +345,19 @@ void op_matmul_id(ctx &c, const lm_node *n) {
     a.J = (int)ids->ne[0];
     a.x_ne1 = (int)x->ne[1];
     a.n_expert = (int)w->ne[2];
+    a.expert_rows = (int64_t)(w->nb[2] / w->nb[1]);
     const bool vec = vec_ok(w);
     const dim3 grid(ceil_div(a.M, GEMV_ROWS), (unsigned)(ids->ne[0] * ids->ne[1]));
+    wsrc ws;
+    bool planar = false;
+    if (weight_src(c, w, ws, planar) && a.K % 32 == 0 && w->nb[2] % w->nb[1] == 0) {
+        dispatch_type(w->type, [&](auto tc_) {
+            constexpr int T = decltype(tc_)::value;
+            launch_gemv_wide<T, 1>(c, a, ws, grid);
+        });
+        return;
+    }
+    if (planar) return latch(c, LM_STATUS_BACKEND, "repacked expert weights '%s' not readable", w->name);
     dispatch_type(w->type, [&](auto tc_) {
         constexpr int T = decltype(tc_)::value;
         launch_gemv<T, 1>(c, a, grid, vec);

@@ -19,6 +19,7 @@ typedef struct input {
     lm_tensor t;
     void *host;
     size_t bytes;
+    int usage; /* LM_BUF_WEIGHTS for weight operands (a backend may repack them), else COMPUTE */
 } input;
 
 typedef struct harness {
@@ -78,6 +79,7 @@ static void fill(tu_rng *r, lm_dtype t, void *dst, int64_t nel, float scale) {
 
 static input *add_input(harness *h, lm_dtype type, int n_dims, const int64_t *ne) {
     input *in = &h->in[h->n_in++];
+    in->usage = LM_BUF_COMPUTE;
     lm_tensor_init(&in->t, type, n_dims, ne);
     in->bytes = lm_tensor_nbytes(&in->t);
     in->host = calloc(1, in->bytes + 64);
@@ -86,7 +88,7 @@ static input *add_input(harness *h, lm_dtype type, int n_dims, const int64_t *ne
 
 static lm_status upload(harness *h) {
     for (int i = 0; i < h->n_in; i++) {
-        LM_TRY(h->be->ops->buffer_alloc(h->be, h->in[i].bytes + 256, LM_BUF_COMPUTE, &h->bufs[i]));
+        LM_TRY(h->be->ops->buffer_alloc(h->be, h->in[i].bytes + 256, h->in[i].usage, &h->bufs[i]));
         h->in[i].t.buf = h->bufs[i];
         h->in[i].t.offs = 0;
         LM_TRY(h->be->ops->tensor_set(h->be, &h->in[i].t, h->in[i].host, 0, h->in[i].bytes));
@@ -226,6 +228,7 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
     case LM_OP_GET_ROWS: {
         ne[0] = s[0]; ne[1] = s[1];
         input *tab = add_input(h, c->type, 2, ne);
+        tab->usage = LM_BUF_WEIGHTS;
         fill(r, c->type, tab->host, s[0] * s[1], 1.0f);
         input *ids = add_input(h, LM_I32, 1, &s[2]);
         for (int64_t i = 0; i < s[2]; i++) ((int32_t *)ids->host)[i] = (int32_t)tu_range(r, 0, s[1] - 1);
@@ -259,6 +262,7 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
     case LM_OP_MATMUL: {
         ne[0] = s[0]; ne[1] = s[1];
         input *w = add_input(h, c->type, 2, ne);
+        w->usage = LM_BUF_WEIGHTS;
         fill(r, c->type, w->host, s[0] * s[1], 1.0f);
         ne[0] = s[0] + s[3]; ne[1] = s[2];
         input *x = add_input(h, LM_F32, 2, ne);
@@ -268,6 +272,7 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
     case LM_OP_MATMUL_ID: {
         ne[0] = s[0]; ne[1] = s[1]; ne[2] = s[2];
         input *w = add_input(h, c->type, 3, ne);
+        w->usage = LM_BUF_WEIGHTS;
         fill(r, c->type, w->host, s[0] * s[1] * s[2], 1.0f);
         ne[0] = s[0]; ne[1] = s[5]; ne[2] = s[4];
         input *x = add_input(h, LM_F32, 3, ne);

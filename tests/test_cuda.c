@@ -208,3 +208,129 @@ Test(cuda, graph_replay_emulated) { graph_replay("cuda-emu", lm_cuda_emu_graph_s
 #ifdef LUMEN_TEST_CUDA
 Test(cuda, graph_replay_gpu) { graph_replay("cuda", lm_cuda_graph_stats); }
 #endif
+
+/* Weights of types with unaligned blocks are repacked at upload (cuda/repack.cuh): reading them
+ * back gives the file's bytes again, and a partial overwrite is refused rather than mixing
+ * layouts. */
+static void repacked_round_trip(const char *name) {
+    if (!have(name)) cr_skip("backend %s not built or no device", name);
+    lm_backend *be;
+    lm_backend_config cfg = {0, 0};
+    cr_assert_eq(lm_backend_create(name, &cfg, &be), LM_STATUS_OK, "%s", lm_last_error());
+    const lm_dtype types[] = {LM_Q4_0, LM_Q8_0, LM_Q6_K};
+    for (int k = 0; k < 3; k++) {
+        lm_tensor t;
+        const int64_t ne[2] = {512, 7};
+        lm_tensor_init(&t, types[k], 2, ne);
+        const size_t n = lm_tensor_nbytes(&t);
+        lm_buffer *b;
+        cr_assert_eq(be->ops->buffer_alloc(be, n + 256, LM_BUF_WEIGHTS, &b), LM_STATUS_OK);
+        t.buf = b;
+        t.offs = 256;
+        uint8_t *x = malloc(n), *y = malloc(n);
+        for (size_t i = 0; i < n; i++) x[i] = (uint8_t)(i * 131u + 7u + (i >> 9));
+        cr_assert_eq(be->ops->tensor_set(be, &t, x, 0, n), LM_STATUS_OK, "%s", lm_last_error());
+        cr_assert_eq(be->ops->tensor_get(be, &t, y, 0, n), LM_STATUS_OK, "%s", lm_last_error());
+        cr_assert_arr_eq(x, y, n, "%s: repacked bytes do not read back", lm_dtype_name(types[k]));
+        cr_assert_eq(be->ops->tensor_set(be, &t, x, 34, 100), LM_STATUS_UNSUPPORTED);
+        cr_assert_eq(be->ops->tensor_get(be, &t, y, 0, 100), LM_STATUS_UNSUPPORTED);
+        free(x);
+        free(y);
+        be->ops->buffer_free(b);
+    }
+    lm_backend_destroy(be);
+}
+
+Test(cuda, repacked_weights_emulated) { repacked_round_trip("cuda-emu"); }
+Test(cuda, repacked_weights_gpu) { repacked_round_trip("cuda"); }
+
+/* the same conformance table with repacking and the wide kernels off (the chunk kernels only) */
+Test(cuda, conformance_emulated_no_repack, .timeout = 1800) {
+    setenv("LUMEN_CUDA_REPACK", "0", 1);
+    conformance("cuda-emu");
+}
+
+/* Gemma 3 270M Q4_K_M (Q4_K, Q6_K and Q8_0... weights as users have them, repacked on upload)
+ * against the CPU backend: teacher-forced logits (mean KL <= 1e-3, top-1 agreement) and the
+ * same greedy tokens, the CUDA side in LM_OUTPUT_ARGMAX mode (decode steps replay a graph). */
+static double kl_logits(const float *p_logits, const float *q_logits, int32_t V) {
+    double mp = -INFINITY, mq = -INFINITY, sp = 0, sq = 0;
+    for (int32_t i = 0; i < V; i++) mp = fmax(mp, p_logits[i]), mq = fmax(mq, q_logits[i]);
+    for (int32_t i = 0; i < V; i++) sp += exp((double)p_logits[i] - mp), sq += exp((double)q_logits[i] - mq);
+    const double lp = mp + log(sp), lq = mq + log(sq);
+    double kl = 0;
+    for (int32_t i = 0; i < V; i++) {
+        const double a = (double)p_logits[i] - lp, b = (double)q_logits[i] - lq;
+        kl += exp(a) * (a - b);
+    }
+    return kl;
+}
+
+static lm_model *real_model(const char *backend) {
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    mp.n_threads = 2;
+    lm_model *m;
+    cr_assert_eq(lm_model_load(tu_real_model_path(), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    return m;
+}
+
+static void real_model_vs_cpu(const char *name, int32_t n) {
+    if (!have(name)) cr_skip("backend %s not built or no device", name);
+    if (!tu_real_model_path()) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+    const int32_t text[] = {2, 818, 5279, 529, 7001, 563, 9079, 236761, 669, 5279, 529, 9405, 563, 11679, 236761, 669,
+                            5279, 529, 10459, 563, 14958, 236761, 108, 818, 1791, 1302, 531, 1386, 496, 1535, 15836, 563};
+    if (n > 32) n = 32;
+    lm_model *mc = real_model("cpu"), *mg = real_model(name);
+    const int32_t V = lm_vocab_size(mc);
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 32;
+    cp.n_outputs_max = 32;
+    lm_context *cc, *cg;
+    cr_assert_eq(lm_context_create(mc, &cp, &cc), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_create(mg, &cp, &cg), LM_STATUS_OK, "%s", lm_last_error());
+    lm_batch_entry e[32];
+    for (int32_t i = 0; i < n; i++) e[i] = (lm_batch_entry){text[i], i, 0, true};
+    cr_assert_eq(lm_context_decode(cc, e, n), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_decode(cg, e, n), LM_STATUS_OK, "%s", lm_last_error());
+    double kl = 0;
+    int agree = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const float *a = lm_context_logits(cc, i), *b = lm_context_logits(cg, i);
+        kl += kl_logits(a, b, V);
+        int32_t ba = 0, bb = 0;
+        for (int32_t v = 1; v < V; v++) {
+            if (a[v] > a[ba]) ba = v;
+            if (b[v] > b[bb]) bb = v;
+        }
+        agree += ba == bb;
+    }
+    kl /= n;
+    fprintf(stderr, "Gemma 3 270M, %s vs cpu over %d positions: mean KL %.3g, top-1 agreement %d/%d\n", name, n, kl, agree, n);
+    cr_expect_leq(kl, 0.001, "mean KL %.6f", kl);
+    cr_expect_geq(agree, n - 1, "top-1 agreement %d/%d", agree, n);
+    lm_context_params gp = cp;
+    gp.output = LM_OUTPUT_ARGMAX;
+    lm_context *ca;
+    cr_assert_eq(lm_context_create(mg, &gp, &ca), LM_STATUS_OK, "%s", lm_last_error());
+    lm_context_seq_clear(cc, 0);
+    for (int32_t i = 0; i < 6; i++) e[i] = (lm_batch_entry){text[i], i, 0, i == 5};
+    cr_assert_eq(lm_context_decode(cc, e, 6), LM_STATUS_OK);
+    cr_assert_eq(lm_context_decode(ca, e, 6), LM_STATUS_OK, "%s", lm_last_error());
+    for (int32_t s = 0; s < 4; s++) {
+        const int32_t ba = lm_context_argmax(cc, 0), bb = lm_context_argmax(ca, 0);
+        cr_expect_eq(ba, bb, "greedy step %d: cpu %d, %s %d", s, ba, name, bb);
+        lm_batch_entry d = {ba, 6 + s, 0, true};
+        cr_assert_eq(lm_context_decode(cc, &d, 1), LM_STATUS_OK);
+        cr_assert_eq(lm_context_decode(ca, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
+    }
+    lm_context_free(ca);
+    lm_context_free(cc);
+    lm_context_free(cg);
+    lm_model_free(mc);
+    lm_model_free(mg);
+}
+
+Test(cuda, real_model_matches_cpu_emulated, .timeout = 1500) { real_model_vs_cpu("cuda-emu", 16); }
+Test(cuda, real_model_matches_cpu_gpu, .timeout = 900) { real_model_vs_cpu("cuda", 32); }
