@@ -33,6 +33,10 @@ static const lm_op_case model_cases[] = {
     {"g4-31b sliding attention @1k", LM_OP_ATTENTION, LM_F16, {256, 256, 32, 16, 1, 1535}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},
 };
 
+/* the CUDA backends' measured copy bandwidth (weak: absent from builds without CUDA) */
+double lm_cuda_copy_gbs(lm_backend *be) __attribute__((weak));
+double lm_cuda_emu_copy_gbs(lm_backend *be) __attribute__((weak));
+
 int main(int argc, char **argv) {
     const char *backend = "cpu", *filter = NULL;
     int threads = 0, reps = 5;
@@ -56,7 +60,14 @@ int main(int argc, char **argv) {
     }
     lm_device_info di;
     be->ops->device_info(be, &di);
-    printf("device: %s\n\n| case | shape | time (us) | GB/s | GFLOP/s |\n|---|---|---:|---:|---:|\n", di.name);
+    /* the ceiling kernels are measured against: the device's own copy bandwidth */
+    double ceiling = 0;
+    if (!strcmp(backend, "cuda") && lm_cuda_copy_gbs) ceiling = lm_cuda_copy_gbs(be);
+    if (!strcmp(backend, "cuda-emu") && lm_cuda_emu_copy_gbs) ceiling = lm_cuda_emu_copy_gbs(be);
+    printf("device: %s\n", di.name);
+    if (ceiling > 0) printf("measured device-to-device copy: %.1f GB/s (read + write)\n", ceiling);
+    printf("\ntime = device time per op from the backend's profiler where it has one (else wall time per step)\n\n");
+    printf("| case | shape | time (us) | GB/s | %% of copy | GFLOP/s |\n|---|---|---:|---:|---:|---:|\n");
     const int n_model = (int)(sizeof model_cases / sizeof model_cases[0]);
     const int total = n_model + (all ? LM_N_OP_CASES : 0);
     for (int i = 0; i < total; i++) {
@@ -65,13 +76,20 @@ int main(int argc, char **argv) {
         lm_case_describe(c, desc, sizeof desc);
         if (filter && !strstr(desc, filter)) continue;
         lm_case_result r;
+        if (be->ops->profile_enable) be->ops->profile_enable(be, true);
         if (lm_case_run(c, 1, be, reps, &r)) {
             fprintf(stderr, "%s: %s\n", desc, lm_last_error());
             continue;
         }
+        double t = r.seconds;
+        if (be->ops->profile_enable && be->prof.calls[c->op] > 0) {
+            t = be->prof.seconds[c->op] / (double)be->prof.calls[c->op];
+            be->ops->profile_enable(be, false);
+        }
         const char *sp = strchr(desc, '[');
-        printf("| %s | %s | %.1f | %.2f | %.2f |\n", c->name, sp ? sp : "", r.seconds * 1e6, r.bytes / r.seconds / 1e9,
-               r.flops / r.seconds / 1e9);
+        char pct[32] = "-";
+        if (ceiling > 0) snprintf(pct, sizeof pct, "%.0f %%", 100.0 * r.bytes / t / 1e9 / ceiling);
+        printf("| %s | %s | %.1f | %.2f | %s | %.2f |\n", c->name, sp ? sp : "", t * 1e6, r.bytes / t / 1e9, pct, r.flops / t / 1e9);
         fflush(stdout);
         lm_case_result_free(&r);
     }

@@ -678,6 +678,38 @@ static lm_backend_ops make_ops() {
 
 extern "C" const lm_backend_ops LM_CUDA_OPS = LM_CUDA_NS::make_ops();
 
+/* Measured device-to-device copy bandwidth in GB/s (bytes read + written per second), the
+   ceiling bench_ops reports kernels against; 0 on failure. */
+#ifdef __CUDACC__
+extern "C" double lm_cuda_copy_gbs(lm_backend *be) {
+    const size_t n = 512u << 20;
+    const int reps = 20;
+#else
+extern "C" double lm_cuda_emu_copy_gbs(lm_backend *be) {
+    const size_t n = 64u << 20;
+    const int reps = 3;
+#endif
+    LM_CUDA_NS::ctx &c = *(LM_CUDA_NS::ctx *)be->impl;
+    namespace rt = LM_CUDA_NS::rt;
+    void *a = nullptr, *b = nullptr;
+    rt::event_t e0 = nullptr, e1 = nullptr;
+    double gbs = 0;
+    if (!rt::malloc_device(&a, n) && !rt::malloc_device(&b, n) && !rt::event_create(&e0) && !rt::event_create(&e1) &&
+        !rt::memset_d(a, 1, n, c.stream) && !rt::memcpy_d2d(b, a, n, c.stream)) {
+        rt::event_record(e0, c.stream);
+        for (int i = 0; i < reps; i++) rt::memcpy_d2d(i % 2 ? a : b, i % 2 ? b : a, n, c.stream);
+        rt::event_record(e1, c.stream);
+        float ms = 0;
+        if (!rt::stream_sync(c.stream) && !rt::event_elapsed_ms(&ms, e0, e1) && ms > 0) gbs = 2.0 * n * reps / (ms * 1e-3) / 1e9;
+    }
+    rt::last_error();
+    if (e0) rt::event_destroy(e0);
+    if (e1) rt::event_destroy(e1);
+    if (a) rt::free_device(a);
+    if (b) rt::free_device(b);
+    return gbs;
+}
+
 /* CUDA graphs captured and replayed by a backend of this flavour so far */
 #ifdef __CUDACC__
 extern "C" void lm_cuda_graph_stats(lm_backend *be, uint64_t *captured, uint64_t *replayed) {
