@@ -146,31 +146,6 @@ LM_QT(LM_Q5_K, 256, 176);
 LM_QT(LM_Q6_K, 256, 210);
 #undef LM_QT
 
-/* block geometry of the weight types at run time (host side) */
-static inline int qtraits_block(lm_dtype t) {
-    switch (t) {
-    case LM_F32: case LM_F16: case LM_BF16: return 1;
-    case LM_Q2_K: case LM_Q3_K: case LM_Q4_K: case LM_Q5_K: case LM_Q6_K: return 256;
-    default: return 32;
-    }
-}
-static inline int qtraits_bytes(lm_dtype t) {
-    switch (t) {
-    case LM_F32: return 4;
-    case LM_F16: case LM_BF16: return 2;
-    case LM_Q4_0: return 18;
-    case LM_Q4_1: return 20;
-    case LM_Q5_0: return 22;
-    case LM_Q5_1: return 24;
-    case LM_Q8_0: return 34;
-    case LM_Q2_K: return 84;
-    case LM_Q3_K: return 110;
-    case LM_Q4_K: return 144;
-    case LM_Q5_K: return 176;
-    default: return 210;
-    }
-}
-
 /* scale j (0..7) and min of a q4_K / q5_K block (6-bit each, packed in 12 bytes at offset 4) */
 LM_DEV void scale_min_k4(const uint8_t *b, unsigned j, unsigned &sc, unsigned &m) {
     const uint8_t *q = b + 4;
@@ -386,6 +361,18 @@ template <typename F> static inline bool dispatch_type(lm_dtype t, F &&f) {
     case LM_Q6_K: f(std::integral_constant<int, LM_Q6_K>()); return true;
     default: return false;
     }
+}
+
+/* block geometry of a weight type at run time (host side) */
+static inline int qtraits_block(lm_dtype t) {
+    int qk = 0;
+    dispatch_type(t, [&](auto tc_) { qk = qtraits<decltype(tc_)::value>::qk; });
+    return qk;
+}
+static inline int qtraits_bytes(lm_dtype t) {
+    int bytes = 0;
+    dispatch_type(t, [&](auto tc_) { bytes = qtraits<decltype(tc_)::value>::bytes; });
+    return bytes;
 }
 
 } // namespace LM_CUDA_NS

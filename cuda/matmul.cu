@@ -36,28 +36,28 @@ struct gemv_args {
     int ncols; /* columns of this launch (matmul) */
     /* matmul_id */
     const int32_t *ids;
-    int64_t expert_bytes, x_s2, d_s2;
+    int64_t x_s2, d_s2;
     int J, x_ne1, n_expert;
     int64_t expert_rows; /* expert_bytes / row_bytes */
 };
 
-template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_gemv(gemv_args a) {
-    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int64_t m = (int64_t)blockIdx.x * GEMV_ROWS + warp;
-    if (m >= a.M) return; /* whole warps leave together */
-    const uint8_t *w = a.w;
-    const float *x = a.x;
-    float *d = a.d;
-    int nc = NC;
+/* What block (blockIdx.y) and warp (row m) compute: the activation columns x and outputs d (up to
+   NC of them: nc), and the weight row r (for matmul_id, row m of the expert the (slot, token)
+   pair blockIdx.y selected). False when there is nothing to compute (an out-of-range expert id
+   poisons the output instead of reading out of bounds). */
+template <int NC>
+LM_DEV bool gemv_target(const gemv_args &a, int64_t m, unsigned lane, const float *&x, float *&d, int &nc, int64_t &r) {
+    x = a.x;
+    d = a.d;
+    r = m;
     if (a.ids) {
-        /* matmul_id: pair (j, t) = blockIdx.y */
         const int j = (int)(blockIdx.y % (unsigned)a.J), t = (int)(blockIdx.y / (unsigned)a.J);
         const int e = a.ids[blockIdx.y];
         if (e < 0 || e >= a.n_expert) {
             if (lane == 0) d[j * a.d_s1 + t * a.d_s2 + m] = __int_as_float(0x7fc00000);
-            return;
+            return false;
         }
-        w += e * a.expert_bytes;
+        r = e * a.expert_rows + m;
         x += (a.x_ne1 == 1 ? 0 : j) * a.x_s1 + t * a.x_s2;
         d += j * a.d_s1 + t * a.d_s2;
         nc = 1;
@@ -67,7 +67,19 @@ template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_g
         d += c0 * a.d_s1;
         nc = a.ncols - c0 < NC ? a.ncols - c0 : NC;
     }
-    const uint8_t *row = w + m * a.row_bytes;
+    return true;
+}
+
+template <int T, int NC, bool VEC> __global__ void __launch_bounds__(128, 4) k_gemv(gemv_args a) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t m = (int64_t)blockIdx.x * GEMV_ROWS + warp;
+    if (m >= a.M) return; /* whole warps leave together */
+    const float *x;
+    float *d;
+    int nc;
+    int64_t r;
+    if (!gemv_target<NC>(a, m, lane, x, d, nc, r)) return;
+    const uint8_t *row = a.w + r * a.row_bytes;
     float acc[NC];
 #pragma unroll
     for (int j = 0; j < NC; j++) acc[j] = 0.0f;
@@ -115,27 +127,11 @@ template <int T, int NC> __global__ void __launch_bounds__(128, 4) k_gemv_wide(g
     const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int64_t m = (int64_t)blockIdx.x * GEMV_ROWS + warp;
     if (m >= a.M) return;
-    const float *x = a.x;
-    float *d = a.d;
-    int nc = NC;
-    int64_t row = m;
-    if (a.ids) {
-        const int j = (int)(blockIdx.y % (unsigned)a.J), t = (int)(blockIdx.y / (unsigned)a.J);
-        const int e = a.ids[blockIdx.y];
-        if (e < 0 || e >= a.n_expert) {
-            if (lane == 0) d[j * a.d_s1 + t * a.d_s2 + m] = __int_as_float(0x7fc00000);
-            return;
-        }
-        row = e * a.expert_rows + m;
-        x += (a.x_ne1 == 1 ? 0 : j) * a.x_s1 + t * a.x_s2;
-        d += j * a.d_s1 + t * a.d_s2;
-        nc = 1;
-    } else {
-        const int c0 = (int)blockIdx.y * NC;
-        x += c0 * a.x_s1;
-        d += c0 * a.d_s1;
-        nc = a.ncols - c0 < NC ? a.ncols - c0 : NC;
-    }
+    const float *x;
+    float *d;
+    int nc;
+    int64_t row;
+    if (!gemv_target<NC>(a, m, lane, x, d, nc, row)) return;
     float acc[NC];
 #pragma unroll
     for (int j = 0; j < NC; j++) acc[j] = 0.0f;
@@ -341,7 +337,6 @@ void op_matmul_id(ctx &c, const lm_node *n) {
     a.d_s1 = (int64_t)d->nb[1] / 4;
     a.d_s2 = (int64_t)d->nb[2] / 4;
     a.ids = dp<const int32_t>(ids);
-    a.expert_bytes = (int64_t)w->nb[2];
     a.J = (int)ids->ne[0];
     a.x_ne1 = (int)x->ne[1];
     a.n_expert = (int)w->ne[2];
@@ -350,7 +345,7 @@ void op_matmul_id(ctx &c, const lm_node *n) {
     const dim3 grid(ceil_div(a.M, GEMV_ROWS), (unsigned)(ids->ne[0] * ids->ne[1]));
     wsrc ws;
     bool planar = false;
-    if (weight_src(c, w, ws, planar) && a.K % 32 == 0 && w->nb[2] % w->nb[1] == 0) {
+    if (weight_src(c, w, ws, planar) && a.K % 32 == 0) {
         dispatch_type(w->type, [&](auto tc_) {
             constexpr int T = decltype(tc_)::value;
             launch_gemv_wide<T, 1>(c, a, ws, grid);
@@ -376,8 +371,9 @@ bool supports_matmul(const lm_node *n) {
                d->nb[1] / 4 <= INT32_MAX && w->ne[1] <= INT32_MAX && (w->type != LM_F32 || w->nb[1] / 4 <= INT32_MAX);
     }
     const lm_tensor *ids = n->src[2];
+    /* experts are addressed as rows (expert e's row m is row e * (nb2 / nb1) + m) */
     return lm_tensor_is_contiguous(ids) && ids->type == LM_I32 && ids->ne[0] * ids->ne[1] <= (int64_t)LM_MAX_GRID_YZ &&
-           x->nb[2] % 4 == 0 && d->nb[2] % 4 == 0;
+           x->nb[2] % 4 == 0 && d->nb[2] % 4 == 0 && w->nb[2] % w->nb[1] == 0;
 }
 
 } // namespace LM_CUDA_NS

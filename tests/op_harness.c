@@ -500,3 +500,37 @@ int lm_conformance_run(const char *name, const char *label, bool verbose) {
     lm_backend_destroy(be);
     return failures;
 }
+
+const char *tu_transfer_round_trip(const char *name, size_t n) {
+    static char err[512];
+    lm_backend *be = NULL;
+    lm_buffer *b = NULL;
+    const lm_backend_config cfg = {0, 0};
+    const size_t pad = 68, part0 = n / 3 + 1, partn = n / 2;
+    float *x = malloc(n * 4), *y = calloc(n, 4);
+    err[0] = 0;
+    if (!x || !y) snprintf(err, sizeof err, "out of host memory");
+    else if (lm_backend_create(name, &cfg, &be)) snprintf(err, sizeof err, "create: %s", lm_last_error());
+    else if (be->ops->buffer_alloc(be, n * 4 + pad, LM_BUF_COMPUTE, &b)) snprintf(err, sizeof err, "alloc: %s", lm_last_error());
+    if (!err[0]) {
+        for (size_t i = 0; i < n; i++) x[i] = (float)i * 0.5f + 0.25f;
+        lm_tensor t;
+        const int64_t ne = (int64_t)n;
+        lm_tensor_init(&t, LM_F32, 1, &ne);
+        t.buf = b;
+        t.offs = pad;
+        if (be->ops->tensor_set(be, &t, x, 0, n * 4)) snprintf(err, sizeof err, "set: %s", lm_last_error());
+        else if (be->ops->tensor_get(be, &t, y, 0, n * 4)) snprintf(err, sizeof err, "get: %s", lm_last_error());
+        else if (memcmp(x, y, n * 4)) snprintf(err, sizeof err, "the data read back differs");
+        else if (memset(y, 0, n * 4), be->ops->tensor_get(be, &t, y, 4 * part0, 4 * partn))
+            snprintf(err, sizeof err, "partial get: %s", lm_last_error());
+        else if (memcmp(x + part0, y, 4 * partn)) snprintf(err, sizeof err, "a partial read differs");
+        else if (be->ops->tensor_get(be, &t, y, 4 * n - 4, 8) == LM_STATUS_OK)
+            snprintf(err, sizeof err, "a read past the end of the tensor was not refused");
+    }
+    if (b) be->ops->buffer_free(b);
+    lm_backend_destroy(be);
+    free(x);
+    free(y);
+    return err[0] ? err : NULL;
+}

@@ -25,6 +25,11 @@ void lm_case_result_free(lm_case_result *r);
  * case's error is printed. `label` tags the log lines. */
 int lm_conformance_run(const char *name, const char *label, bool verbose);
 
+/* Host -> device -> host copies on backend `name` (device 0): n floats at an odd offset into a
+ * compute buffer, read back whole and in part; a read past the end of the tensor must be
+ * refused. Returns NULL, or what went wrong (static buffer). */
+const char *tu_transfer_round_trip(const char *name, size_t n);
+
 /* "matmul q4_K [768, 35, 6]" */
 void lm_case_describe(const lm_op_case *c, char *buf, size_t cap);
 

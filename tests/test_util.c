@@ -240,3 +240,4 @@ bool tu_gguf_save(const tu_gguf *g, const char *path) {
     tu_buf_free(&b);
     return ok;
 }
+
