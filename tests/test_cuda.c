@@ -309,3 +309,30 @@ static void real_model_vs_cpu(const char *name, int32_t n) {
 
 Test(cuda, real_model_matches_cpu_emulated, .timeout = 1500) { real_model_vs_cpu("cuda-emu", 16); }
 Test(cuda, real_model_matches_cpu_gpu, .timeout = 900) { real_model_vs_cpu("cuda", 32); }
+
+/* cp.async -> ldmatrix (plain and .trans) -> mma.m16n8k16 (f16, bf16) against a host product:
+ * the fragment layouts under the emulator, the PTX on a GPU */
+#ifdef LUMEN_TEST_CUDA_EMU
+double lm_cuda_emu_mma_selftest(lm_backend *be, int bf16);
+#endif
+#ifdef LUMEN_TEST_CUDA
+double lm_cuda_mma_selftest(lm_backend *be, int bf16);
+#endif
+static void mma_selftest(const char *name, double (*fn)(lm_backend *, int)) {
+    if (!have(name)) cr_skip("backend %s not built or no device", name);
+    lm_backend *be;
+    lm_backend_config cfg = {0, 0};
+    cr_assert_eq(lm_backend_create(name, &cfg, &be), LM_STATUS_OK, "%s", lm_last_error());
+    for (int bf = 0; bf < 2; bf++) {
+        const double err = fn(be, bf);
+        fprintf(stderr, "%s: mma.m16n8k16 %s via cp.async + ldmatrix: max error %.2e of max |AB|\n", name, bf ? "bf16" : "f16", err);
+        cr_expect(err >= 0 && err < 1e-5, "%s mma self-test: error %g (%s)", bf ? "bf16" : "f16", err, lm_last_error());
+    }
+    lm_backend_destroy(be);
+}
+#ifdef LUMEN_TEST_CUDA_EMU
+Test(cuda, mma_fragments_emulated) { mma_selftest("cuda-emu", lm_cuda_emu_mma_selftest); }
+#endif
+#ifdef LUMEN_TEST_CUDA
+Test(cuda, mma_fragments_gpu) { mma_selftest("cuda", lm_cuda_mma_selftest); }
+#endif

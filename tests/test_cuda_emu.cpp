@@ -7,6 +7,7 @@
  * dynamic shared memory. Also: streams captured into a graph replay the captured work.
  */
 #include "rt.h"
+#include "common.cuh"
 
 #include <criterion/criterion.h>
 #include <cmath>
@@ -151,4 +152,27 @@ Test(cuda_emu, captured_graph_replays) {
     cr_assert_eq(x[7], 6.0f);
     rt::graph_destroy(g);
     rt::stream_destroy(s);
+}
+
+#include "mma.cuh"
+
+/* cp.async data is visible only after cp.async.wait_group retires its group */
+template <bool WAIT> __global__ void k_cp_async(const float *src, float *out) {
+    LM_SHARED(float, s, 128);
+    cp_async16(&s[4 * threadIdx.x], src + 4 * threadIdx.x);
+    cp_async_commit();
+    if (WAIT) cp_async_wait<0>();
+    __syncthreads();
+    out[threadIdx.x] = s[(4 * threadIdx.x + 5) % 128];
+}
+
+Test(cuda_emu, cp_async_needs_its_wait) {
+    std::vector<float> src(128), out(32);
+    for (int i = 0; i < 128; i++) src[i] = (float)i;
+    auto with_wait = k_cp_async<true>;
+    auto without_wait = k_cp_async<false>;
+    cr_assert_eq(LM_LAUNCH(with_wait, 1, 32, 0, nullptr, src.data(), out.data()), 0, "%s", take_error().c_str());
+    for (int t = 0; t < 32; t++) cr_assert_eq(out[t], (float)((4 * t + 5) % 128));
+    cr_assert_eq(LM_LAUNCH(without_wait, 1, 32, 0, nullptr, src.data(), out.data()), 0, "%s", take_error().c_str());
+    cr_assert(std::isnan(out[3]), "reading cp.async data before the wait must not see the data (got %g)", out[3]);
 }

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #ifndef __restrict__
 #define __restrict__ __restrict
@@ -49,12 +50,22 @@
 namespace lm_emu {
 
 /* the running CUDA thread */
+/* cp.async: copies issued by a thread, held back until cp.async.wait_group retires their group,
+   so a read of the destination before the wait sees the poisoned shared memory */
+struct cp_copy {
+    void *dst;
+    unsigned char data[16];
+    unsigned n;
+};
+
 struct thread_state {
     uint3 tid, bid;
     dim3 bdim, gdim;
     unsigned lane, warp;
     void *dyn_smem;
     size_t dyn_smem_bytes;
+    std::vector<cp_copy> cp_open;                /* issued, not yet committed */
+    std::vector<std::vector<cp_copy>> cp_groups; /* committed groups, oldest first */
 };
 extern __thread thread_state *cur; /* __thread: plain TLS (C++ thread_local adds an init wrapper) */
 
