@@ -419,7 +419,7 @@ static bool is_float(lm_dtype t) { return t == LM_F32 || t == LM_F16 || t == LM_
 static bool is_weight_type(lm_dtype t) {
     switch (t) {
     case LM_F32: case LM_F16: case LM_BF16: case LM_Q4_0: case LM_Q4_1: case LM_Q5_0: case LM_Q5_1: case LM_Q8_0:
-    case LM_Q2_K: case LM_Q3_K: case LM_Q4_K: case LM_Q5_K: case LM_Q6_K: return true;
+    case LM_Q2_K: case LM_Q3_K: case LM_Q4_K: case LM_Q5_K: case LM_Q6_K: case LM_I4_G128: case LM_F8_E4M3: return true;
     default: return false;
     }
 }

@@ -144,7 +144,17 @@ LM_QT(LM_Q3_K, 256, 110);
 LM_QT(LM_Q4_K, 256, 144);
 LM_QT(LM_Q5_K, 256, 176);
 LM_QT(LM_Q6_K, 256, 210);
+LM_QT(LM_I4_G128, 128, 68);
+LM_QT(LM_F8_E4M3, 128, 132);
 #undef LM_QT
+
+/* FP8 E4M3 code -> float (OCP: bias 7, no infinities, S.1111.111 NaN), exact */
+LM_DEV float e4m3(unsigned q) {
+    const unsigned e = (q >> 3) & 15u, m = q & 7u, s = (q & 0x80u) << 24;
+    if (e == 15u && m == 7u) return __uint_as_float(0x7fc00000u);
+    if (e == 0u) return __uint_as_float(__float_as_uint((float)m * 0.001953125f) | s); /* m * 2^-9 */
+    return __uint_as_float(s | ((e + 120u) << 23) | (m << 20));
+}
 
 /* scale j (0..7) and min of a q4_K / q5_K block (6-bit each, packed in 12 bytes at offset 4) */
 LM_DEV void scale_min_k4(const uint8_t *b, unsigned j, unsigned &sc, unsigned &m) {
@@ -207,6 +217,13 @@ template <int T> LM_DEV float dq(const uint8_t *row, unsigned i) {
         unsigned q = hi == 0 ? byte & 15u : byte >> 4;
         if constexpr (T == LM_Q5_K) q += ((b[16 + l] >> (2 * c + hi)) & 1u) << 4;
         return (rdh(b, 0) * (float)sc) * (float)q - rdh(b, 2) * (float)m;
+    } else if constexpr (T == LM_I4_G128) {
+        const uint8_t *b = row + (i / 128) * 68;
+        const unsigned j = i % 128, byte = b[4 + (j & 63)];
+        return rdh(b, 0) * (float)(j < 64 ? byte & 15u : byte >> 4) + rdh(b, 2);
+    } else if constexpr (T == LM_F8_E4M3) {
+        const uint8_t *b = row + (i / 128) * 132;
+        return __uint_as_float(rd32a(b, 0)) * e4m3(b[4 + i % 128]);
     } else {
         static_assert(T == LM_Q6_K, "dq: type");
         const uint8_t *b = row + (i / 256) * 210;
@@ -324,6 +341,19 @@ template <int T> LM_DEV void dq8(const uint8_t *row, unsigned c, float w[8]) {
                 w[4 * k + e] = d1 * (float)q - m1;
             }
         }
+    } else if constexpr (T == LM_I4_G128) {
+        const uint8_t *b = row + (c / 16) * 68;
+        const unsigned j0 = 8 * (c % 16), sh = j0 < 64 ? 0 : 4;
+        const float d = rdh(b, 0), m = rdh(b, 2);
+        const unsigned x0 = rd32a(b, 4 + (j0 & 63)), x1 = rd32a(b, 8 + (j0 & 63));
+#pragma unroll
+        for (int e = 0; e < 8; e++) w[e] = d * (float)((((e < 4 ? x0 : x1) >> (8 * (e % 4))) >> sh) & 15u) + m;
+    } else if constexpr (T == LM_F8_E4M3) {
+        const uint8_t *b = row + (c / 16) * 132;
+        const float d = __uint_as_float(rd32a(b, 0));
+        const unsigned x0 = rd32a(b, 4 + 8 * (c % 16)), x1 = rd32a(b, 8 + 8 * (c % 16));
+#pragma unroll
+        for (int e = 0; e < 8; e++) w[e] = d * e4m3(((e < 4 ? x0 : x1) >> (8 * (e % 4))) & 0xffu);
     } else {
         static_assert(T == LM_Q6_K, "dq8: type");
         const uint8_t *b = row + (c / 32) * 210;
@@ -359,6 +389,8 @@ template <typename F> static inline bool dispatch_type(lm_dtype t, F &&f) {
     case LM_Q4_K: f(std::integral_constant<int, LM_Q4_K>()); return true;
     case LM_Q5_K: f(std::integral_constant<int, LM_Q5_K>()); return true;
     case LM_Q6_K: f(std::integral_constant<int, LM_Q6_K>()); return true;
+    case LM_I4_G128: f(std::integral_constant<int, LM_I4_G128>()); return true;
+    case LM_F8_E4M3: f(std::integral_constant<int, LM_F8_E4M3>()); return true;
     default: return false;
     }
 }

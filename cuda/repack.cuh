@@ -11,6 +11,7 @@
  * global row row0 + r. Every plane starts 16-byte aligned (plane sizes are multiples of 16).
  *   Q4_0: qs[16] | d[2]          Q8_0: qs[32] | d[2]
  *   Q6_K: ql[128] | qh[64] | scales[16] | d[2]
+ *   I4_G128: qs[64] | d[2] | m[2]  F8_E4M3: qs[128] | d[4]   (lumen's formats, quant_blocks.h)
  * Q4_K and Q5_K blocks (144 / 176 bytes, quants at 16-byte offsets) are read in place.
  *
  * A unit is 32 weights one lane dequantizes from one or two 16-byte loads: two runs of 16
@@ -32,6 +33,8 @@ static inline int repack_fields(lm_dtype t, repack_field f[4]) {
     case LM_Q4_0: f[0] = {2, 16}, f[1] = {0, 2}; return 2;
     case LM_Q8_0: f[0] = {2, 32}, f[1] = {0, 2}; return 2;
     case LM_Q6_K: f[0] = {0, 128}, f[1] = {128, 64}, f[2] = {192, 16}, f[3] = {208, 2}; return 4;
+    case LM_I4_G128: f[0] = {4, 64}, f[1] = {0, 2}, f[2] = {2, 2}; return 3;
+    case LM_F8_E4M3: f[0] = {4, 128}, f[1] = {0, 4}; return 2;
     default: return 0;
     }
 }
@@ -46,7 +49,7 @@ struct wsrc {
 };
 
 template <int T> struct wide_traits {
-    static constexpr bool planar = T == LM_Q4_0 || T == LM_Q8_0 || T == LM_Q6_K;
+    static constexpr bool planar = T == LM_Q4_0 || T == LM_Q8_0 || T == LM_Q6_K || T == LM_I4_G128 || T == LM_F8_E4M3;
     static constexpr bool inplace = T == LM_Q4_K || T == LM_Q5_K;
 };
 
@@ -103,6 +106,31 @@ template <int T> LM_DEV void unit32(const wsrc &s, int64_t row, unsigned u, floa
         for (int i = 0; i < 32; i++) w[i] = d * (float)(int8_t)((qw[i / 4] >> (8 * (i % 4))) & 0xffu);
         x0 = 32 * u;
         x1 = x0 + 16;
+    } else if constexpr (T == LM_I4_G128) {
+        const unsigned b = u / 4, k = u % 4;
+        const int64_t g = (s.row0 + row) * s.bpr + b;
+        const uint4 q = *(const uint4 *)(s.w + g * 64 + 16 * k);
+        const float d = h2f(*(const uint16_t *)(s.w + s.nblk * 64 + g * 2));
+        const float m = h2f(*(const uint16_t *)(s.w + s.nblk * 66 + g * 2));
+        const unsigned qw[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const unsigned by = (qw[i / 4] >> (8 * (i % 4))) & 0xffu;
+            w[i] = d * (float)(by & 15u) + m;
+            w[16 + i] = d * (float)(by >> 4) + m;
+        }
+        x0 = 128 * b + 16 * k;
+        x1 = x0 + 64;
+    } else if constexpr (T == LM_F8_E4M3) {
+        const unsigned b = u / 4, k = u % 4;
+        const int64_t g = (s.row0 + row) * s.bpr + b;
+        const uint4 q0 = *(const uint4 *)(s.w + g * 128 + 32 * k), q1 = *(const uint4 *)(s.w + g * 128 + 32 * k + 16);
+        const float d = *(const float *)(s.w + s.nblk * 128 + g * 4);
+        const unsigned qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+#pragma unroll
+        for (int i = 0; i < 32; i++) w[i] = d * e4m3((qw[i / 4] >> (8 * (i % 4))) & 0xffu);
+        x0 = 128 * b + 32 * k;
+        x1 = x0 + 16;
     } else {
         static_assert(T == LM_Q6_K, "unit32: type");
         const unsigned b = u / 8, v = u % 8, n = v / 4, j = v % 4;
@@ -139,6 +167,14 @@ template <int T> LM_DEV float dq_planar(const wsrc &s, int64_t row, unsigned i) 
         const int64_t g = (s.row0 + row) * s.bpr + i / 32;
         const float d = h2f(*(const uint16_t *)(s.w + s.nblk * 32 + g * 2));
         return d * (float)(int8_t)s.w[g * 32 + i % 32];
+    } else if constexpr (T == LM_I4_G128) {
+        const int64_t g = (s.row0 + row) * s.bpr + i / 128;
+        const unsigned j = i % 128, by = s.w[g * 64 + (j & 63)];
+        const float d = h2f(*(const uint16_t *)(s.w + s.nblk * 64 + g * 2)), m = h2f(*(const uint16_t *)(s.w + s.nblk * 66 + g * 2));
+        return d * (float)(j < 64 ? by & 15u : by >> 4) + m;
+    } else if constexpr (T == LM_F8_E4M3) {
+        const int64_t g = (s.row0 + row) * s.bpr + i / 128;
+        return *(const float *)(s.w + s.nblk * 128 + g * 4) * e4m3(s.w[g * 128 + i % 128]);
     } else {
         static_assert(T == LM_Q6_K, "dq_planar: type");
         const int64_t g = (s.row0 + row) * s.bpr + i / 256;

@@ -32,7 +32,10 @@ typedef enum lm_dtype {
     LM_F64 = 28,
     LM_BF16 = 30,
     LM_Q16 = 36, /* lumen-internal activation format (not a file type) */
-    LM_DTYPE_COUNT = 40,
+    /* lumen's own weight formats (quant_blocks.h); GGUF files written by `lumen quantize` */
+    LM_I4_G128 = 64,
+    LM_F8_E4M3 = 65,
+    LM_DTYPE_COUNT = 72,
 } lm_dtype;
 
 typedef void (*lm_dequant_fn)(const void *src, float *dst, int64_t n);
@@ -77,6 +80,10 @@ void lm_quant_row_q8_1(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_K(const float *x, void *dst, int64_t n);
 void lm_quant_row_q16(const float *x, void *dst, int64_t n);
 /* The 16 scales of a q3_K block (6-bit, minus 32), and scale/min j of a q4_K / q5_K block. */
+/* FP8 E4M3 <-> f32 (OCP E4M3: NaN for 0x7f / 0xff; encoding rounds to nearest even and
+   saturates at +-448) */
+float lm_e4m3_to_f32(uint8_t q);
+uint8_t lm_f32_to_e4m3(float x);
 void lm_q3_K_scales(const uint8_t *s12, int8_t out[16]);
 void lm_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
 

@@ -408,6 +408,78 @@ void lm_quant_row_q16(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* ---- lumen's formats ---------------------------------------------------------------------- */
+
+static void deq_i4_g128(const void *src, float *y, int64_t n) {
+    const lm_block_i4_g128 *x = src;
+    for (int64_t i = 0; i < n / LM_QK_G128; i++, y += LM_QK_G128) {
+        const float d = H2F(x[i].d), m = H2F(x[i].m);
+        for (int j = 0; j < LM_QK_G128 / 2; j++) {
+            y[j] = d * (float)(x[i].qs[j] & 0x0F) + m;
+            y[j + LM_QK_G128 / 2] = d * (float)(x[i].qs[j] >> 4) + m;
+        }
+    }
+}
+
+/* min/max per group; q = round((x - m) / d) with the stored (f16) d and m */
+static void q_i4_g128(const float *x, void *dst, int64_t n) {
+    lm_block_i4_g128 *y = dst;
+    for (int64_t i = 0; i < n / LM_QK_G128; i++, x += LM_QK_G128) {
+        float mn = x[0], mx = x[0];
+        for (int j = 1; j < LM_QK_G128; j++) mn = fminf(mn, x[j]), mx = fmaxf(mx, x[j]);
+        y[i].d = lm_f32_to_f16((mx - mn) / 15.0f);
+        y[i].m = lm_f32_to_f16(mn);
+        const float d = H2F(y[i].d), m = H2F(y[i].m), id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int j = 0; j < LM_QK_G128 / 2; j++) {
+            int q0 = (int)nearbyintf((x[j] - m) * id), q1 = (int)nearbyintf((x[j + LM_QK_G128 / 2] - m) * id);
+            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
+            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+float lm_e4m3_to_f32(uint8_t q) {
+    const int e = (q >> 3) & 15, m = q & 7;
+    float v;
+    if (e == 15 && m == 7) v = NAN;
+    else if (e == 0) v = ldexpf((float)m, -9); /* subnormal: m / 8 * 2^-6 */
+    else v = ldexpf((float)(8 + m), e - 10); /* (1 + m / 8) * 2^(e - 7) */
+    return q & 0x80 ? -v : v;
+}
+
+uint8_t lm_f32_to_e4m3(float x) {
+    const uint8_t s = signbit(x) ? 0x80 : 0;
+    const float a = fabsf(x);
+    if (isnan(x)) return 0x7f;
+    if (a >= 464.0f) return s | 0x7e; /* saturate (464 would round up past 448) */
+    if (a < ldexpf(1.0f, -6)) return s | (uint8_t)nearbyintf(ldexpf(a, 9)); /* subnormal; 8 = the smallest normal */
+    int e;
+    const float fr = frexpf(a, &e);                   /* a = fr 2^e, fr in [0.5, 1) */
+    int m = (int)nearbyintf((fr * 2.0f - 1.0f) * 8.0f); /* a = (1 + m/8) 2^(e-1) */
+    e = e - 1 + 7;
+    if (m == 8) m = 0, e++;
+    if (e > 15 || (e == 15 && m == 7)) return s | 0x7e;
+    return s | (uint8_t)(e << 3 | m);
+}
+
+static void deq_f8_e4m3(const void *src, float *y, int64_t n) {
+    const lm_block_f8_e4m3 *x = src;
+    for (int64_t i = 0; i < n / LM_QK_G128; i++, y += LM_QK_G128)
+        for (int j = 0; j < LM_QK_G128; j++) y[j] = x[i].d * lm_e4m3_to_f32(x[i].qs[j]);
+}
+
+static void q_f8_e4m3(const float *x, void *dst, int64_t n) {
+    lm_block_f8_e4m3 *y = dst;
+    for (int64_t i = 0; i < n / LM_QK_G128; i++, x += LM_QK_G128) {
+        float amax = 0.0f;
+        for (int j = 0; j < LM_QK_G128; j++) amax = fmaxf(amax, fabsf(x[j]));
+        y[i].d = amax / 448.0f;
+        const float id = amax > 0.0f ? 448.0f / amax : 0.0f;
+        for (int j = 0; j < LM_QK_G128; j++) y[i].qs[j] = lm_f32_to_e4m3(x[j] * id);
+    }
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
@@ -427,6 +499,8 @@ static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
     [LM_Q6_K] = {"q6_K", LM_QK_K, sizeof(lm_block_q6_K), true, true, deq_q6_K, NULL},
     [LM_Q8_K] = {"q8_K", LM_QK_K, sizeof(lm_block_q8_K), true, false, deq_q8_K, lm_quant_row_q8_K},
     [LM_Q16] = {"q16", LM_QK16, sizeof(lm_block_q16), true, false, deq_q16, lm_quant_row_q16},
+    [LM_I4_G128] = {"i4_g128", LM_QK_G128, sizeof(lm_block_i4_g128), true, true, deq_i4_g128, q_i4_g128},
+    [LM_F8_E4M3] = {"f8_e4m3", LM_QK_G128, sizeof(lm_block_f8_e4m3), true, true, deq_f8_e4m3, q_f8_e4m3},
     [LM_I8] = {"i8", 1, 1, false, false, NULL, NULL},
     [LM_I16] = {"i16", 1, 2, false, false, NULL, NULL},
     [LM_I32] = {"i32", 1, 4, false, true, deq_i32, NULL},

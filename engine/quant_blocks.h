@@ -66,6 +66,23 @@ typedef struct {
     lm_half d;
 } lm_block_q6_K; /* 210 B */
 
+/* lumen's own weight formats (not ggml types; ids 64+ so they cannot collide with ggml's):
+ * i4_g128: asymmetric 4-bit, groups of 128: x = d * q + m, q in 0..15; element i of a block in
+ *          byte i % 64, low nibble for i < 64 (so 32 consecutive elements are 16 bytes' nibbles).
+ * f8_e4m3: FP8 E4M3 (OCP: bias 7, no infinities, 0x7f / 0xff NaN, max 448) with one f32 scale per
+ *          128: x = d * e4m3(q). A per-channel scale is the same format with every block of a row
+ *          given the row's scale (the converter's --per-channel). */
+#define LM_QK_G128 128
+typedef struct {
+    lm_half d;
+    lm_half m;
+    uint8_t qs[LM_QK_G128 / 2];
+} lm_block_i4_g128; /* 68 B */
+typedef struct {
+    float d;
+    uint8_t qs[LM_QK_G128];
+} lm_block_f8_e4m3; /* 132 B */
+
 /* q8_K: activation format for the K-quant dot products. */
 typedef struct {
     float d;
@@ -86,6 +103,8 @@ typedef struct {
 
 #ifndef __cplusplus
 _Static_assert(sizeof(lm_block_q16) == 76, "q16 size");
+_Static_assert(sizeof(lm_block_i4_g128) == 68, "i4_g128 size");
+_Static_assert(sizeof(lm_block_f8_e4m3) == 132, "f8_e4m3 size");
 _Static_assert(sizeof(lm_block_q4_0) == 18, "q4_0 size");
 _Static_assert(sizeof(lm_block_q4_1) == 20, "q4_1 size");
 _Static_assert(sizeof(lm_block_q5_0) == 22, "q5_0 size");

@@ -1,7 +1,7 @@
 # shaders.cmake — every compiled shader variant: lumen_shader(NAME SOURCE [DEFINES...]).
 # Each is compiled by glslc to SPIR-V (as a C initializer list) and embedded in the library by
 # the generated shaders_embed.c; the backend looks variants up by NAME at run time.
-set(LUMEN_QTYPES F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K)
+set(LUMEN_QTYPES F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K I4_G128 F8_E4M3)
 
 lumen_shader(elementwise elementwise.comp)
 lumen_shader(rms_norm rms_norm.comp)

@@ -32,7 +32,7 @@ typedef struct lm_op_case {
 
 /* clang-format off */
 #define LM_QTYPES(X) X(LM_F32) X(LM_F16) X(LM_BF16) X(LM_Q4_0) X(LM_Q4_1) X(LM_Q5_0) X(LM_Q5_1) X(LM_Q8_0) \
-                     X(LM_Q2_K) X(LM_Q3_K) X(LM_Q4_K) X(LM_Q5_K) X(LM_Q6_K)
+                     X(LM_Q2_K) X(LM_Q3_K) X(LM_Q4_K) X(LM_Q5_K) X(LM_Q6_K) X(LM_I4_G128) X(LM_F8_E4M3)
 
 static const lm_op_case lm_op_cases[] = {
     /* get_rows: s = {ne0 (multiple of 256), table rows, n ids}; fp0 = scale */
@@ -90,6 +90,13 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_Q2_K, 256, 15, 11, TOL_ACT16)
     MM(LM_Q3_K, 256, 10, 12, TOL_ACT16)
     MM(LM_Q5_K, 256, 9, 17, TOL_ACT16)
+    /* lumen's own formats: decode, a few columns, prefill */
+    MM(LM_I4_G128, 256, 17, 1, TOL_ACT16)
+    MM(LM_I4_G128, 384, 33, 5, TOL_ACT16)
+    MM(LM_I4_G128, 256, 19, 12, TOL_ACT16)
+    MM(LM_F8_E4M3, 256, 17, 1, TOL_ACT16)
+    MM(LM_F8_E4M3, 640, 35, 3, TOL_ACT16)
+    MM(LM_F8_E4M3, 128, 21, 10, TOL_ACT16)
 #undef MM
     {"matmul_strided_x", LM_OP_MATMUL, LM_Q8_0, {64, 9, 4, 32}, {0}, {0}, TOL_ACT16},
 
@@ -107,6 +114,8 @@ static const lm_op_case lm_op_cases[] = {
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_1, {64, 9, 4, 3, 2, 1}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q2_K, {256, 7, 5, 2, 2, 2}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_K, {256, 9, 4, 2, 3, 1}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_I4_G128, {256, 9, 5, 2, 3, 2}, {0}, {0}, TOL_ACT16},
+    {"matmul_id", LM_OP_MATMUL_ID, LM_F8_E4M3, {128, 11, 4, 3, 2, 1}, {0}, {0}, TOL_ACT16},
 
     /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
     {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},

@@ -45,6 +45,19 @@ static void fill(tu_rng *r, lm_dtype t, void *dst, int64_t nel, float scale) {
     case LM_I32:
         for (int64_t i = 0; i < nel; i++) ((int32_t *)dst)[i] = (int32_t)tu_range(r, -1000, 1000);
         return;
+    case LM_F8_E4M3: {
+        /* random codes (NaN codes replaced) with random f32 block scales */
+        uint8_t *p = dst;
+        for (int64_t b = 0; b < nel / 128; b++, p += 132) {
+            const float d = scale / 64.0f * (0.5f + tu_uniform(r)) * (tu_uniform(r) < 0.5f ? -1.0f : 1.0f);
+            memcpy(p, &d, 4);
+            for (int j = 0; j < 128; j++) {
+                uint8_t q = (uint8_t)tu_next(r);
+                p[4 + j] = (q & 0x7f) == 0x7f ? (uint8_t)(q ^ 1) : q;
+            }
+        }
+        return;
+    }
     default: break;
     }
     const lm_dtype_traits *tr = lm_dtype_get(t);
@@ -55,7 +68,7 @@ static void fill(tu_rng *r, lm_dtype t, void *dst, int64_t nel, float scale) {
     int d_off = -1, m_off = -1;
     switch (t) {
     case LM_Q4_0: case LM_Q5_0: case LM_Q8_0: d_off = 0; break;
-    case LM_Q4_1: case LM_Q5_1: d_off = 0; m_off = 2; break;
+    case LM_Q4_1: case LM_Q5_1: case LM_I4_G128: d_off = 0; m_off = 2; break;
     case LM_Q2_K: d_off = 80; m_off = 82; break;
     case LM_Q3_K: d_off = 108; break;
     case LM_Q4_K: case LM_Q5_K: d_off = 0; m_off = 2; break;

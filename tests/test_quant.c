@@ -538,3 +538,92 @@ Test(dtype, sizes_match_block_layouts) {
         cr_assert_str_eq(lm_dtype_name((lm_dtype)holes[i]), "?");
     }
 }
+
+/* ---- lumen's own formats -------------------------------------------------------------------- */
+
+/* E4M3 from its definition (OCP 8-bit FP: sign, 4 exponent bits with bias 7, 3 mantissa bits,
+   no infinities, S.1111.111 = NaN), computed in double */
+static double e4m3_def(unsigned c) {
+    const int s = c >> 7, e = (c >> 3) & 15, m = c & 7;
+    if (e == 15 && m == 7) return NAN;
+    const double v = e == 0 ? m / 8.0 * pow(2.0, -6) : (1.0 + m / 8.0) * pow(2.0, e - 7);
+    return s ? -v : v;
+}
+
+Test(f8_e4m3, decode_exhaustive) {
+    for (unsigned c = 0; c < 256; c++) {
+        const double ref = e4m3_def(c);
+        const float got = lm_e4m3_to_f32((uint8_t)c);
+        if (isnan(ref)) cr_assert(isnan(got), "code 0x%02x", c);
+        else cr_assert_eq((double)got, ref, "code 0x%02x: %g vs %g", c, (double)got, ref);
+    }
+    cr_assert_eq(lm_e4m3_to_f32(0x7e), 448.0f);
+    cr_assert_eq(lm_e4m3_to_f32(0x38), 1.0f);
+    cr_assert_eq(lm_e4m3_to_f32(0x01), ldexpf(1.0f, -9));
+}
+
+/* encoding = the nearest finite code (ties to the even mantissa), saturating at +-448 */
+Test(f8_e4m3, encode_nearest_even) {
+    for (unsigned c = 0; c < 256; c++)
+        if (!isnan(e4m3_def(c)) && c != 0x80) cr_assert_eq(lm_f32_to_e4m3((float)e4m3_def(c)), c, "code 0x%02x", c);
+    tu_rng r = tu_seed(7);
+    for (int it = 0; it < 200000; it++) {
+        const float x = (it % 4 == 0 ? tu_normal(&r) * 0.02f : tu_normal(&r) * 120.0f);
+        /* the midpoints between neighbours too */
+        const uint8_t got = lm_f32_to_e4m3(x);
+        double best = INFINITY;
+        unsigned bc = 0;
+        for (unsigned c = 0; c < 128; c++) {
+            if (c == 0x7f) continue;
+            const double v = x < 0 ? -e4m3_def(c) : e4m3_def(c), d = fabs(v - (double)x);
+            if (d < best || (d == best && (c & 1) == 0)) best = d, bc = c;
+        }
+        if (fabs(x) >= 448.0f) bc = 0x7e;
+        bc |= x < 0 ? 0x80 : 0;
+        cr_assert_eq(got, bc, "x = %.9g: 0x%02x, expected 0x%02x", (double)x, got, bc);
+    }
+    for (unsigned c = 1; c < 0x7e; c++) {
+        const float mid = (float)((e4m3_def(c) + e4m3_def(c + 1)) / 2.0);
+        const unsigned even = (c & 1) ? c + 1 : c;
+        cr_assert_eq(lm_f32_to_e4m3(mid), even, "midpoint after 0x%02x", c);
+    }
+    cr_assert_eq(lm_f32_to_e4m3(1e9f), 0x7e);
+    cr_assert_eq(lm_f32_to_e4m3(-1e9f), 0xfe);
+    cr_assert_eq(lm_f32_to_e4m3(NAN) & 0x7f, 0x7f);
+}
+
+/* the block quantizers: every value within half a step of its block's grid */
+Test(quantize, i4_g128_and_f8_e4m3) {
+    tu_rng r = tu_seed(11);
+    enum { N = 128 * 40 };
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) x[i] = tu_normal(&r) * (i / 128 % 5 == 0 ? 0.001f : 1.5f) + (i / 128 % 7 == 0 ? 3.0f : 0.0f);
+    lm_block_i4_g128 *qi = malloc(N / 128 * sizeof *qi);
+    lm_dtype_get(LM_I4_G128)->quant(x, qi, N);
+    lm_dequant_row(LM_I4_G128, qi, y, N);
+    for (int b = 0; b < N / 128; b++) {
+        const float d = lm_f16_to_f32(qi[b].d);
+        for (int j = 0; j < 128; j++) {
+            const float e = fabsf(y[128 * b + j] - x[128 * b + j]);
+            cr_assert(e <= 0.5f * d + 1e-3f * fabsf(x[128 * b + j]) + 1e-6f, "i4_g128 block %d [%d]: %g vs %g (step %g)", b, j,
+                      (double)y[128 * b + j], (double)x[128 * b + j], (double)d);
+        }
+    }
+    lm_block_f8_e4m3 *qf = malloc(N / 128 * sizeof *qf);
+    lm_dtype_get(LM_F8_E4M3)->quant(x, qf, N);
+    lm_dequant_row(LM_F8_E4M3, qf, y, N);
+    for (int b = 0; b < N / 128; b++) {
+        float amax = 0;
+        for (int j = 0; j < 128; j++) amax = fmaxf(amax, fabsf(x[128 * b + j]));
+        for (int j = 0; j < 128; j++) {
+            /* 3 mantissa bits: relative error <= 2^-4 for normals, absolute d * 2^-10 below */
+            const float xv = x[128 * b + j], e = fabsf(y[128 * b + j] - xv);
+            cr_assert(e <= fabsf(xv) / 16.0f + qf[b].d * ldexpf(1.0f, -10) + 1e-7f * amax, "f8 block %d [%d]: %g vs %g", b, j,
+                      (double)y[128 * b + j], (double)xv);
+        }
+    }
+    free(x);
+    free(y);
+    free(qi);
+    free(qf);
+}

@@ -31,6 +31,8 @@ static const char *type_suffix(lm_dtype t) {
     case LM_Q4_K: return "q4_k";
     case LM_Q5_K: return "q5_k";
     case LM_Q6_K: return "q6_k";
+    case LM_I4_G128: return "i4_g128";
+    case LM_F8_E4M3: return "f8_e4m3";
     default: return NULL;
     }
 }

@@ -123,6 +123,29 @@ float dq(uint64_t row, uint i) {
     const int sc = rds8(b, 192u + 8u * n + is + 2u * qr);
     return (rdh(b, 208u) * float(sc)) * float(int(q) - 32);
 }
+#elif defined(TYPE_I4_G128)
+// lumen's formats (engine/quant_blocks.h)
+#define QK 128
+#define BLOCK_BYTES 68
+float dq(uint64_t row, uint i) {
+    const uint64_t b = row + uint64_t((i / 128u) * 68u);
+    const uint j = i % 128u, byte = rd8(b, 4u + (j & 63u));
+    return rdh(b, 0u) * float(j < 64u ? byte & 15u : byte >> 4) + rdh(b, 2u);
+}
+#elif defined(TYPE_F8_E4M3)
+#define QK 128
+#define BLOCK_BYTES 132
+// E4M3 (OCP): bias 7, no infinities, S.1111.111 = NaN
+float e4m3(uint q) {
+    const uint e = (q >> 3) & 15u, m = q & 7u;
+    float v = e == 0u ? float(m) * 0.001953125 : uintBitsToFloat(((e + 120u) << 23) | (m << 20));
+    if (e == 15u && m == 7u) v = uintBitsToFloat(0x7fc00000u);
+    return (q & 0x80u) != 0u ? -v : v;
+}
+float dq(uint64_t row, uint i) {
+    const uint64_t b = row + uint64_t((i / 128u) * 132u);
+    return uintBitsToFloat(rd32(b, 0u)) * e4m3(rd8(b, 4u + i % 128u));
+}
 #else
 #error "quant.glsl: no TYPE_* defined"
 #endif
@@ -270,6 +293,26 @@ void dq8(uint64_t row, uint c, out float w[8]) {
             const uint q = (qr < 2u ? lb & 15u : lb >> 4) | (((hb >> (2u * qr)) & 3u) << 4);
             w[2u * k + e] = ds * float(int(q) - 32);
         }
+    }
+}
+#elif defined(TYPE_I4_G128)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 16u) * 68u);
+    const uint j0 = 8u * (c % 16u), sh = j0 < 64u ? 0u : 4u;
+    const float d = unpackHalf2x16(wd(b, 0u)).x, m = unpackHalf2x16(wd(b, 1u)).x;
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, 2u + (j0 & 63u) / 2u + k);
+        [[unroll]] for (uint e = 0u; e < 2u; e++) w[2u * k + e] = d * float(((x >> (8u * e)) >> sh) & 15u) + m;
+    }
+}
+#elif defined(TYPE_F8_E4M3)
+void dq8(uint64_t row, uint c, out float w[8]) {
+    const uint64_t b = row + uint64_t((c / 16u) * 132u);
+    const float d = uintBitsToFloat(wd(b, 0u) | (wd(b, 1u) << 16));
+    [[unroll]] for (uint k = 0u; k < 4u; k++) {
+        const uint x = wd(b, 2u + 4u * (c % 16u) + k);
+        w[2u * k] = d * e4m3(x & 0xFFu);
+        w[2u * k + 1u] = d * e4m3(x >> 8);
     }
 }
 #endif
