@@ -31,6 +31,7 @@ struct lm_gguf {
     uint32_t version;
     uint64_t alignment;
     uint64_t data_offset;
+    uint64_t kv_end; /* byte offset where the metadata ends and the tensor infos begin */
     int64_t n_kv;
     lm_gguf_kv *kv;
     int64_t n_tensors;
@@ -273,6 +274,7 @@ static lm_status parse_body(lm_gguf *g, nameset *names) {
             g->alignment = a;
         }
     }
+    g->kv_end = (uint64_t)(c.p - g->base);
     /* now that the metadata is read, bound the tensor count again by what is left
      * (an info takes >= 8 + 1 + 4 + 8 + 4 + 8 = 33 bytes) */
     if (n_tensors > c.left / 33)
@@ -467,6 +469,7 @@ uint64_t lm_gguf_data_offset(const lm_gguf *g) { return g->data_offset; }
 uint64_t lm_gguf_file_size(const lm_gguf *g) { return g->size; }
 const uint8_t *lm_gguf_base(const lm_gguf *g) { return g->base; }
 int64_t lm_gguf_n_kv(const lm_gguf *g) { return g->n_kv; }
+uint64_t lm_gguf_kv_end(const lm_gguf *g) { return g->kv_end; }
 int64_t lm_gguf_n_tensors(const lm_gguf *g) { return g->n_tensors; }
 
 const lm_gguf_kv *lm_gguf_kv_at(const lm_gguf *g, int64_t i) {

@@ -74,6 +74,9 @@ uint64_t lm_gguf_file_size(const lm_gguf *g);
 const uint8_t *lm_gguf_base(const lm_gguf *g);
 
 int64_t lm_gguf_n_kv(const lm_gguf *g);
+/* The metadata entries are the file's bytes [24, lm_gguf_kv_end(g)) (after magic, version and the
+   two counts), in file order: a writer can copy them verbatim. */
+uint64_t lm_gguf_kv_end(const lm_gguf *g);
 const lm_gguf_kv *lm_gguf_kv_at(const lm_gguf *g, int64_t i);
 const lm_gguf_kv *lm_gguf_find(const lm_gguf *g, const char *key);
 

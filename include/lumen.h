@@ -86,6 +86,22 @@ typedef struct lm_model_params {
 } lm_model_params;
 
 lm_model_params lm_model_default_params(void);
+
+/* Rewriting a GGUF file's weight matrices in one of lumen's own formats (`lumen quantize`):
+ *   "i4_g128"  asymmetric 4-bit, groups of 128 (4.25 bits per weight)
+ *   "f8_e4m3"  FP8 E4M3 with an f32 scale per 128 (8.25 bits); per_channel: one scale per row
+ * Matrices stored as F32 / F16 / BF16 are converted (quantized ones too with requantize); norms,
+ * the MoE router and everything else are copied unchanged, metadata included. */
+typedef struct lm_quantize_params {
+    const char *type;        /* "i4_g128" or "f8_e4m3" (default) */
+    bool per_channel;        /* f8_e4m3: the row's scale in every block of the row */
+    bool requantize;         /* also convert matrices already stored quantized */
+    lm_progress_fn progress; /* optional */
+    void *progress_user;
+} lm_quantize_params;
+
+lm_quantize_params lm_quantize_default_params(void);
+lm_status lm_model_quantize(const char *in_path, const char *out_path, const lm_quantize_params *params);
 lm_status lm_model_load(const char *path, const lm_model_params *params, lm_model **out);
 void lm_model_free(lm_model *model);
 

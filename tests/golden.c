@@ -128,3 +128,61 @@ double run_interleaved(const char *name, lm_model *m, const golden *g) {
     return worst;
 }
 
+
+lm_model *load_model_path(const char *path, const char *backend) {
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    lm_model *m;
+    cr_assert_eq(lm_model_load(path, &mp, &m), LM_STATUS_OK, "%s: %s", path, lm_last_error());
+    return m;
+}
+
+float *golden_logits_seq0(lm_model *m, const golden *g) {
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = 64;
+    cp.n_outputs_max = 64;
+    cp.kv_type = LM_KV_F32;
+    lm_context *c;
+    cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
+    const uint32_t n = g->n_tok[0] < 64 ? g->n_tok[0] : 64;
+    lm_batch_entry e[64];
+    for (uint32_t i = 0; i < n; i++) e[i] = (lm_batch_entry){g->tok[0][i], (int32_t)i, 0, true};
+    cr_assert_eq(lm_context_decode(c, e, (int32_t)n), LM_STATUS_OK, "%s", lm_last_error());
+    float *out = malloc((size_t)n * g->n_vocab * sizeof(float));
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(out + (size_t)i * g->n_vocab, lm_context_logits(c, (int32_t)i), g->n_vocab * sizeof(float));
+    lm_context_free(c);
+    return out;
+}
+
+const char *golden_quantized(const char *name, const char *type, bool per_channel) {
+    static char out[512];
+    char in[512];
+    snprintf(in, sizeof in, "%s/hf/%s.gguf", LUMEN_FIXTURES, name);
+    char tag[96];
+    snprintf(tag, sizeof tag, "%s-%s%s.gguf", name, type, per_channel ? "-pc" : "");
+    snprintf(out, sizeof out, "%s", tu_tmp_path(tag));
+    lm_quantize_params qp = lm_quantize_default_params();
+    qp.type = type;
+    qp.per_channel = per_channel;
+    cr_assert_eq(lm_model_quantize(in, out, &qp), LM_STATUS_OK, "%s", lm_last_error());
+    return out;
+}
+
+double golden_quantized_vs_cpu(const char *name, const char *type, const char *backend) {
+    golden g;
+    load_golden(name, &g);
+    const char *path = golden_quantized(name, type, false);
+    lm_model *mc = load_model_path(path, "cpu"), *mb = load_model_path(path, backend);
+    float *lc = golden_logits_seq0(mc, &g), *lb = golden_logits_seq0(mb, &g);
+    const double err = tu_max_rel(lb, lc, (int64_t)(g.n_tok[0] < 64 ? g.n_tok[0] : 64) * g.n_vocab);
+    fprintf(stderr, "%s as %s on %s vs cpu: %.2e\n", name, type, backend, err);
+    free(lc);
+    free(lb);
+    lm_model_free(mc);
+    lm_model_free(mb);
+    free(g.blob);
+    remove(path);
+    return err;
+}

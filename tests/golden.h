@@ -27,4 +27,15 @@ double run_chunks(const char *name, lm_model *m, const golden *g, uint32_t chunk
 /* all sequences interleaved in one batch, each with its own sequence id */
 double run_interleaved(const char *name, lm_model *m, const golden *g);
 
+/* a model file on a backend */
+lm_model *load_model_path(const char *path, const char *backend);
+/* teacher-forced logits of (the first 64 tokens of) sequence 0, KV in f32; malloc'ed */
+float *golden_logits_seq0(lm_model *m, const golden *g);
+/* fixture `name` rewritten by lm_model_quantize as `type` into a temporary file (static buffer) */
+const char *golden_quantized(const char *name, const char *type, bool per_channel);
+
+/* fixture `name` as `type` on `backend` against the same file on the CPU backend: max|d|/max|ref|
+   of the teacher-forced logits of sequence 0 */
+double golden_quantized_vs_cpu(const char *name, const char *type, const char *backend);
+
 #endif

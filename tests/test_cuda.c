@@ -336,3 +336,13 @@ Test(cuda, mma_fragments_emulated) { mma_selftest("cuda-emu", lm_cuda_emu_mma_se
 #ifdef LUMEN_TEST_CUDA
 Test(cuda, mma_fragments_gpu) { mma_selftest("cuda", lm_cuda_mma_selftest); }
 #endif
+
+/* lumen's formats through a whole model: the golden Gemma 4 fixture converted by lm_model_quantize
+ * (repacked on upload) gives the CPU backend's logits */
+static void formats(const char *name) {
+    if (!have(name)) cr_skip("backend %s not built or no device", name);
+    cr_expect_leq(golden_quantized_vs_cpu("gemma4_dense", "i4_g128", name), 1e-4);
+    cr_expect_leq(golden_quantized_vs_cpu("gemma4_dense", "f8_e4m3", name), 1e-4);
+}
+Test(cuda, lumen_formats_emulated, .timeout = 900) { formats("cuda-emu"); }
+Test(cuda, lumen_formats_gpu, .timeout = 900) { formats("cuda"); }

@@ -111,6 +111,15 @@ Test(vulkan, gemma4_dense, .timeout = 600) { vk_golden("gemma4_dense"); }
 Test(vulkan, gemma4_moe, .timeout = 600) { vk_golden("gemma4_moe"); }
 Test(vulkan, gemma4_e, .timeout = 600) { vk_golden("gemma4_e"); }
 
+/* lumen's formats through a whole model (the Gemma 4 fixture converted by lm_model_quantize) */
+Test(vulkan, lumen_formats, .timeout = 900) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    cr_expect_leq(golden_quantized_vs_cpu("gemma4_dense", "i4_g128", "vulkan"), 1e-4);
+    cr_expect_leq(golden_quantized_vs_cpu("gemma4_dense", "f8_e4m3", "vulkan"), 1e-4);
+    cr_expect_eq(lm_vk_validation_messages(), 0);
+}
+
 #include <math.h>
 #include <string.h>
 

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 typedef struct opts {
-    const char *model, *prompt, *file, *tokens, *out, *backend, *system;
+    const char *model, *prompt, *file, *tokens, *out, *backend, *system, *qtype;
     int threads, n_predict, n_ctx, n_batch, n_prompt_bench, n_gen_bench, reps;
-    bool chat, think, no_display_prompt, quiet, kv_f32, profile;
+    bool chat, think, no_display_prompt, quiet, kv_f32, profile, per_channel, requantize;
     lm_sampler_params sp;
 } opts;
 
@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "  perplexity  -m MODEL -f FILE          perplexity of a text file\n"
             "  logits      -m MODEL --tokens T.txt -o OUT.f32   teacher-forced logits\n"
             "  bench       -m MODEL [-p 512 -n 128]  prefill / decode throughput\n"
+            "  quantize    -m MODEL -o OUT --type T  weight matrices as i4_g128 or f8_e4m3 (lumen's formats)\n"
             "options:\n"
             "  -m, --model PATH        GGUF model file\n"
             "  -p, --prompt TEXT       prompt (run) / prompt tokens (bench)\n"
@@ -60,12 +61,15 @@ static void usage(FILE *f) {
             "      --frequency-penalty F --repeat-last-n N --seed N   sampling (temp 0 = greedy)\n"
             "      --reps N            bench repetitions (default 3)\n"
             "      --profile           bench: per-op device time, GB/s and GFLOP/s of each test\n"
-            "      --kv-f32            keep the KV cache in f32 (default f16)\n");
+            "      --kv-f32            keep the KV cache in f32 (default f16)\n"
+            "      --type T            quantize: i4_g128 (4.25 bits) or f8_e4m3 (8.25 bits)\n"
+            "      --per-channel       quantize f8_e4m3: one scale per row\n"
+            "      --requantize        quantize: also convert matrices already quantized\n");
 }
 
 enum {
     O_TOKENS = 1000, O_BACKEND, O_CHAT, O_THINK, O_SYSTEM, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_LASTN,
-    O_SEED, O_REPS, O_KVF32, O_QUIET, O_PROFILE
+    O_SEED, O_REPS, O_KVF32, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT
 };
 
 static long num(const char *s, const char *name, long lo, long hi) {
@@ -99,6 +103,7 @@ static void parse(int argc, char **argv, opts *o) {
         {"min-p", 1, 0, O_MINP}, {"repeat-penalty", 1, 0, O_REP}, {"presence-penalty", 1, 0, O_PRES},
         {"frequency-penalty", 1, 0, O_FREQ}, {"repeat-last-n", 1, 0, O_LASTN}, {"seed", 1, 0, O_SEED},
         {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"quiet", 0, 0, O_QUIET}, {"profile", 0, 0, O_PROFILE},
+        {"type", 1, 0, O_QTYPE}, {"per-channel", 0, 0, O_PERCH}, {"requantize", 0, 0, O_REQUANT},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -130,6 +135,9 @@ static void parse(int argc, char **argv, opts *o) {
         case O_KVF32: o->kv_f32 = true; break;
         case O_QUIET: o->quiet = true; break;
         case O_PROFILE: o->profile = true; break;
+        case O_QTYPE: o->qtype = optarg; break;
+        case O_PERCH: o->per_channel = true; break;
+        case O_REQUANT: o->requantize = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -636,6 +644,33 @@ static int cmd_bench(opts *o) {
     return 0;
 }
 
+static void quant_progress(float f, void *user) {
+    int *last = user;
+    const int pct = (int)(100.0f * f);
+    if (pct != *last) fprintf(stderr, "\rquantizing: %3d %%", pct);
+    *last = pct;
+}
+
+static int cmd_quantize(opts *o) {
+    if (!o->model || !o->out) {
+        fprintf(stderr, "lumen: error: quantize needs -m MODEL and -o OUT\n");
+        return 2;
+    }
+    lm_quantize_params qp = lm_quantize_default_params();
+    if (o->qtype) qp.type = o->qtype;
+    qp.per_channel = o->per_channel;
+    qp.requantize = o->requantize;
+    int last = -1;
+    if (!o->quiet) qp.progress = quant_progress, qp.progress_user = &last;
+    const double t0 = now();
+    if (lm_model_quantize(o->model, o->out, &qp)) {
+        fprintf(stderr, "\n");
+        die("quantize");
+    }
+    fprintf(stderr, "\n%s: written as %s%s in %.1f s\n", o->out, qp.type, qp.per_channel ? " (per-channel)" : "", now() - t0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -656,6 +691,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(&o);
     if (!strcmp(cmd, "logits")) return cmd_logits(&o);
     if (!strcmp(cmd, "bench")) return cmd_bench(&o);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(&o);
     fprintf(stderr, "lumen: error: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
