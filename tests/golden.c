@@ -186,3 +186,108 @@ double golden_quantized_vs_cpu(const char *name, const char *type, const char *b
     remove(path);
     return err;
 }
+
+/* ---- the real model on a backend against the CPU backend ------------------------------------ */
+
+static int32_t *text_tokens(int32_t *n) {
+    size_t size;
+    char *txt = tu_read_file(tu_fixture("real/tokens.txt"), &size);
+    cr_assert_not_null(txt);
+    int32_t *ids = malloc(4096 * sizeof *ids), k = 0;
+    char *p = txt, *end;
+    for (long v; k < 4096 && (v = strtol(p, &end, 10), end != p); p = end) ids[k++] = (int32_t)v;
+    free(txt);
+    *n = k;
+    return ids;
+}
+
+static double log_softmax_kl(const float *p_logits, const float *q_logits, int32_t V) {
+    double mp = -INFINITY, mq = -INFINITY, sp = 0, sq = 0;
+    for (int32_t i = 0; i < V; i++) mp = fmax(mp, p_logits[i]), mq = fmax(mq, q_logits[i]);
+    for (int32_t i = 0; i < V; i++) sp += exp((double)p_logits[i] - mp), sq += exp((double)q_logits[i] - mq);
+    const double lp = mp + log(sp), lq = mq + log(sq);
+    double kl = 0;
+    for (int32_t i = 0; i < V; i++) {
+        const double a = (double)p_logits[i] - lp, b = (double)q_logits[i] - lq;
+        kl += exp(a) * (a - b);
+    }
+    return kl;
+}
+
+static lm_model *real_model(const char *backend) {
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    mp.n_threads = 2;
+    lm_model *m;
+    cr_assert_eq(lm_model_load(tu_real_model_path(), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    return m;
+}
+
+void real_model_vs_cpu(const char *backend, int32_t n_positions, int32_t greedy_steps) {
+    int32_t n_all;
+    int32_t *toks = text_tokens(&n_all);
+    const int32_t n = n_positions < n_all ? n_positions : n_all;
+    lm_model *mc = real_model("cpu"), *mv = real_model(backend);
+    const int32_t V = lm_vocab_size(mc);
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = n;
+    cp.n_outputs_max = n;
+    lm_context *cc, *cv;
+    cr_assert_eq(lm_context_create(mc, &cp, &cc), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_create(mv, &cp, &cv), LM_STATUS_OK, "%s", lm_last_error());
+    lm_batch_entry *e = malloc((size_t)(n > 6 ? n : 6) * sizeof *e);
+    for (int32_t i = 0; i < n; i++) e[i] = (lm_batch_entry){toks[i], i, 0, true};
+    cr_assert_eq(lm_context_decode(cc, e, n), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_decode(cv, e, n), LM_STATUS_OK, "%s", lm_last_error());
+    double kl = 0, kl_max = 0;
+    int agree = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const float *a = lm_context_logits(cc, i), *b = lm_context_logits(cv, i);
+        const double k = log_softmax_kl(a, b, V);
+        kl += k;
+        kl_max = fmax(kl_max, k);
+        int32_t ba = 0, bb = 0;
+        for (int32_t v = 1; v < V; v++) {
+            if (a[v] > a[ba]) ba = v;
+            if (b[v] > b[bb]) bb = v;
+        }
+        agree += ba == bb;
+    }
+    kl /= n;
+    fprintf(stderr, "Gemma 3 270M, %s vs cpu over %d positions: mean KL %.3g (max %.3g), top-1 agreement %d/%d\n", backend, n, kl,
+            kl_max, agree, n);
+    cr_expect_leq(kl, 0.001, "mean KL %.6f", kl);
+    cr_expect_geq(agree, n - 1 - n / 32, "top-1 agreement %d/%d", agree, n);
+    /* greedy continuation of a prompt: identical tokens, the backend in LM_OUTPUT_ARGMAX mode
+       (the token found on the device, no logits read back) */
+    lm_context_params gp = cp;
+    gp.output = LM_OUTPUT_ARGMAX;
+    lm_context *cg;
+    cr_assert_eq(lm_context_create(mv, &gp, &cg), LM_STATUS_OK, "%s", lm_last_error());
+    const int32_t prompt[] = {2, 818, 5279, 529, 7001, 563}; /* "The capital of France is" */
+    lm_context_seq_clear(cc, 0);
+    for (int32_t i = 0; i < 6; i++) e[i] = (lm_batch_entry){prompt[i], i, 0, i == 5};
+    cr_assert_eq(lm_context_decode(cc, e, 6), LM_STATUS_OK);
+    cr_assert_eq(lm_context_decode(cg, e, 6), LM_STATUS_OK, "%s", lm_last_error());
+    for (int32_t s = 0; s < greedy_steps; s++) {
+        const float *a = lm_context_logits(cc, 0);
+        int32_t ba = 0;
+        for (int32_t v = 1; v < V; v++)
+            if (a[v] > a[ba]) ba = v;
+        cr_assert_eq(lm_context_argmax(cc, 0), ba);
+        cr_assert_null(lm_context_logits(cg, 0));
+        const int32_t bb = lm_context_argmax(cg, 0);
+        cr_expect_eq(ba, bb, "greedy step %d: cpu %d, %s %d", s, ba, backend, bb);
+        lm_batch_entry d = {ba, 6 + s, 0, true};
+        cr_assert_eq(lm_context_decode(cc, &d, 1), LM_STATUS_OK);
+        cr_assert_eq(lm_context_decode(cg, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
+    }
+    free(e);
+    lm_context_free(cg);
+    lm_context_free(cc);
+    lm_context_free(cv);
+    lm_model_free(mc);
+    lm_model_free(mv);
+    free(toks);
+}

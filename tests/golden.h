@@ -38,4 +38,10 @@ const char *golden_quantized(const char *name, const char *type, bool per_channe
    of the teacher-forced logits of sequence 0 */
 double golden_quantized_vs_cpu(const char *name, const char *type, const char *backend);
 
+/* Gemma 3 270M Q4_K_M (tests/fixtures/real) on `backend` against the CPU backend on the same file:
+   teacher-forced logits over the first n_positions tokens of the real-text fixture (mean KL <=
+   0.001, top-1 agreement), then greedy_steps greedy tokens with the backend in LM_OUTPUT_ARGMAX
+   mode, identical to the CPU's. The caller skips when the model is not installed. */
+void real_model_vs_cpu(const char *backend, int32_t n_positions, int32_t greedy_steps);
+
 #endif

@@ -225,90 +225,16 @@ Test(cuda, conformance_emulated_no_repack, .timeout = 1800) {
     conformance("cuda-emu");
 }
 
-/* Gemma 3 270M Q4_K_M (Q4_K, Q6_K and Q8_0... weights as users have them, repacked on upload)
- * against the CPU backend: teacher-forced logits (mean KL <= 1e-3, top-1 agreement) and the
- * same greedy tokens, the CUDA side in LM_OUTPUT_ARGMAX mode (decode steps replay a graph). */
-static double kl_logits(const float *p_logits, const float *q_logits, int32_t V) {
-    double mp = -INFINITY, mq = -INFINITY, sp = 0, sq = 0;
-    for (int32_t i = 0; i < V; i++) mp = fmax(mp, p_logits[i]), mq = fmax(mq, q_logits[i]);
-    for (int32_t i = 0; i < V; i++) sp += exp((double)p_logits[i] - mp), sq += exp((double)q_logits[i] - mq);
-    const double lp = mp + log(sp), lq = mq + log(sq);
-    double kl = 0;
-    for (int32_t i = 0; i < V; i++) {
-        const double a = (double)p_logits[i] - lp, b = (double)q_logits[i] - lq;
-        kl += exp(a) * (a - b);
-    }
-    return kl;
-}
-
-static lm_model *real_model(const char *backend) {
-    lm_model_params mp = lm_model_default_params();
-    mp.backend = backend;
-    mp.n_threads = 2;
-    lm_model *m;
-    cr_assert_eq(lm_model_load(tu_real_model_path(), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
-    return m;
-}
-
-static void real_model_vs_cpu(const char *name, int32_t n) {
+/* Gemma 3 270M Q4_K_M (Q4_K / Q6_K / Q8_0 weights as users have them, repacked on upload) against
+ * the CPU backend: teacher-forced logits and greedy tokens in argmax mode (decode steps replay a
+ * graph). The emulated run is short: every CUDA thread is a host fiber. */
+static void real_model(const char *name, int32_t n, int32_t steps) {
     if (!have(name)) cr_skip("backend %s not built or no device", name);
     if (!tu_real_model_path()) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
-    const int32_t text[] = {2, 818, 5279, 529, 7001, 563, 9079, 236761, 669, 5279, 529, 9405, 563, 11679, 236761, 669,
-                            5279, 529, 10459, 563, 14958, 236761, 108, 818, 1791, 1302, 531, 1386, 496, 1535, 15836, 563};
-    if (n > 32) n = 32;
-    lm_model *mc = real_model("cpu"), *mg = real_model(name);
-    const int32_t V = lm_vocab_size(mc);
-    lm_context_params cp = lm_context_default_params();
-    cp.n_ctx = 128;
-    cp.n_batch = 32;
-    cp.n_outputs_max = 32;
-    lm_context *cc, *cg;
-    cr_assert_eq(lm_context_create(mc, &cp, &cc), LM_STATUS_OK, "%s", lm_last_error());
-    cr_assert_eq(lm_context_create(mg, &cp, &cg), LM_STATUS_OK, "%s", lm_last_error());
-    lm_batch_entry e[32];
-    for (int32_t i = 0; i < n; i++) e[i] = (lm_batch_entry){text[i], i, 0, true};
-    cr_assert_eq(lm_context_decode(cc, e, n), LM_STATUS_OK, "%s", lm_last_error());
-    cr_assert_eq(lm_context_decode(cg, e, n), LM_STATUS_OK, "%s", lm_last_error());
-    double kl = 0;
-    int agree = 0;
-    for (int32_t i = 0; i < n; i++) {
-        const float *a = lm_context_logits(cc, i), *b = lm_context_logits(cg, i);
-        kl += kl_logits(a, b, V);
-        int32_t ba = 0, bb = 0;
-        for (int32_t v = 1; v < V; v++) {
-            if (a[v] > a[ba]) ba = v;
-            if (b[v] > b[bb]) bb = v;
-        }
-        agree += ba == bb;
-    }
-    kl /= n;
-    fprintf(stderr, "Gemma 3 270M, %s vs cpu over %d positions: mean KL %.3g, top-1 agreement %d/%d\n", name, n, kl, agree, n);
-    cr_expect_leq(kl, 0.001, "mean KL %.6f", kl);
-    cr_expect_geq(agree, n - 1, "top-1 agreement %d/%d", agree, n);
-    lm_context_params gp = cp;
-    gp.output = LM_OUTPUT_ARGMAX;
-    lm_context *ca;
-    cr_assert_eq(lm_context_create(mg, &gp, &ca), LM_STATUS_OK, "%s", lm_last_error());
-    lm_context_seq_clear(cc, 0);
-    for (int32_t i = 0; i < 6; i++) e[i] = (lm_batch_entry){text[i], i, 0, i == 5};
-    cr_assert_eq(lm_context_decode(cc, e, 6), LM_STATUS_OK);
-    cr_assert_eq(lm_context_decode(ca, e, 6), LM_STATUS_OK, "%s", lm_last_error());
-    for (int32_t s = 0; s < 4; s++) {
-        const int32_t ba = lm_context_argmax(cc, 0), bb = lm_context_argmax(ca, 0);
-        cr_expect_eq(ba, bb, "greedy step %d: cpu %d, %s %d", s, ba, name, bb);
-        lm_batch_entry d = {ba, 6 + s, 0, true};
-        cr_assert_eq(lm_context_decode(cc, &d, 1), LM_STATUS_OK);
-        cr_assert_eq(lm_context_decode(ca, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
-    }
-    lm_context_free(ca);
-    lm_context_free(cc);
-    lm_context_free(cg);
-    lm_model_free(mc);
-    lm_model_free(mg);
+    real_model_vs_cpu(name, n, steps);
 }
-
-Test(cuda, real_model_matches_cpu_emulated, .timeout = 1500) { real_model_vs_cpu("cuda-emu", 16); }
-Test(cuda, real_model_matches_cpu_gpu, .timeout = 900) { real_model_vs_cpu("cuda", 32); }
+Test(cuda, real_model_matches_cpu_emulated, .timeout = 1500) { real_model("cuda-emu", 16, 4); }
+Test(cuda, real_model_matches_cpu_gpu, .timeout = 900) { real_model("cuda", 64, 8); }
 
 /* cp.async -> ldmatrix (plain and .trans) -> mma.m16n8k16 (f16, bf16) against a host product:
  * the fragment layouts under the emulator, the PTX on a GPU */
