@@ -421,21 +421,48 @@ static void deq_i4_g128(const void *src, float *y, int64_t n) {
     }
 }
 
-/* min/max per group; q = round((x - m) / d) with the stored (f16) d and m */
+/* Per group: candidate grids from the group's range (the step (max - min) / 15 and scaled
+   variants), each refined once by least squares (d, m minimising sum (x - d q - m)^2 for the
+   rounded q); the one with the smallest squared error wins. Rounding uses the stored f16 d, m. */
+static float i4_err(const float *x, float d, float m, uint8_t *q) {
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float e = 0.0f;
+    for (int j = 0; j < LM_QK_G128; j++) {
+        int v = (int)nearbyintf((x[j] - m) * id);
+        v = v < 0 ? 0 : v > 15 ? 15 : v;
+        if (q) q[j] = (uint8_t)v;
+        const float r = x[j] - (d * (float)v + m);
+        e += r * r;
+    }
+    return e;
+}
+
 static void q_i4_g128(const float *x, void *dst, int64_t n) {
     lm_block_i4_g128 *y = dst;
+    uint8_t q[LM_QK_G128];
     for (int64_t i = 0; i < n / LM_QK_G128; i++, x += LM_QK_G128) {
         float mn = x[0], mx = x[0];
         for (int j = 1; j < LM_QK_G128; j++) mn = fminf(mn, x[j]), mx = fmaxf(mx, x[j]);
-        y[i].d = lm_f32_to_f16((mx - mn) / 15.0f);
-        y[i].m = lm_f32_to_f16(mn);
-        const float d = H2F(y[i].d), m = H2F(y[i].m), id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int j = 0; j < LM_QK_G128 / 2; j++) {
-            int q0 = (int)nearbyintf((x[j] - m) * id), q1 = (int)nearbyintf((x[j + LM_QK_G128 / 2] - m) * id);
-            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
-            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        float best_d = (mx - mn) / 15.0f, best_m = mn;
+        float best = i4_err(x, lm_f16_to_f32(lm_f32_to_f16(best_d)), lm_f16_to_f32(lm_f32_to_f16(best_m)), NULL);
+        for (int k = -8; k <= 8 && mx > mn; k++) {
+            const float d0 = (mx - mn) / (15.0f + 0.25f * (float)k);
+            i4_err(x, d0, mn, q);
+            /* least squares for d, m given q */
+            double sq = 0, sqq = 0, sx = 0, sqx = 0;
+            for (int j = 0; j < LM_QK_G128; j++) sq += q[j], sqq += (double)q[j] * q[j], sx += x[j], sqx += (double)q[j] * x[j];
+            const double det = LM_QK_G128 * sqq - sq * sq;
+            if (det <= 0) continue;
+            const float d = (float)((LM_QK_G128 * sqx - sq * sx) / det), m = (float)((sx - d * sq) / LM_QK_G128);
+            const float dh = lm_f16_to_f32(lm_f32_to_f16(d)), mh = lm_f16_to_f32(lm_f32_to_f16(m));
+            if (!(dh > 0.0f) || !isfinite(mh)) continue;
+            const float e = i4_err(x, dh, mh, NULL);
+            if (e < best) best = e, best_d = d, best_m = m;
         }
+        y[i].d = lm_f32_to_f16(best_d);
+        y[i].m = lm_f32_to_f16(best_m);
+        i4_err(x, lm_f16_to_f32(y[i].d), lm_f16_to_f32(y[i].m), q);
+        for (int j = 0; j < LM_QK_G128 / 2; j++) y[i].qs[j] = (uint8_t)(q[j] | (q[j + LM_QK_G128 / 2] << 4));
     }
 }
 

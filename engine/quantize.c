@@ -24,10 +24,13 @@ lm_quantize_params lm_quantize_default_params(void) {
     return p;
 }
 
-static bool convertible(const lm_gguf_tensor *t, bool requantize) {
+static bool convertible(const lm_gguf_tensor *t, lm_dtype to, bool requantize) {
     const size_t n = strlen(t->name);
     if (t->n_dims < 2 || n < 7 || strcmp(t->name + n - 7, ".weight") != 0) return false;
     if (strstr(t->name, "norm") || strstr(t->name, "ffn_gate_inp")) return false;
+    /* 4 bits are too few for the embedding / output head (Gemma ties them): like Q4_K_M, which
+       keeps them at 6-8 bits, i4_g128 leaves them as they are */
+    if (to == LM_I4_G128 && (!strcmp(t->name, "token_embd.weight") || !strcmp(t->name, "output.weight"))) return false;
     if (t->ne[0] % 128 != 0) return false;
     if (t->type == LM_F32 || t->type == LM_F16 || t->type == LM_BF16) return true;
     return requantize && t->type != LM_I4_G128 && t->type != LM_F8_E4M3 && lm_dtype_get(t->type)->dequant != NULL;
@@ -91,7 +94,7 @@ lm_status lm_model_quantize(const char *in, const char *out, const lm_quantize_p
     if (!types || !sizes) st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "quantize: out of memory");
     for (int64_t i = 0; i < nt && !st; i++) {
         const lm_gguf_tensor *t = lm_gguf_tensor_at(g, i);
-        const bool conv = convertible(t, p.requantize);
+        const bool conv = convertible(t, to, p.requantize);
         types[i] = conv ? to : t->type;
         if (conv) {
             int64_t rows = 1;
