@@ -279,7 +279,7 @@ static long packed_overlap(const ctx &c, const lm_buffer *b, size_t a, size_t n)
 static void repack_bytes(lm_dtype t, const uint8_t *src, uint8_t *dst, int64_t nblk, bool to_planes) {
     repack_field f[4];
     const int nf = repack_fields(t, f);
-    const int64_t bs = qtraits_bytes(t);
+    const int64_t bs = (int64_t)lm_dtype_get(t)->block_bytes;
     int64_t plane = 0;
     for (int k = 0; k < nf; k++) {
         for (int64_t g = 0; g < nblk; g++) {
@@ -301,8 +301,9 @@ static lm_status upload(ctx &c, char *dst, const void *src, size_t size) {
         e = rt::event_record(c.stage_ev[s], c.stream);
         c.stage_busy[s] = true;
     }
-    if (!e) e = rt::stream_sync(c.stream);
-    c.stage_busy[0] = c.stage_busy[1] = false;
+    /* no wait here: the data is in the staging slot, the copy is ordered before every later use
+       on the stream, and a slot is reused only after its event (the per-step input upload
+       stays off the host's critical path) */
     return e ? rt_fail(e, "host to device copy") : LM_STATUS_OK;
 }
 
@@ -322,7 +323,7 @@ static lm_status cu_tensor_set(lm_backend *be, lm_tensor *t, const void *src, si
         c.packed.erase(c.packed.begin() + k);
     }
     if (!pack) return upload(c, dptr(t) + offs, src, size);
-    const int64_t nblk = (int64_t)(size / (size_t)qtraits_bytes(t->type));
+    const int64_t nblk = (int64_t)(size / (size_t)lm_dtype_get(t->type)->block_bytes);
     uint8_t *tmp = (uint8_t *)malloc(size);
     if (!tmp) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "%s: out of host memory repacking '%s'", BACKEND_NAME, t->name);
     repack_bytes(t->type, (const uint8_t *)src, tmp, nblk, true);
@@ -396,7 +397,7 @@ bool weight_src(const ctx &c, const lm_tensor *t, wsrc &s, bool &planar) {
         s.w = (const uint8_t *)((cu_buf *)t->buf->impl)->ptr + r.offs;
         s.nblk = r.nblk;
         s.row0 = (int64_t)(rel / r.row_bytes);
-        s.bpr = t->ne[0] / qtraits_block(t->type);
+        s.bpr = t->ne[0] / lm_dtype_get(t->type)->block;
         s.row_bytes = (int64_t)t->nb[1];
         planar = true;
         return true;
@@ -416,13 +417,8 @@ bool weight_src(const ctx &c, const lm_tensor *t, wsrc &s, bool &planar) {
 static bool on_device(lm_backend *be, const lm_tensor *t) { return !t || (t->buf && t->buf->be == be && !t->buf->host); }
 
 static bool is_float(lm_dtype t) { return t == LM_F32 || t == LM_F16 || t == LM_BF16; }
-static bool is_weight_type(lm_dtype t) {
-    switch (t) {
-    case LM_F32: case LM_F16: case LM_BF16: case LM_Q4_0: case LM_Q4_1: case LM_Q5_0: case LM_Q5_1: case LM_Q8_0:
-    case LM_Q2_K: case LM_Q3_K: case LM_Q4_K: case LM_Q5_K: case LM_Q6_K: case LM_I4_G128: case LM_F8_E4M3: return true;
-    default: return false;
-    }
-}
+/* the types the weight kernels take (those dispatch_type knows) */
+static bool is_weight_type(lm_dtype t) { return dispatch_type(t, [](auto) {}); }
 
 static bool cu_supports(lm_backend *be, const lm_node *n) {
     if (!on_device(be, n->dst)) return false;

@@ -395,18 +395,6 @@ template <typename F> static inline bool dispatch_type(lm_dtype t, F &&f) {
     }
 }
 
-/* block geometry of a weight type at run time (host side) */
-static inline int qtraits_block(lm_dtype t) {
-    int qk = 0;
-    dispatch_type(t, [&](auto tc_) { qk = qtraits<decltype(tc_)::value>::qk; });
-    return qk;
-}
-static inline int qtraits_bytes(lm_dtype t) {
-    int bytes = 0;
-    dispatch_type(t, [&](auto tc_) { bytes = qtraits<decltype(tc_)::value>::bytes; });
-    return bytes;
-}
-
 } // namespace LM_CUDA_NS
 
 #endif /* LM_CUDA_COMMON_CUH */
