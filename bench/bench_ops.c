@@ -31,6 +31,11 @@ static const lm_op_case model_cases[] = {
     {"g4-31b attn_q (q8_0) decode", LM_OP_MATMUL, LM_Q8_0, {5376, 8192, 1, 0}, {0}, {0}, 0},
     {"g4-31b global attention K=V @4k", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 1, 4096}, {1, 0, 0, 1, 4000}, {1.0f, 0}, 0},
     {"g4-31b sliding attention @1k", LM_OP_ATTENTION, LM_F16, {256, 256, 32, 16, 1, 1535}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},
+    {"g4-31b sliding attention @1k q8_0 KV", LM_OP_ATTENTION, LM_Q8_0, {256, 256, 32, 16, 1, 1535}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},
+    /* flash-decoding at 32k context, KV in f16 and 8-bit */
+    {"g4-31b global attention K=V @32k", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
+    {"g4-31b global attention K=V @32k q8_0 KV", LM_OP_ATTENTION, LM_Q8_0, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
+    {"g4-31b global attention K=V @32k fp8 KV", LM_OP_ATTENTION, LM_E4M3, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
 };
 
 /* the CUDA backends' measured copy bandwidth (weak: absent from builds without CUDA) */

@@ -1,6 +1,7 @@
 /*
  * attention.cu — flash attention over the KV cache: decode and prefill, head dims up to 512,
- * GQA, sliding windows (ring-buffer caches), several sequences, soft-capping, and Gemma 4's K=V
+ * GQA, sliding windows (ring-buffer caches), several sequences, soft-capping, KV caches in
+ * f32 / f16 / bf16 / q8_0 / e4m3 (dequantized element by element as read), and Gemma 4's K=V
  * layers (keys made on the fly from the stored V: V * k_norm rotated to the cell's position).
  *
  * Thread mapping: one block of 128 threads (4 warps) per (KV head, group of HB query heads
@@ -259,7 +260,9 @@ void op_attention(ctx &c, const lm_node *n) {
     switch (v->type) {
     case LM_F32: ap.k_from_v ? go(k_attn<LM_F32, true>) : go(k_attn<LM_F32, false>); break;
     case LM_F16: ap.k_from_v ? go(k_attn<LM_F16, true>) : go(k_attn<LM_F16, false>); break;
-    default: ap.k_from_v ? go(k_attn<LM_BF16, true>) : go(k_attn<LM_BF16, false>); break;
+    case LM_BF16: ap.k_from_v ? go(k_attn<LM_BF16, true>) : go(k_attn<LM_BF16, false>); break;
+    case LM_Q8_0: ap.k_from_v ? go(k_attn<LM_Q8_0, true>) : go(k_attn<LM_Q8_0, false>); break;
+    default: ap.k_from_v ? go(k_attn<LM_E4M3, true>) : go(k_attn<LM_E4M3, false>); break;
     }
     if (S > 1) LM_KERNEL(c, k_attn_merge, dim3((unsigned)a.H, (unsigned)T), 128, 0, a.part, a.d, a.H, a.dv, S);
 }
@@ -268,7 +271,9 @@ bool supports_attention(const lm_node *n) {
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
     const lm_attn_params ap = lm_node_attn_unpack(n);
     if (q->type != LM_F32 || n->dst->type != LM_F32 || !lm_tensor_is_contiguous(n->dst)) return false;
-    if (k->type != v->type || (v->type != LM_F32 && v->type != LM_F16 && v->type != LM_BF16)) return false;
+    if (k->type != v->type ||
+        (v->type != LM_F32 && v->type != LM_F16 && v->type != LM_BF16 && v->type != LM_Q8_0 && v->type != LM_E4M3))
+        return false;
     if (q->ne[0] > 512 || v->ne[0] > 512 || q->ne[0] % 2 || k->ne[1] < 1 || q->ne[1] % k->ne[1]) return false;
     if (v->ne[0] > ATT_MAX_ACC || q->ne[2] > (int64_t)LM_MAX_GRID_YZ || ap.cells_per_seq <= 0) return false;
     if (q->nb[1] % 4 || q->nb[2] % 4) return false;

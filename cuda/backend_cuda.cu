@@ -433,7 +433,8 @@ static bool cu_supports(lm_backend *be, const lm_node *n) {
                (!n->src[2] || n->src[2]->type == LM_F32);
     case LM_OP_GET_ROWS: return is_weight_type(a->type) && d->type == LM_F32 && n->src[1]->type == LM_I32;
     case LM_OP_SET_ROWS:
-        return (is_float(d->type) && a->type == LM_F32) || (d->type == LM_I32 && a->type == LM_I32);
+        return ((is_float(d->type) || d->type == LM_E4M3 || (d->type == LM_Q8_0 && a->ne[0] % 32 == 0)) && a->type == LM_F32) ||
+               (d->type == LM_I32 && a->type == LM_I32);
     case LM_OP_CPY: return is_float(a->type) && is_float(d->type);
     case LM_OP_ROPE: return a->type == LM_F32 && d->type == LM_F32 && a->ne[0] % 2 == 0;
     case LM_OP_TOPK: return a->type == LM_F32 && n->ip[0] >= 1 && n->ip[0] <= 1024;

@@ -146,6 +146,7 @@ LM_QT(LM_Q5_K, 256, 176);
 LM_QT(LM_Q6_K, 256, 210);
 LM_QT(LM_I4_G128, 128, 68);
 LM_QT(LM_F8_E4M3, 128, 132);
+LM_QT(LM_E4M3, 1, 1);
 #undef LM_QT
 
 /* FP8 E4M3 code -> float (OCP: bias 7, no infinities, S.1111.111 NaN), exact */
@@ -154,6 +155,22 @@ LM_DEV float e4m3(unsigned q) {
     if (e == 15u && m == 7u) return __uint_as_float(0x7fc00000u);
     if (e == 0u) return __uint_as_float(__float_as_uint((float)m * 0.001953125f) | s); /* m * 2^-9 */
     return __uint_as_float(s | ((e + 120u) << 23) | (m << 20));
+}
+
+/* float -> E4M3 code: round to nearest even, saturating at +-448, NaN -> 0x7f; the bit
+   arithmetic of shaders/common/common.glsl and the rounding of lm_f32_to_e4m3 (quant.c) */
+LM_DEV unsigned f2e4m3(float x) {
+    const unsigned u = __float_as_uint(x), s = (u >> 24) & 0x80u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return 0x7fu;
+    const float af = __uint_as_float(a);
+    if (af >= 464.0f) return s | 0x7eu;
+    if (af < 0.015625f) return s | (unsigned)rintf(af * 512.0f); /* subnormal (8 = the smallest normal) */
+    unsigned e = (a >> 23) - 120u, r = (a >> 20) & 7u;
+    const unsigned rem = a & 0xfffffu;
+    if (rem > 0x80000u || (rem == 0x80000u && (r & 1u))) r++;
+    if (r == 8u) r = 0u, e++;
+    if (e > 15u || (e == 15u && r == 7u)) return s | 0x7eu;
+    return s | (e << 3) | r;
 }
 
 /* scale j (0..7) and min of a q4_K / q5_K block (6-bit each, packed in 12 bytes at offset 4) */
@@ -175,6 +192,8 @@ template <int T> LM_DEV float dq(const uint8_t *row, unsigned i) {
         return h2f(((const uint16_t *)row)[i]);
     } else if constexpr (T == LM_BF16) {
         return bf2f(((const uint16_t *)row)[i]);
+    } else if constexpr (T == LM_E4M3) {
+        return e4m3(row[i]);
     } else if constexpr (T == LM_Q4_0 || T == LM_Q4_1) {
         const uint8_t *b = row + (i / 32) * qtraits<T>::bytes;
         const unsigned j = i % 32, byte = b[(T == LM_Q4_0 ? 2 : 4) + (j & 15)];

@@ -108,8 +108,23 @@ __global__ void __launch_bounds__(256) k_set_rows(const char *src, int64_t s_nb1
     for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
         const int32_t r = idx[i];
         if (r < 0 || r >= d_rows) continue; /* never write outside the destination */
-        if constexpr (TD == LM_I32) ((int32_t *)(d + r * d_nb1))[j] = ((const int32_t *)(src + i * s_nb1))[j];
-        else stf<TD>(d + r * d_nb1, j, ((const float *)(src + i * s_nb1))[j]);
+        if constexpr (TD == LM_I32) {
+            ((int32_t *)(d + r * d_nb1))[j] = ((const int32_t *)(src + i * s_nb1))[j];
+        } else if constexpr (TD == LM_Q8_0) {
+            /* a warp is one block of 32 (ne0 % 32 == 0, 256-thread blocks): the block's amax by
+               shuffles, lane 0 writes the f16 scale; lm_quant_row_q8_0's arithmetic */
+            const float x = ((const float *)(src + i * s_nb1))[j];
+            const float amax = warp_max(fabsf(x)), dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+            uint8_t *b = (uint8_t *)(d + r * d_nb1) + (j / 32) * 34;
+            if (j % 32 == 0) *(uint16_t *)b = f2h(dd);
+            float q = roundf(x * id);
+            q = q != q ? 0.0f : fminf(fmaxf(q, -127.0f), 127.0f);
+            b[2 + j % 32] = (uint8_t)(int8_t)q;
+        } else if constexpr (TD == LM_E4M3) {
+            ((uint8_t *)(d + r * d_nb1))[j] = (uint8_t)f2e4m3(((const float *)(src + i * s_nb1))[j]);
+        } else {
+            stf<TD>(d + r * d_nb1, j, ((const float *)(src + i * s_nb1))[j]);
+        }
     }
 }
 
@@ -125,6 +140,8 @@ void op_set_rows(ctx &c, const lm_node *n) {
     case LM_F32: go(k_set_rows<LM_F32>); break;
     case LM_F16: go(k_set_rows<LM_F16>); break;
     case LM_BF16: go(k_set_rows<LM_BF16>); break;
+    case LM_Q8_0: go(k_set_rows<LM_Q8_0>); break;
+    case LM_E4M3: go(k_set_rows<LM_E4M3>); break;
     default: go(k_set_rows<LM_I32>); break;
     }
 }

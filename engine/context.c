@@ -50,14 +50,44 @@ static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_co
     if (p->n_seq_max == 0) p->n_seq_max = 1;
     if (p->n_seq_max > 1024) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "n_seq_max %u is larger than 1024", p->n_seq_max);
     if (p->n_outputs_max == 0 || p->n_outputs_max > p->n_batch) p->n_outputs_max = p->n_batch;
-    if (p->kv_type != LM_KV_F32 && p->kv_type != LM_KV_F16)
-        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type %d", (int)p->kv_type);
+    if ((unsigned)p->kv_type > LM_KV_FP8) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type %d", (int)p->kv_type);
+    /* q8_0 blocks must not straddle heads; e4m3 rows are read and written in 4-byte words */
+    const int kv_mult = p->kv_type == LM_KV_Q8_0 ? 32 : p->kv_type == LM_KV_FP8 ? 4 : 1;
+    for (int il = 0; il < m->hp.n_layer && kv_mult > 1; il++)
+        if (m->layers[il].head_dim % kv_mult || m->layers[il].head_dim_v % kv_mult)
+            return lm_fail(LM_STATUS_INVALID_ARGUMENT, "KV type %s needs head dims that are multiples of %d (layer %d: %d / %d)",
+                           lm_kv_type_name(p->kv_type), kv_mult, il, m->layers[il].head_dim, m->layers[il].head_dim_v);
     if (p->output != LM_OUTPUT_LOGITS && p->output != LM_OUTPUT_ARGMAX)
         return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown output kind %d", (int)p->output);
     return LM_STATUS_OK;
 }
 
-static lm_dtype kv_dtype(lm_kv_type t) { return t == LM_KV_F32 ? LM_F32 : LM_F16; }
+static lm_dtype kv_dtype(lm_kv_type t) {
+    switch (t) {
+    case LM_KV_F32: return LM_F32;
+    case LM_KV_BF16: return LM_BF16;
+    case LM_KV_Q8_0: return LM_Q8_0;
+    case LM_KV_FP8: return LM_E4M3;
+    default: return LM_F16;
+    }
+}
+
+static const char *const kv_names[] = {"f32", "f16", "bf16", "q8_0", "fp8"};
+
+const char *lm_kv_type_name(lm_kv_type t) { return (unsigned)t <= LM_KV_FP8 ? kv_names[t] : "?"; }
+
+lm_status lm_kv_type_parse(const char *name, lm_kv_type *out) {
+    for (int i = 0; name && i <= LM_KV_FP8; i++)
+        if (!strcmp(name, kv_names[i])) {
+            if (out) *out = (lm_kv_type)i;
+            return LM_STATUS_OK;
+        }
+    if (name && !strcmp(name, "f8_e4m3")) {
+        if (out) *out = LM_KV_FP8;
+        return LM_STATUS_OK;
+    }
+    return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type '%s' (f32, f16, bf16, q8_0, fp8)", name ? name : "(null)");
+}
 
 /* Views of the step buffer for a step of n tokens and n_out outputs. */
 static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[ST_COUNT]) {
@@ -95,8 +125,10 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
     bool ring[LM_KV_KINDS];
     lm_kv_shape(m, (int32_t)p.n_ctx, (int32_t)p.n_batch, cps, ring);
     uint64_t kv = 0;
-    for (int k = 0; k < LM_KV_KINDS; k++)
-        kv += lm_model_kv_bytes_per_cell(m, k, kv_dtype(p.kv_type)) * (uint64_t)cps[k] * p.n_seq_max;
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        const uint64_t per_cell = lm_model_kv_bytes_per_cell(m, k, kv_dtype(p.kv_type));
+        if (per_cell) kv += (per_cell + 4) * (uint64_t)cps[k] * p.n_seq_max; /* + the cell's position */
+    }
     if (kv_bytes) *kv_bytes = kv;
     if (compute_bytes) {
         /* measure the worst-case step without allocating anything */

@@ -35,6 +35,7 @@ typedef enum lm_dtype {
     /* lumen's own weight formats (quant_blocks.h); GGUF files written by `lumen quantize` */
     LM_I4_G128 = 64,
     LM_F8_E4M3 = 65,
+    LM_E4M3 = 66, /* plain FP8 E4M3 elements (no scale): the fp8 KV-cache type, not a file type */
     LM_DTYPE_COUNT = 72,
 } lm_dtype;
 

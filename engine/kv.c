@@ -52,7 +52,6 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
     for (int32_t s = 0; s < n_seq; s++) kv->seq_pos_max[s] = -1;
 
     /* lay out every tensor in one buffer */
-    const size_t es = (size_t)lm_dtype_get(type)->block_bytes;
     uint64_t total = 0;
     for (int il = 0; il < kv->n_layer; il++) {
         const lm_layer *L = &m->layers[il];
@@ -66,7 +65,7 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
         const int64_t nek[2] = {(int64_t)L->head_dim * L->n_head_kv, cells};
         const int64_t nev[2] = {(int64_t)L->head_dim_v * L->n_head_kv, cells};
         uint64_t kb, vb;
-        if (!lm_mul_ok((uint64_t)nek[0] * es, (uint64_t)cells, &kb) || !lm_mul_ok((uint64_t)nev[0] * es, (uint64_t)cells, &vb))
+        if (!lm_mul_ok(lm_row_bytes(type, nek[0]), (uint64_t)cells, &kb) || !lm_mul_ok(lm_row_bytes(type, nev[0]), (uint64_t)cells, &vb))
             return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: cache size overflows");
         if (kl->has_k) {
             lm_tensor_init(&kl->k, type, 2, nek);

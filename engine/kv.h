@@ -8,6 +8,8 @@
  * attention masks with it. A K=V layer (Gemma 4 global layers) stores only V = rmsnorm0(K proj)
  * and attention derives K from it, so it costs one tensor instead of two. KV-shared layers
  * (Gemma 4 E models) have no cache of their own.
+ * Storage types: f32, f16, bf16, q8_0 (blocks of 32 along a head's row; head dims multiple of 32)
+ * and e4m3 (the fp8 cache); the 8-bit ones are quantized by set_rows as the step writes them.
  */
 #ifndef LM_KV_H
 #define LM_KV_H

@@ -584,12 +584,11 @@ lm_status lm_model_tensor_info(const lm_model *m, int64_t i, lm_tensor_info *out
 
 uint64_t lm_model_kv_bytes_per_cell(const lm_model *m, int kind, lm_dtype kv_type) {
     uint64_t n = 0;
-    const size_t es = (size_t)lm_dtype_get(kv_type)->block_bytes;
     for (int il = 0; il < m->hp.n_layer; il++) {
         const lm_layer *L = &m->layers[il];
         if (L->kv_layer != il || (L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL) != kind) continue;
-        n += (uint64_t)L->n_head_kv * (uint64_t)L->head_dim_v * es; /* V */
-        if (!L->k_eq_v) n += (uint64_t)L->n_head_kv * (uint64_t)L->head_dim * es; /* K */
+        n += (uint64_t)L->n_head_kv * lm_row_bytes(kv_type, L->head_dim_v); /* V */
+        if (!L->k_eq_v) n += (uint64_t)L->n_head_kv * lm_row_bytes(kv_type, L->head_dim); /* K */
     }
     return n;
 }

@@ -121,7 +121,9 @@ lm_tensor *lm_get_rows(lm_graph *g, const lm_tensor *table, const lm_tensor *ids
 void lm_set_rows(lm_graph *g, lm_tensor *dst, const lm_tensor *src, const lm_tensor *idx) {
     if (!dst || !src || !idx) { lm_graph_fail(g, "set_rows: missing operand"); return; }
     bool ok_types = (dst->type == LM_I32 && src->type == LM_I32) ||
-                    ((dst->type == LM_F32 || dst->type == LM_F16 || dst->type == LM_BF16) && src->type == LM_F32);
+                    ((dst->type == LM_F32 || dst->type == LM_F16 || dst->type == LM_BF16 ||
+                      (dst->type == LM_E4M3 && src->ne[0] % 4 == 0) || (dst->type == LM_Q8_0 && src->ne[0] % 32 == 0)) &&
+                     src->type == LM_F32);
     if (!ok_types) { lm_graph_fail(g, "set_rows: %s <- %s not supported", lm_dtype_name(dst->type), lm_dtype_name(src->type)); return; }
     if (dst->ne[0] != src->ne[0] || dst->ne[2] != 1 || dst->ne[3] != 1 || src->ne[2] != 1 || src->ne[3] != 1 ||
         !is_vec_i32(idx, src->ne[1]) || src->nb[0] != (size_t)lm_dtype_get(src->type)->block_bytes) {
@@ -243,12 +245,17 @@ lm_attn_params lm_node_attn_unpack(const lm_node *n) {
     return ap;
 }
 
-static bool kv_type_ok(lm_dtype t) { return t == LM_F32 || t == LM_F16 || t == LM_BF16; }
+static bool float_kv_type(lm_dtype t) { return t == LM_F32 || t == LM_F16 || t == LM_BF16; }
+/* KV-cache types attention reads: the float types plus the 8-bit q8_0 and e4m3 (rows of e4m3
+   a multiple of 4 bytes, so GPU backends read and write whole words) */
+static bool kv_type_ok(const lm_tensor *t) {
+    return float_kv_type(t->type) || t->type == LM_Q8_0 || (t->type == LM_E4M3 && t->ne[0] % 4 == 0);
+}
 
 lm_tensor *lm_attention(lm_graph *g, const lm_tensor *q, const lm_tensor *k, const lm_tensor *v,
                         const lm_tensor *cell_pos, const lm_tensor *pos, const lm_tensor *seq,
                         const lm_tensor *k_norm, const lm_tensor *factors, const lm_attn_params *ap) {
-    bool ok = is_f32_rows(q) && k && v && kv_type_ok(k->type) && kv_type_ok(v->type) && q->ne[3] == 1 &&
+    bool ok = is_f32_rows(q) && k && v && kv_type_ok(k) && kv_type_ok(v) && q->ne[3] == 1 &&
               k->ne[0] == q->ne[0] && k->ne[1] >= 1 && q->ne[1] % k->ne[1] == 0 && v->ne[1] == k->ne[1] &&
               v->ne[2] == k->ne[2] && k->nb[0] == (size_t)lm_dtype_get(k->type)->block_bytes &&
               v->nb[0] == (size_t)lm_dtype_get(v->type)->block_bytes && is_vec_i32(cell_pos, k->ne[2]) &&
@@ -376,7 +383,7 @@ lm_tensor *lm_moe_sum(lm_graph *g, const lm_tensor *y, const lm_tensor *w) {
 }
 
 void lm_cpy(lm_graph *g, lm_tensor *dst, const lm_tensor *src) {
-    bool ok = dst && src && kv_type_ok(dst->type) && kv_type_ok(src->type) && lm_tensor_same_shape(dst, src) &&
+    bool ok = dst && src && float_kv_type(dst->type) && float_kv_type(src->type) && lm_tensor_same_shape(dst, src) &&
               dst->nb[0] == (size_t)lm_dtype_get(dst->type)->block_bytes && src->nb[0] == (size_t)lm_dtype_get(src->type)->block_bytes;
     if (!ok) {
         lm_graph_fail(g, "cpy: incompatible tensors");

@@ -507,6 +507,17 @@ static void q_f8_e4m3(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* plain e4m3 (the fp8 KV cache): saturating conversion, as the GPU backends do */
+static void deq_e4m3(const void *src, float *y, int64_t n) {
+    const uint8_t *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = lm_e4m3_to_f32(x[i]);
+}
+
+static void q_e4m3(const float *x, void *dst, int64_t n) {
+    uint8_t *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_e4m3(x[i]);
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
@@ -528,6 +539,7 @@ static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
     [LM_Q16] = {"q16", LM_QK16, sizeof(lm_block_q16), true, false, deq_q16, lm_quant_row_q16},
     [LM_I4_G128] = {"i4_g128", LM_QK_G128, sizeof(lm_block_i4_g128), true, true, deq_i4_g128, q_i4_g128},
     [LM_F8_E4M3] = {"f8_e4m3", LM_QK_G128, sizeof(lm_block_f8_e4m3), true, true, deq_f8_e4m3, q_f8_e4m3},
+    [LM_E4M3] = {"e4m3", 1, 1, false, false, deq_e4m3, q_e4m3},
     [LM_I8] = {"i8", 1, 1, false, false, NULL, NULL},
     [LM_I16] = {"i16", 1, 2, false, false, NULL, NULL},
     [LM_I32] = {"i32", 1, 4, false, true, deq_i32, NULL},

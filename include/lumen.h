@@ -194,10 +194,20 @@ lm_status lm_chat_apply(const lm_model *model, const lm_chat_message *msgs, size
  * ------------------------------------------------------------------------------------------- */
 typedef struct lm_context lm_context;
 
+/* KV-cache storage. The 8-bit types halve the cache (f16: 2 bytes per value):
+ *   q8_0  blocks of 32 values, int8 with one f16 scale (34 bytes per 32); head dims multiple of 32
+ *   fp8   FP8 E4M3 values, no scale (1 byte each); conversion saturates at +-448 */
 typedef enum lm_kv_type {
     LM_KV_F32 = 0,
     LM_KV_F16 = 1,
+    LM_KV_BF16 = 2,
+    LM_KV_Q8_0 = 3,
+    LM_KV_FP8 = 4,
 } lm_kv_type;
+
+/* "f32", "f16", "bf16", "q8_0", "fp8"; lm_kv_type_parse returns INVALID_ARGUMENT for others */
+const char *lm_kv_type_name(lm_kv_type t);
+lm_status lm_kv_type_parse(const char *name, lm_kv_type *out);
 
 /* What a decode call brings back to the host for each output row. */
 typedef enum lm_output_kind {

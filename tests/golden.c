@@ -137,21 +137,26 @@ lm_model *load_model_path(const char *path, const char *backend) {
     return m;
 }
 
-float *golden_logits_seq0(lm_model *m, const golden *g) {
+float *golden_logits_seq0(lm_model *m, const golden *g) { return golden_logits_seq0_kv(m, g, LM_KV_F32, 64); }
+
+float *golden_logits_seq0_kv(lm_model *m, const golden *g, lm_kv_type kv, uint32_t chunk) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = 256;
     cp.n_batch = 64;
     cp.n_outputs_max = 64;
-    cp.kv_type = LM_KV_F32;
+    cp.kv_type = kv;
     lm_context *c;
     cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
     const uint32_t n = g->n_tok[0] < 64 ? g->n_tok[0] : 64;
     lm_batch_entry e[64];
-    for (uint32_t i = 0; i < n; i++) e[i] = (lm_batch_entry){g->tok[0][i], (int32_t)i, 0, true};
-    cr_assert_eq(lm_context_decode(c, e, (int32_t)n), LM_STATUS_OK, "%s", lm_last_error());
     float *out = malloc((size_t)n * g->n_vocab * sizeof(float));
-    for (uint32_t i = 0; i < n; i++)
-        memcpy(out + (size_t)i * g->n_vocab, lm_context_logits(c, (int32_t)i), g->n_vocab * sizeof(float));
+    for (uint32_t i0 = 0; i0 < n; i0 += chunk) {
+        const uint32_t m_ = n - i0 < chunk ? n - i0 : chunk;
+        for (uint32_t i = 0; i < m_; i++) e[i] = (lm_batch_entry){g->tok[0][i0 + i], (int32_t)(i0 + i), 0, true};
+        cr_assert_eq(lm_context_decode(c, e, (int32_t)m_), LM_STATUS_OK, "%s", lm_last_error());
+        for (uint32_t i = 0; i < m_; i++)
+            memcpy(out + (size_t)(i0 + i) * g->n_vocab, lm_context_logits(c, (int32_t)i), g->n_vocab * sizeof(float));
+    }
     lm_context_free(c);
     return out;
 }
@@ -184,6 +189,21 @@ double golden_quantized_vs_cpu(const char *name, const char *type, const char *b
     lm_model_free(mb);
     free(g.blob);
     remove(path);
+    return err;
+}
+
+double golden_kv_vs_cpu(const char *name, lm_kv_type kv, const char *backend, uint32_t chunk) {
+    golden g;
+    load_golden(name, &g);
+    lm_model *mc = load_model(name, "cpu"), *mb = load_model(name, backend);
+    float *lc = golden_logits_seq0_kv(mc, &g, kv, chunk), *lb = golden_logits_seq0_kv(mb, &g, kv, chunk);
+    const double err = tu_max_rel(lb, lc, (int64_t)(g.n_tok[0] < 64 ? g.n_tok[0] : 64) * g.n_vocab);
+    fprintf(stderr, "%s, KV %s, chunks of %u, %s vs cpu: %.2e\n", name, lm_kv_type_name(kv), chunk, backend, err);
+    free(lc);
+    free(lb);
+    lm_model_free(mc);
+    lm_model_free(mb);
+    free(g.blob);
     return err;
 }
 

@@ -31,6 +31,11 @@ double run_interleaved(const char *name, lm_model *m, const golden *g);
 lm_model *load_model_path(const char *path, const char *backend);
 /* teacher-forced logits of (the first 64 tokens of) sequence 0, KV in f32; malloc'ed */
 float *golden_logits_seq0(lm_model *m, const golden *g);
+/* the same with the KV cache in `kv`, fed in chunks of `chunk` tokens (1 = token by token) */
+float *golden_logits_seq0_kv(lm_model *m, const golden *g, lm_kv_type kv, uint32_t chunk);
+/* fixture `name` with KV type `kv` on `backend` against the CPU backend with the same KV type:
+   max|d|/max|ref| of the teacher-forced logits of sequence 0 */
+double golden_kv_vs_cpu(const char *name, lm_kv_type kv, const char *backend, uint32_t chunk);
 /* fixture `name` rewritten by lm_model_quantize as `type` into a temporary file (static buffer) */
 const char *golden_quantized(const char *name, const char *type, bool per_channel);
 

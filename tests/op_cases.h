@@ -29,6 +29,7 @@ typedef struct lm_op_case {
 #define TOL_F16 1e-7   /* f16 storage of an output (set_rows/cpy) or f32 math over f16 data */
 #define TOL_ACT16 1e-8 /* 16-bit activation quantization inside quantized matmul */
 #define TOL_EXACT 0.0  /* integer outputs (top-k ids) must match exactly */
+#define TOL_Q8 1e-6    /* 8-bit KV writes: rounding ties may land on the other neighbour */
 
 /* clang-format off */
 #define LM_QTYPES(X) X(LM_F32) X(LM_F16) X(LM_BF16) X(LM_Q4_0) X(LM_Q4_1) X(LM_Q5_0) X(LM_Q5_1) X(LM_Q8_0) \
@@ -41,11 +42,18 @@ static const lm_op_case lm_op_cases[] = {
 #undef GR
     {"get_rows_f32_odd", LM_OP_GET_ROWS, LM_F32, {37, 5, 3}, {0}, {1.0f}, TOL_F32},
 
-    /* set_rows: s = {ne0, dst rows, n}; type = dst type */
+    /* set_rows: s = {ne0, dst rows, n}; type = dst type; fp0 = source scale (0 = 1) */
     {"set_rows", LM_OP_SET_ROWS, LM_F32, {37, 11, 5}, {0}, {0}, TOL_F32},
     {"set_rows", LM_OP_SET_ROWS, LM_F16, {37, 11, 5}, {0}, {0}, TOL_F16},
     {"set_rows", LM_OP_SET_ROWS, LM_BF16, {64, 11, 5}, {0}, {0}, 1e-5},
     {"set_rows", LM_OP_SET_ROWS, LM_I32, {1, 23, 7}, {0}, {0}, TOL_EXACT},
+    /* the 8-bit KV caches: a backend's rounding may differ from the reference's at exact ties
+       (one quant step on rare elements), hence not TOL_EXACT */
+    {"set_rows", LM_OP_SET_ROWS, LM_Q8_0, {96, 13, 6}, {0}, {0}, TOL_Q8},
+    {"set_rows", LM_OP_SET_ROWS, LM_E4M3, {68, 9, 4}, {0}, {0}, TOL_Q8},
+    {"set_rows_saturate", LM_OP_SET_ROWS, LM_E4M3, {128, 5, 3}, {0}, {300.0f}, TOL_Q8},
+    {"set_rows_subnormal", LM_OP_SET_ROWS, LM_E4M3, {64, 5, 3}, {0}, {0.005f}, TOL_Q8},
+    {"set_rows_wide", LM_OP_SET_ROWS, LM_Q8_0, {256, 7, 3}, {0}, {1000.0f}, TOL_Q8},
 
     /* rms_norm: s = {ne0, ne1, ne2}; ip0 = with weight, ip1 = with residual; fp0 = eps */
     {"rms_norm", LM_OP_RMS_NORM, LM_F32, {1, 3, 1}, {1, 0}, {1e-6f}, TOL_F32},
@@ -137,6 +145,14 @@ static const lm_op_case lm_op_cases[] = {
     {"attn_split_decode", LM_OP_ATTENTION, LM_F16, {128, 128, 2, 1, 1, 1500}, {1, 0, 0, 0, 1100}, {0.09f, 0}, TOL_F16},
     {"attn_split_ring", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 1, 2, 1024}, {1, 1, 700, 0, 5000}, {0.125f, 0}, TOL_F16},
     {"attn_split_kv", LM_OP_ATTENTION, LM_F16, {512, 512, 8, 1, 1, 900}, {1, 0, 0, 1, 600}, {1.0f, 0}, TOL_F16},
+    /* 8-bit caches (q8_0 blocks, plain e4m3) */
+    {"attn_q8_gqa", LM_OP_ATTENTION, LM_Q8_0, {64, 64, 4, 2, 5, 24}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_F16},
+    {"attn_q8_ring", LM_OP_ATTENTION, LM_Q8_0, {96, 32, 6, 3, 4, 40}, {2, 1, 9, 0, 100}, {0.1f, 0}, TOL_F16},
+    {"attn_q8_kv_hd512", LM_OP_ATTENTION, LM_Q8_0, {512, 512, 4, 1, 2, 29}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_F16},
+    {"attn_q8_split", LM_OP_ATTENTION, LM_Q8_0, {256, 256, 8, 2, 1, 1100}, {1, 0, 0, 0, 900}, {0.0625f, 0}, TOL_F16},
+    {"attn_e4m3_gqa", LM_OP_ATTENTION, LM_E4M3, {64, 48, 4, 1, 3, 21}, {1, 0, 0, 0, 0}, {0.125f, 30.0f}, TOL_F16},
+    {"attn_e4m3_kv_two_seqs", LM_OP_ATTENTION, LM_E4M3, {256, 256, 4, 2, 4, 19}, {2, 0, 0, 1, 0}, {1.0f, 0}, TOL_F16},
+    {"attn_e4m3_split", LM_OP_ATTENTION, LM_E4M3, {128, 128, 2, 1, 1, 1300}, {1, 0, 0, 0, 1000}, {0.09f, 0}, TOL_F16},
 
     /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar; fp1 = input scale */
     {"geglu", LM_OP_GEGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},

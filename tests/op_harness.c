@@ -45,6 +45,9 @@ static void fill(tu_rng *r, lm_dtype t, void *dst, int64_t nel, float scale) {
     case LM_I32:
         for (int64_t i = 0; i < nel; i++) ((int32_t *)dst)[i] = (int32_t)tu_range(r, -1000, 1000);
         return;
+    case LM_E4M3:
+        for (int64_t i = 0; i < nel; i++) ((uint8_t *)dst)[i] = lm_f32_to_e4m3(tu_normal(r) * scale);
+        return;
     case LM_F8_E4M3: {
         /* random codes (NaN codes replaced) with random f32 block scales */
         uint8_t *p = dst;
@@ -253,7 +256,7 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
         fill(r, c->type, dst->host, s[0] * s[1], 1.0f);
         ne[1] = s[2];
         input *src = add_input(h, c->type == LM_I32 ? LM_I32 : LM_F32, 2, ne);
-        fill(r, src->t.type, src->host, s[0] * s[2], 1.0f);
+        fill(r, src->t.type, src->host, s[0] * s[2], c->fp[0] > 0 ? c->fp[0] : 1.0f);
         input *idx = add_input(h, LM_I32, 1, &s[2]);
         distinct(r, idx->host, (int)s[2], (int32_t)s[1]);
         break;

@@ -272,3 +272,15 @@ static void formats(const char *name) {
 }
 Test(cuda, lumen_formats_emulated, .timeout = 900) { formats("cuda-emu"); }
 Test(cuda, lumen_formats_gpu, .timeout = 900) { formats("cuda"); }
+
+/* 8-bit KV caches through a whole model (K=V layers, a wrapping sliding ring, prefill, token by
+ * token with graph replays): the same logits as the CPU backend with the same KV type */
+static void quantized_kv(const char *name) {
+    if (!have(name)) cr_skip("backend %s not built or no device", name);
+    for (lm_kv_type kv = LM_KV_Q8_0; kv <= LM_KV_FP8; kv++) {
+        cr_expect_leq(golden_kv_vs_cpu("gemma4_dense", kv, name, 64), 1e-4, "%s", lm_kv_type_name(kv));
+        cr_expect_leq(golden_kv_vs_cpu("gemma4_dense", kv, name, 1), 1e-4, "%s", lm_kv_type_name(kv));
+    }
+}
+Test(cuda, quantized_kv_cache_emulated, .timeout = 900) { quantized_kv("cuda-emu"); }
+Test(cuda, quantized_kv_cache_gpu, .timeout = 900) { quantized_kv("cuda"); }

@@ -510,6 +510,7 @@ Test(dtype, sizes_match_block_layouts) {
         {LM_I32, 1, 4, false, "i32"},
         {LM_I64, 1, 8, false, "i64"},
         {LM_F64, 1, 8, false, "f64"},
+        {LM_E4M3, 1, 1, false, "e4m3"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const lm_dtype_traits *tr = lm_dtype_get(want[i].t);
@@ -528,6 +529,8 @@ Test(dtype, sizes_match_block_layouts) {
                                         LM_Q8_0, LM_Q2_K, LM_Q3_K, LM_Q4_K, LM_Q5_K, LM_Q6_K};
     for (size_t i = 0; i < sizeof loadable / sizeof loadable[0]; i++)
         cr_assert(lm_dtype_valid((uint32_t)loadable[i]), "%s must be loadable", lm_dtype_name(loadable[i]));
+    /* the fp8 KV type is not a file type */
+    cr_assert(!lm_dtype_valid(LM_E4M3));
     cr_assert_not(lm_dtype_valid(LM_Q8_1));
     cr_assert_not(lm_dtype_valid(LM_Q8_K));
     /* ids that are not types */

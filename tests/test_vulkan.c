@@ -120,6 +120,18 @@ Test(vulkan, lumen_formats, .timeout = 900) {
     cr_expect_eq(lm_vk_validation_messages(), 0);
 }
 
+/* 8-bit KV caches through a whole model (K=V layers, a wrapping sliding ring, prefill and token by
+ * token): the same logits as the CPU backend with the same KV type */
+Test(vulkan, quantized_kv_cache, .timeout = 900) {
+    setenv("LUMEN_VK_VALIDATION", "1", 1);
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    for (lm_kv_type kv = LM_KV_Q8_0; kv <= LM_KV_FP8; kv++) {
+        cr_expect_leq(golden_kv_vs_cpu("gemma4_dense", kv, "vulkan", 64), 1e-4, "%s", lm_kv_type_name(kv));
+        cr_expect_leq(golden_kv_vs_cpu("gemma4_dense", kv, "vulkan", 5), 1e-4, "%s", lm_kv_type_name(kv));
+    }
+    cr_expect_eq(lm_vk_validation_messages(), 0);
+}
+
 /* Gemma 3 270M Q4_K_M: the Vulkan backend against the CPU backend on the same file (64 positions of
  * real text, mean KL <= 0.001, then 8 greedy tokens with the Vulkan side in argmax mode). Sizes are
  * small because lavapipe runs shaders on the CPU. */

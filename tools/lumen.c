@@ -17,7 +17,8 @@
 typedef struct opts {
     const char *model, *prompt, *file, *tokens, *out, *backend, *system, *qtype;
     int threads, n_predict, n_ctx, n_batch, n_prompt_bench, n_gen_bench, reps;
-    bool chat, think, no_display_prompt, quiet, kv_f32, profile, per_channel, requantize;
+    bool chat, think, no_display_prompt, quiet, profile, per_channel, requantize;
+    lm_kv_type kv_type;
     lm_sampler_params sp;
 } opts;
 
@@ -61,7 +62,8 @@ static void usage(FILE *f) {
             "      --frequency-penalty F --repeat-last-n N --seed N   sampling (temp 0 = greedy)\n"
             "      --reps N            bench repetitions (default 3)\n"
             "      --profile           bench: per-op device time, GB/s and GFLOP/s of each test\n"
-            "      --kv-f32            keep the KV cache in f32 (default f16)\n"
+            "      --kv TYPE           KV-cache storage: f16 (default), bf16, f32, q8_0, fp8 (8-bit: half the memory)\n"
+            "      --kv-f32            same as --kv f32\n"
             "      --type T            quantize: i4_g128 (4.25 bits) or f8_e4m3 (8.25 bits)\n"
             "      --per-channel       quantize f8_e4m3: one scale per row\n"
             "      --requantize        quantize: also convert matrices already quantized\n");
@@ -69,7 +71,7 @@ static void usage(FILE *f) {
 
 enum {
     O_TOKENS = 1000, O_BACKEND, O_CHAT, O_THINK, O_SYSTEM, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_LASTN,
-    O_SEED, O_REPS, O_KVF32, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT
+    O_SEED, O_REPS, O_KVF32, O_KV, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT
 };
 
 static long num(const char *s, const char *name, long lo, long hi) {
@@ -102,7 +104,7 @@ static void parse(int argc, char **argv, opts *o) {
         {"system", 1, 0, O_SYSTEM}, {"temp", 1, 0, O_TEMP}, {"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP},
         {"min-p", 1, 0, O_MINP}, {"repeat-penalty", 1, 0, O_REP}, {"presence-penalty", 1, 0, O_PRES},
         {"frequency-penalty", 1, 0, O_FREQ}, {"repeat-last-n", 1, 0, O_LASTN}, {"seed", 1, 0, O_SEED},
-        {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"quiet", 0, 0, O_QUIET}, {"profile", 0, 0, O_PROFILE},
+        {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"kv", 1, 0, O_KV}, {"quiet", 0, 0, O_QUIET}, {"profile", 0, 0, O_PROFILE},
         {"type", 1, 0, O_QTYPE}, {"per-channel", 0, 0, O_PERCH}, {"requantize", 0, 0, O_REQUANT},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -132,7 +134,13 @@ static void parse(int argc, char **argv, opts *o) {
         case O_LASTN: o->sp.penalty_last_n = (int)num(optarg, "--repeat-last-n", 0, 1 << 20); break;
         case O_SEED: o->sp.seed = (uint64_t)num(optarg, "--seed", 0, 0x7fffffffL); break;
         case O_REPS: o->reps = (int)num(optarg, "--reps", 1, 1000); break;
-        case O_KVF32: o->kv_f32 = true; break;
+        case O_KVF32: o->kv_type = LM_KV_F32; break;
+        case O_KV:
+            if (lm_kv_type_parse(optarg, &o->kv_type)) {
+                fprintf(stderr, "lumen: error: %s\n", lm_last_error());
+                exit(2);
+            }
+            break;
         case O_QUIET: o->quiet = true; break;
         case O_PROFILE: o->profile = true; break;
         case O_QTYPE: o->qtype = optarg; break;
@@ -182,7 +190,7 @@ static lm_context *make_ctx_out(lm_model *m, const opts *o, uint32_t n_outputs, 
     if (o->n_ctx) cp.n_ctx = (uint32_t)o->n_ctx;
     if (o->n_batch) cp.n_batch = (uint32_t)o->n_batch;
     cp.n_outputs_max = n_outputs;
-    if (o->kv_f32) cp.kv_type = LM_KV_F32;
+    cp.kv_type = o->kv_type;
     lm_context *c;
     if (lm_context_create(m, &cp, &c)) die("cannot create context");
     return c;
@@ -421,13 +429,13 @@ static int cmd_info(opts *o) {
     lm_context_params cp = lm_context_default_params();
     if (o->n_ctx) cp.n_ctx = (uint32_t)o->n_ctx;
     if (o->n_batch) cp.n_batch = (uint32_t)o->n_batch;
-    if (o->kv_f32) cp.kv_type = LM_KV_F32;
+    cp.kv_type = o->kv_type;
     uint64_t kvb, cb;
     if (lm_model_estimate_memory(m, &cp, &kvb, &cb)) die("estimate");
     printf("\nmemory estimate (ctx %u, batch %u, %s KV): weights %.1f MiB + KV %.1f MiB + activations %.1f MiB + logits "
            "%.1f MiB\n",
            cp.n_ctx ? cp.n_ctx : (uint32_t)(mi.n_ctx_train < 4096 ? mi.n_ctx_train : 4096), cp.n_batch,
-           o->kv_f32 ? "f32" : "f16", (double)mi.weight_bytes / (1 << 20), (double)kvb / (1 << 20), (double)cb / (1 << 20),
+           lm_kv_type_name(cp.kv_type), (double)mi.weight_bytes / (1 << 20), (double)kvb / (1 << 20), (double)cb / (1 << 20),
            (double)mi.n_vocab * 4.0 / (1 << 20));
     lm_model_free(m);
     return 0;
@@ -677,7 +685,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    opts o = {.n_predict = 128, .reps = 3, .n_prompt_bench = 512, .n_gen_bench = 128};
+    opts o = {.n_predict = 128, .reps = 3, .n_prompt_bench = 512, .n_gen_bench = 128, .kv_type = LM_KV_F16};
     o.sp = lm_sampler_default_params();
     o.threads = 0;
     parse(argc - 1, argv + 1, &o);

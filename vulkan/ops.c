@@ -33,6 +33,7 @@ static const char *type_suffix(lm_dtype t) {
     case LM_Q6_K: return "q6_k";
     case LM_I4_G128: return "i4_g128";
     case LM_F8_E4M3: return "f8_e4m3";
+    case LM_E4M3: return "e4m3";
     default: return NULL;
     }
 }
@@ -129,7 +130,9 @@ static void set_rows(lm_backend *be, const lm_node *n) {
     const lm_tensor *src = n->src[0], *idx = n->src[1], *d = n->dst;
     pc_set_rows pc = {.src = lm_vk_addr(src), .idx = lm_vk_addr(idx), .d = lm_vk_addr(d), .ne0 = (uint32_t)src->ne[0],
                       .n = (uint32_t)src->ne[1], .src_nb1 = (uint32_t)src->nb[1], .dst_nb1 = (uint32_t)d->nb[1]};
-    lm_vk_dispatch(be, n, variant("set_rows", type_suffix(d->type), NULL), &pc, sizeof pc, ceil_div(src->ne[0], 256),
+    /* units per invocation: q8_0 blocks of 32, e4m3 words of 4, else elements */
+    const int64_t unit = d->type == LM_Q8_0 ? 32 : d->type == LM_E4M3 ? 4 : 1;
+    lm_vk_dispatch(be, n, variant("set_rows", type_suffix(d->type), NULL), &pc, sizeof pc, ceil_div(src->ne[0] / unit, 256),
                    grid_y(src->ne[1]), 1);
 }
 
@@ -340,7 +343,9 @@ bool lm_vk_supports(lm_backend *be, const lm_node *n) {
     case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_RMS_NORM:
         return lm_vk_shader_find(n->op == LM_OP_RMS_NORM ? "rms_norm" : "elementwise") >= 0;
     case LM_OP_GET_ROWS: return variant("get_rows", type_suffix(n->src[0]->type), NULL) >= 0;
-    case LM_OP_SET_ROWS: return variant("set_rows", type_suffix(n->dst->type), NULL) >= 0;
+    case LM_OP_SET_ROWS:
+        return (n->dst->type != LM_E4M3 || (n->dst->ne[0] % 4 == 0 && n->dst->nb[1] % 4 == 0 && n->dst->offs % 4 == 0)) &&
+               variant("set_rows", type_suffix(n->dst->type), NULL) >= 0;
     case LM_OP_CPY: return variant("cpy", type_suffix(n->src[0]->type), type_suffix(n->dst->type)) >= 0;
     case LM_OP_ROPE: return lm_vk_shader_find("rope") >= 0;
     case LM_OP_TOPK: return n->ip[0] <= 64 && lm_vk_shader_find("topk") >= 0;

@@ -20,6 +20,7 @@
 
 #include <float.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,6 +479,10 @@ static void set_rows_task(void *arg, int ith, int nth) {
         case LM_BF16:
             for (int64_t j = 0; j < d; j++) ((uint16_t *)out)[j] = lm_f32_to_bf16(((const float *)in)[j]);
             break;
+        case LM_Q8_0: lm_quant_row_q8_0(in, out, d); break;
+        case LM_E4M3:
+            for (int64_t j = 0; j < d; j++) ((uint8_t *)out)[j] = lm_f32_to_e4m3(((const float *)in)[j]);
+            break;
         default: break;
         }
     }
@@ -627,14 +632,43 @@ static inline void kv_axpy(const lm_cpu_kernels *k, lm_dtype t, float *y, float 
     }
 }
 
+/* e4m3 code -> f32, filled on first use (the table is the same whichever thread writes it) */
+static float e4m3_lut[256];
+static atomic_bool e4m3_lut_ready;
+
+static const float *e4m3_table(void) {
+    if (!atomic_load_explicit(&e4m3_lut_ready, memory_order_acquire)) {
+        for (int i = 0; i < 256; i++) e4m3_lut[i] = lm_e4m3_to_f32((uint8_t)i);
+        atomic_store_explicit(&e4m3_lut_ready, true, memory_order_release);
+    }
+    return e4m3_lut;
+}
+
 /* a KV row to f32 with the fast converters */
 static inline void kv_row_f32(const lm_cpu_kernels *k, lm_dtype t, const void *row, float *out, int64_t n) {
     switch (t) {
     case LM_F16: k->cvt_f16(row, out, n); break;
     case LM_BF16: k->cvt_bf16(row, out, n); break;
+    case LM_Q8_0: {
+        const lm_block_q8_0 *b = row;
+        for (int64_t i = 0; i < n / LM_QK8_0; i++, out += LM_QK8_0) {
+            const float d = lm_f16_to_f32(b[i].d);
+            for (int j = 0; j < LM_QK8_0; j++) out[j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case LM_E4M3: {
+        const float *lut = e4m3_table();
+        const uint8_t *q = row;
+        for (int64_t j = 0; j < n; j++) out[j] = lut[q[j]];
+        break;
+    }
     default: memcpy(out, row, (size_t)n * sizeof(float)); break;
     }
 }
+
+/* 8-bit caches have no direct dot / axpy kernels: their rows are always converted to f32 */
+static inline bool kv_quantized(lm_dtype t) { return t == LM_Q8_0 || t == LM_E4M3; }
 
 static inline int64_t attn_cells(const lm_attn_params *ap, int32_t p) {
     return ap->ring ? ap->cells_per_seq : lm_min64((int64_t)p + 1, ap->cells_per_seq);
@@ -680,7 +714,8 @@ static void attn_task(void *arg, int ith, int nth) {
         }
     }
     const float *knw = kn ? frow(kn, 0, 0, 0) : NULL;
-    const bool conv_k = ap.k_from_v || (K->type != LM_F32 && G > 1), conv_v = V->type != LM_F32 && G > 1;
+    const bool conv_k = ap.k_from_v || (K->type != LM_F32 && G > 1) || kv_quantized(K->type);
+    const bool conv_v = (V->type != LM_F32 && G > 1) || kv_quantized(V->type);
     for (int64_t it = ith; it < tk->n_items; it += nth) {
         const int64_t s = it % S, g = (it / S) % Hkv, t = it / S / Hkv;
         const int32_t p = ival(pos, t, 0), sq = ival(seq, t, 0);

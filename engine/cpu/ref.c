@@ -17,6 +17,11 @@ double lm_cpu_get(const lm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_
     case LM_F16: { uint16_t v; memcpy(&v, p + 2 * i0, 2); return lm_f16_to_f32(v); }
     case LM_BF16: { uint16_t v; memcpy(&v, p + 2 * i0, 2); return lm_bf16_to_f32(v); }
     case LM_I32: { int32_t v; memcpy(&v, p + 4 * i0, 4); return v; }
+    case LM_E4M3: return lm_e4m3_to_f32((uint8_t)p[i0]);
+    case LM_Q8_0: { /* the quantized KV cache: x = d * q */
+        const lm_block_q8_0 *b = (const lm_block_q8_0 *)p + i0 / LM_QK8_0;
+        return (double)lm_f16_to_f32(b->d) * b->qs[i0 % LM_QK8_0];
+    }
     default: LM_ASSERT(!"lm_cpu_get: unsupported type"); return 0;
     }
 }
@@ -34,6 +39,7 @@ static void setf(lm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3, d
     case LM_F16: { uint16_t h = lm_f32_to_f16((float)v); memcpy(p + 2 * i0, &h, 2); break; }
     case LM_BF16: { uint16_t h = lm_f32_to_bf16((float)v); memcpy(p + 2 * i0, &h, 2); break; }
     case LM_I32: { int32_t x = (int32_t)v; memcpy(p + 4 * i0, &x, 4); break; }
+    case LM_E4M3: p[i0] = (char)lm_f32_to_e4m3((float)v); break;
     default: LM_ASSERT(!"setf: unsupported type");
     }
 }
@@ -64,11 +70,18 @@ static void get_rows(const lm_node *n) {
 
 static void set_rows(const lm_node *n) {
     const lm_tensor *src = n->src[0], *idx = n->src[1];
+    float *row = malloc((size_t)src->ne[0] * sizeof(float));
     for (int64_t i = 0; i < src->ne[1]; i++) {
         int32_t r = geti(idx, i, 0);
         LM_ASSERT(r >= 0 && r < n->dst->ne[1]);
+        if (n->dst->type == LM_Q8_0) { /* blocks of 32 are quantized together */
+            for (int64_t j = 0; j < src->ne[0]; j++) row[j] = (float)lm_cpu_get(src, j, i, 0, 0);
+            lm_quant_row_q8_0(row, lm_tensor_row(n->dst, r, 0, 0), src->ne[0]);
+            continue;
+        }
         for (int64_t j = 0; j < src->ne[0]; j++) setf(n->dst, j, r, 0, 0, lm_cpu_get(src, j, i, 0, 0));
     }
+    free(row);
 }
 
 static void rms_norm(const lm_node *n) {

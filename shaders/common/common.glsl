@@ -32,3 +32,27 @@ uint f32_to_bf16(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return u >> 16;
 }
+
+// E4M3 (OCP): bias 7, no infinities, S.1111.111 = NaN
+float e4m3(uint q) {
+    const uint e = (q >> 3) & 15u, m = q & 7u;
+    float v = e == 0u ? float(m) * 0.001953125 : uintBitsToFloat(((e + 120u) << 23) | (m << 20));
+    if (e == 15u && m == 7u) v = uintBitsToFloat(0x7fc00000u);
+    return (q & 0x80u) != 0u ? -v : v;
+}
+
+// f32 -> E4M3, round to nearest even, saturating at +-448, NaN -> 0x7f: lm_f32_to_e4m3 (quant.c)
+// on the float's bits
+uint f32_to_e4m3(float x) {
+    const uint u = floatBitsToUint(x), s = (u >> 24) & 0x80u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return 0x7fu;
+    const float af = uintBitsToFloat(a);
+    if (af >= 464.0) return s | 0x7eu;
+    if (af < 0.015625) return s | uint(roundEven(af * 512.0)); // subnormal (8 = the smallest normal)
+    uint e = (a >> 23) - 120u, r = (a >> 20) & 7u;
+    const uint rem = a & 0xfffffu;
+    if (rem > 0x80000u || (rem == 0x80000u && (r & 1u) != 0u)) r++;
+    if (r == 8u) r = 0u, e++;
+    if (e > 15u || (e == 15u && r == 7u)) return s | 0x7eu;
+    return s | (e << 3) | r;
+}

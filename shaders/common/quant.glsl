@@ -135,17 +135,15 @@ float dq(uint64_t row, uint i) {
 #elif defined(TYPE_F8_E4M3)
 #define QK 128
 #define BLOCK_BYTES 132
-// E4M3 (OCP): bias 7, no infinities, S.1111.111 = NaN
-float e4m3(uint q) {
-    const uint e = (q >> 3) & 15u, m = q & 7u;
-    float v = e == 0u ? float(m) * 0.001953125 : uintBitsToFloat(((e + 120u) << 23) | (m << 20));
-    if (e == 15u && m == 7u) v = uintBitsToFloat(0x7fc00000u);
-    return (q & 0x80u) != 0u ? -v : v;
-}
 float dq(uint64_t row, uint i) {
     const uint64_t b = row + uint64_t((i / 128u) * 132u);
     return uintBitsToFloat(rd32(b, 0u)) * e4m3(rd8(b, 4u + i % 128u));
 }
+#elif defined(TYPE_E4M3)
+// plain FP8 E4M3 (the fp8 KV cache): one byte per element, no scale
+#define QK 1
+#define BLOCK_BYTES 1
+float dq(uint64_t row, uint i) { return e4m3(rd8(row, i)); }
 #else
 #error "quant.glsl: no TYPE_* defined"
 #endif
@@ -157,7 +155,7 @@ uint wd(uint64_t a, uint word) { return uint(U16(a).v[word]); }
 // the block types). Every 8-element chunk lies in one block and shares one scale, so adjacent
 // lanes taking adjacent chunks read adjacent bytes: the coalesced mapping of the decode GEMV.
 // Same arithmetic as dq().
-#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16)
+#if defined(TYPE_F32) || defined(TYPE_F16) || defined(TYPE_BF16) || defined(TYPE_E4M3)
 void dq8(uint64_t row, uint c, out float w[8]) {
     [[unroll]] for (uint i = 0u; i < 8u; i++) w[i] = dq(row, 8u * c + i);
 }
