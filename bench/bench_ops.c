@@ -29,6 +29,14 @@ static const lm_op_case model_cases[] = {
     {"g4-31b ffn_up (q4_K) decode", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 1, 0}, {0}, {0}, 0},
     {"g4-31b ffn_down (q6_K) decode", LM_OP_MATMUL, LM_Q6_K, {21504, 5376, 1, 0}, {0}, {0}, 0},
     {"g4-31b attn_q (q8_0) decode", LM_OP_MATMUL, LM_Q8_0, {5376, 8192, 1, 0}, {0}, {0}, 0},
+    /* batched decode / prefill: N = 16 and 64 (tensor-core GEMM on CUDA), 512; f16 weights for
+       reference (cuBLAS SGEMM after dequantization) */
+    {"g4-31b ffn_up (q4_K) N=16", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 16, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=64", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 64, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) pp512", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 512, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (i4_g128) pp512", LM_OP_MATMUL, LM_I4_G128, {5376, 21504, 512, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (f8_e4m3) pp512", LM_OP_MATMUL, LM_F8_E4M3, {5376, 21504, 512, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (f16) pp512", LM_OP_MATMUL, LM_F16, {5376, 21504, 512, 0}, {0}, {0}, 0},
     {"g4-31b global attention K=V @4k", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 1, 4096}, {1, 0, 0, 1, 4000}, {1.0f, 0}, 0},
     {"g4-31b sliding attention @1k", LM_OP_ATTENTION, LM_F16, {256, 256, 32, 16, 1, 1535}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},
     {"g4-31b sliding attention @1k q8_0 KV", LM_OP_ATTENTION, LM_Q8_0, {256, 256, 32, 16, 1, 1535}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},

@@ -25,8 +25,8 @@ extern "C" {
 #ifdef __CUDACC__
 /* shared memory declarations: plain __shared__ arrays on the GPU; bounds-checked and poisoned
    arrays under the emulator (emu.h) */
-#define LM_SHARED(T, name, n) __shared__ T name[n]
-#define LM_SHARED2(T, name, r, c) __shared__ T name[r][c]
+#define LM_SHARED(T, name, n) __shared__ __align__(16) T name[n]
+#define LM_SHARED2(T, name, r, c) __shared__ __align__(16) T name[r][c]
 #define LM_SHARED_DYN(T, name)                                                                     \
     extern __shared__ __align__(16) unsigned char lm_dyn_smem_[];                                  \
     T *name = reinterpret_cast<T *>(lm_dyn_smem_)

@@ -125,6 +125,9 @@ void op_moe_sum(ctx &c, const lm_node *n);
 void op_matmul(ctx &c, const lm_node *n);
 void op_matmul_id(ctx &c, const lm_node *n);
 void op_attention(ctx &c, const lm_node *n);
+/* the tensor-core GEMM for quantized weights (gemm_tc.cu) and when it takes a matmul */
+void op_gemm_tc(ctx &c, const lm_node *n);
+bool gemm_tc_eligible(const ctx &c, const lm_node *n);
 bool supports_matmul(const lm_node *n);
 bool supports_attention(const lm_node *n);
 

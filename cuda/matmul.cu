@@ -12,9 +12,9 @@
  * has in flight — 4 here, against the 16 of a repacked layout (planned: see the issue notes).
  * Float rows whose length or alignment rules out 16-byte chunk loads use a per-element path.
  *
- * Prefill (n > 8): the weight rows are dequantized to f32 in slices of at most 64 MiB of scratch
- * and multiplied by cuBLAS SGEMM (fp32, no TF32); F32 weights go to SGEMM directly. The tensor-
- * core INT4/FP8 GEMMs replace this in their own issue.
+ * Prefill (n > 8): quantized weights with K a multiple of 128 go to the tensor-core GEMM
+ * (gemm_tc.cu). Otherwise the weight rows are dequantized to f32 in slices of at most 64 MiB of
+ * scratch and multiplied by cuBLAS SGEMM (fp32, no TF32); F32 weights go to SGEMM directly.
  *
  * matmul_id: the GEMV for every (slot j, token t) pair on grid.y, its expert read from ids.
  */
@@ -229,6 +229,7 @@ void op_matmul(ctx &c, const lm_node *n) {
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
     const int K = (int)w->ne[0];
     const int64_t M = w->ne[1], N = x->ne[1];
+    if (N > GEMV_MAX_NC && gemm_tc_eligible(c, n)) return op_gemm_tc(c, n); /* tensor cores (gemm_tc.cu) */
     if (N > GEMV_MAX_NC) {
         /* prefill: dequantize slices of rows, SGEMM */
         const bool direct = w->type == LM_F32 && w->nb[1] % 4 == 0;

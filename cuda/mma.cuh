@@ -4,8 +4,8 @@
  *   ldmatrix_x4 / ldmatrix_x2 / ldmatrix_x2_trans     8x8 b16 tiles from shared memory (ldmatrix)
  *   mma_m16n8k16_f16 / _bf16                          D = A B + C, f16/bf16 in, f32 accumulate
  * With nvcc these are the PTX instructions (sm_80+). Under the emulator they are computed from
- * the fragment layouts of the PTX ISA ("Matrix Fragments for mma.m16n8k16", "ldmatrix") with
- * warp shuffles, so a kernel that puts a value in the wrong register or lane gets wrong numbers
+ * the fragment layouts of the PTX ISA ("Matrix Fragments for mma.m16n8k16", "ldmatrix"), once
+ * per warp when all 32 lanes have arrived (lm_emu::warp_exec), so a kernel that puts a value in the wrong register or lane gets wrong numbers
  * in CI exactly as it would on a GPU; cp.async copies are held back until the wait that retires
  * their group, so reading shared memory too early reads the emulator's NaN poison.
  *
@@ -82,70 +82,87 @@ template <int N> static inline void cp_async_wait() {
     }
 }
 
-/* 32-bit word w (columns 2w, 2w+1) of row r of the tile whose row addresses lanes 8j.. gave */
-static inline unsigned lm_ldm_word(const void *row, int j, unsigned lane, bool trans) {
-    if (!trans) {
-        const char *p = (const char *)__shfl_sync(0xffffffffu, (uintptr_t)row, 8 * j + (int)lane / 4);
-        unsigned v;
-        std::memcpy(&v, p + 4 * (lane % 4), 4);
-        return v;
+/* ldmatrix and mma are whole-warp instructions: each lane hands its operands to
+   lm_emu::warp_exec, and once the warp is complete one call computes every lane's result from
+   the fragment layouts (one collective per instruction, not a shuffle per register). */
+struct lm_ldm_arg {
+    const void *row; /* this lane's row address */
+    unsigned *r;     /* its destination registers */
+    int n;           /* tiles (registers) */
+    bool trans;
+};
+static inline void lm_ldm_exec(void *const args[32]) {
+    for (unsigned lane = 0; lane < 32; lane++) {
+        const lm_ldm_arg &me = *(const lm_ldm_arg *)args[lane];
+        for (int j = 0; j < me.n; j++) {
+            if (!me.trans) {
+                /* row lane / 4 of tile j, columns 2 (lane % 4), +1 */
+                const char *p = (const char *)((const lm_ldm_arg *)args[8 * j + lane / 4])->row;
+                std::memcpy(&me.r[j], p + 4 * (lane % 4), 4);
+            } else {
+                /* rows 2 (lane % 4), +1 of column lane / 4 */
+                const char *p0 = (const char *)((const lm_ldm_arg *)args[8 * j + 2 * (lane % 4)])->row;
+                const char *p1 = (const char *)((const lm_ldm_arg *)args[8 * j + 2 * (lane % 4) + 1])->row;
+                uint16_t lo, hi;
+                std::memcpy(&lo, p0 + 2 * (lane / 4), 2);
+                std::memcpy(&hi, p1 + 2 * (lane / 4), 2);
+                me.r[j] = (unsigned)lo | ((unsigned)hi << 16);
+            }
+        }
     }
-    const char *p0 = (const char *)__shfl_sync(0xffffffffu, (uintptr_t)row, 8 * j + 2 * (int)(lane % 4));
-    const char *p1 = (const char *)__shfl_sync(0xffffffffu, (uintptr_t)row, 8 * j + 2 * (int)(lane % 4) + 1);
-    uint16_t lo, hi;
-    std::memcpy(&lo, p0 + 2 * (lane / 4), 2);
-    std::memcpy(&hi, p1 + 2 * (lane / 4), 2);
-    return (unsigned)lo | ((unsigned)hi << 16);
 }
-static inline void ldmatrix_x4(unsigned (&r)[4], const void *row) {
-    for (int j = 0; j < 4; j++) r[j] = lm_ldm_word(row, j, lm_emu::cur->lane, false);
+static inline void lm_ldmatrix(unsigned *r, int n, bool trans, const void *row) {
+    lm_ldm_arg a = {row, r, n, trans};
+    lm_emu::warp_exec(lm_ldm_exec, &a, "ldmatrix");
 }
-static inline void ldmatrix_x2(unsigned (&r)[2], const void *row) {
-    for (int j = 0; j < 2; j++) r[j] = lm_ldm_word(row, j, lm_emu::cur->lane, false);
-}
-static inline void ldmatrix_x2_trans(unsigned (&r)[2], const void *row) {
-    for (int j = 0; j < 2; j++) r[j] = lm_ldm_word(row, j, lm_emu::cur->lane, true);
-}
+static inline void ldmatrix_x4(unsigned (&r)[4], const void *row) { lm_ldmatrix(r, 4, false, row); }
+static inline void ldmatrix_x2(unsigned (&r)[2], const void *row) { lm_ldmatrix(r, 2, false, row); }
+static inline void ldmatrix_x2_trans(unsigned (&r)[2], const void *row) { lm_ldmatrix(r, 2, true, row); }
 
 template <bool BF> static inline float lm_half(unsigned reg, int hi) {
     const uint16_t h = (uint16_t)(hi ? reg >> 16 : reg & 0xffffu);
     return BF ? bf2f(h) : h2f(h);
 }
-/* every lane gathers its two rows of A and two columns of B from the lanes holding them */
-template <bool BF> static inline void lm_mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
-    const unsigned lane = lm_emu::cur->lane, g = lane / 4, t = lane % 4;
-    float A[2][16], B[2][16]; /* A[i][k]: row g + 8i; B[i][k]: column 2t + i */
-    for (int q = 0; q < 4; q++) {
-        const int src = (int)(lane & ~3u) + q;
-        unsigned ar[4];
-        for (int j = 0; j < 4; j++) ar[j] = __shfl_sync(0xffffffffu, a[j], src);
-        for (int i = 0; i < 2; i++)
-            for (int e = 0; e < 2; e++) {
-                A[i][2 * q + e] = lm_half<BF>(ar[i], e);
-                A[i][2 * q + 8 + e] = lm_half<BF>(ar[i + 2], e);
-            }
-        for (int i = 0; i < 2; i++) {
-            const int owner = (int)(2 * t + i) * 4 + q;
-            const unsigned b0 = __shfl_sync(0xffffffffu, b[0], owner), b1 = __shfl_sync(0xffffffffu, b[1], owner);
-            for (int e = 0; e < 2; e++) {
-                B[i][2 * q + e] = lm_half<BF>(b0, e);
-                B[i][2 * q + 8 + e] = lm_half<BF>(b1, e);
-            }
+struct lm_mma_arg {
+    const unsigned *a, *b;
+    const float *c;
+    float *d;
+};
+/* the warp's A (16x16), B (16x8) and C (16x8) gathered from the lanes' fragments, D = A B + C
+   (f32 accumulation in k order) scattered back; d may alias c */
+template <bool BF> static inline void lm_mma_exec(void *const args[32]) {
+    float A[16][16], B[16][8], C[16][8];
+    for (unsigned lane = 0; lane < 32; lane++) {
+        const lm_mma_arg &m = *(const lm_mma_arg *)args[lane];
+        const unsigned g = lane / 4, t = lane % 4;
+        for (int e = 0; e < 2; e++) {
+            A[g][2 * t + e] = lm_half<BF>(m.a[0], e);
+            A[g + 8][2 * t + e] = lm_half<BF>(m.a[1], e);
+            A[g][2 * t + 8 + e] = lm_half<BF>(m.a[2], e);
+            A[g + 8][2 * t + 8 + e] = lm_half<BF>(m.a[3], e);
+            B[2 * t + e][g] = lm_half<BF>(m.b[0], e);
+            B[2 * t + 8 + e][g] = lm_half<BF>(m.b[1], e);
+        }
+        C[g][2 * t] = m.c[0], C[g][2 * t + 1] = m.c[1], C[g + 8][2 * t] = m.c[2], C[g + 8][2 * t + 1] = m.c[3];
+    }
+    for (unsigned lane = 0; lane < 32; lane++) {
+        const lm_mma_arg &m = *(const lm_mma_arg *)args[lane];
+        const unsigned g = lane / 4, t = lane % 4;
+        for (int o = 0; o < 4; o++) {
+            const unsigned r = g + 8 * (o / 2), col = 2 * t + o % 2;
+            float acc = C[r][col];
+            for (int k = 0; k < 16; k++) acc += A[r][k] * B[k][col];
+            m.d[o] = acc;
         }
     }
-    for (int o = 0; o < 4; o++) {
-        const int i = o / 2, jcol = o % 2;
-        float acc = c[o];
-        for (int k = 0; k < 16; k++) acc += A[i][k] * B[jcol][k];
-        d[o] = acc;
-    }
-    (void)g;
 }
 static inline void mma_m16n8k16_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
-    lm_mma<false>(d, a, b, c);
+    lm_mma_arg m = {a, b, c, d};
+    lm_emu::warp_exec(lm_mma_exec<false>, &m, "mma.m16n8k16.f16");
 }
 static inline void mma_m16n8k16_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
-    lm_mma<true>(d, a, b, c);
+    lm_mma_arg m = {a, b, c, d};
+    lm_emu::warp_exec(lm_mma_exec<true>, &m, "mma.m16n8k16.bf16");
 }
 
 #endif

@@ -176,3 +176,32 @@ Test(cuda_emu, cp_async_needs_its_wait) {
     cr_assert_eq(LM_LAUNCH(without_wait, 1, 32, 0, nullptr, src.data(), out.data()), 0, "%s", take_error().c_str());
     cr_assert(std::isnan(out[3]), "reading cp.async data before the wait must not see the data (got %g)", out[3]);
 }
+
+/* mma / ldmatrix are whole-warp instructions: a warp whose lanes split between two of them, or
+   with a lane that returned early, is reported instead of computing garbage */
+template <int MODE> __global__ void k_mma_divergent(float *out) {
+    LM_SHARED(uint16_t, s, 16 * 16);
+    for (int i = threadIdx.x; i < 256; i += 32) s[i] = 0x3c00; /* 1.0 */
+    __syncwarp();
+    if (MODE == 1 && threadIdx.x == 7) return;
+    unsigned a[4] = {0x3c003c00u, 0x3c003c00u, 0x3c003c00u, 0x3c003c00u}, b[2] = {0x3c003c00u, 0x3c003c00u};
+    float d[4] = {0, 0, 0, 0};
+    if (MODE == 2 && threadIdx.x < 16) ldmatrix_x4(a, &s[(threadIdx.x % 16) * 16]);
+    else mma_m16n8k16_f16(d, a, b, d);
+    out[threadIdx.x] = d[0];
+}
+
+Test(cuda_emu, warp_instructions_need_the_whole_warp) {
+    std::vector<float> out(32);
+    auto ok = k_mma_divergent<0>;
+    cr_assert_eq(LM_LAUNCH(ok, 1, 32, 0, nullptr, out.data()), 0, "%s", take_error().c_str());
+    for (int t = 0; t < 32; t++) cr_assert_eq(out[t], 16.0f); /* 16 products of ones */
+    auto early = k_mma_divergent<1>;
+    cr_assert_neq(LM_LAUNCH(early, 1, 32, 0, nullptr, out.data()), 0);
+    std::string m = take_error();
+    cr_assert(!m.empty(), "a lane that skipped mma must be reported");
+    auto split = k_mma_divergent<2>;
+    cr_assert_neq(LM_LAUNCH(split, 1, 32, 0, nullptr, out.data()), 0);
+    m = take_error();
+    cr_assert(m.find("different") != std::string::npos, "%s", m.c_str());
+}

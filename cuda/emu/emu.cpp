@@ -86,6 +86,7 @@ struct fiber {
     unsigned mask;
     uint64_t value, result;
     int param, width;
+    warp_fn fn; /* C_FN */
     /* stack */
     char *stack_lo;
     size_t stack_size;
@@ -308,6 +309,17 @@ uint64_t warp_collective(coll_op op, unsigned mask, uint64_t value, int param, i
     return f->result;
 }
 
+void warp_exec(warp_fn fn, void *arg, const char *site) {
+    sched &s = sch();
+    fiber *f = s.running;
+    if (!f) {
+        fail("warp instruction outside a kernel");
+        return;
+    }
+    f->fn = fn;
+    warp_collective(C_FN, 0xffffffffu, (uint64_t)(uintptr_t)arg, 0, 32, site);
+}
+
 /* resolve a warp collective whose participants have all arrived */
 static void warp_resolve(fiber *lanes[32], unsigned mask) {
     fiber *f0 = nullptr;
@@ -317,6 +329,21 @@ static void warp_resolve(fiber *lanes[32], unsigned mask) {
             break;
         }
     const coll_op op = f0->op;
+    if (op == C_FN) {
+        void *args[32];
+        for (int l = 0; l < 32; l++) {
+            if (lanes[l]->fn != f0->fn) {
+                cur = &lanes[l]->ts;
+                fail("warp instruction at %s: lanes execute different instructions", f0->site);
+                cur = nullptr;
+                return;
+            }
+            args[l] = (void *)(uintptr_t)lanes[l]->value;
+        }
+        f0->fn(args);
+        for (int l = 0; l < 32; l++) lanes[l]->result = 0, lanes[l]->st = F_READY;
+        return;
+    }
     uint64_t acc = 0;
     switch (op) {
     case C_BALLOT:

@@ -75,8 +75,13 @@ bool failed();
 
 /* synchronisation (park the fiber until the collective completes) */
 void syncthreads(const char *site);
-enum coll_op { C_SYNCWARP, C_SHFL, C_SHFL_UP, C_SHFL_DOWN, C_SHFL_XOR, C_BALLOT, C_ANY, C_ALL, C_RADD, C_RMIN, C_RMAX };
+enum coll_op { C_SYNCWARP, C_SHFL, C_SHFL_UP, C_SHFL_DOWN, C_SHFL_XOR, C_BALLOT, C_ANY, C_ALL, C_RADD, C_RMIN, C_RMAX, C_FN };
 uint64_t warp_collective(coll_op op, unsigned mask, uint64_t value, int param, int width, const char *site);
+/* A whole-warp instruction (ldmatrix, mma): every lane of the warp arrives with its own argument
+   block; once all 32 are there, fn runs once with the 32 blocks (lanes still parked, so their
+   registers are stable) and writes each lane's results. All lanes must pass the same fn. */
+typedef void (*warp_fn)(void *const args[32]);
+void warp_exec(warp_fn fn, void *arg, const char *site);
 
 template <typename T> inline uint64_t to_bits(T v) {
     static_assert(sizeof(T) <= 8, "warp shuffles of more than 8 bytes are not emulated");
@@ -95,7 +100,7 @@ void shared_register(void *p, size_t bytes); /* poisoned before every block */
 void shared_oob(const char *name, size_t i, size_t n, const char *file, int line);
 
 template <typename T, size_t N> struct shared_array {
-    T data_[N];
+    alignas(16) T data_[N]; /* as __align__(16) in the nvcc build: 16-byte vector accesses */
     const char *name_;
     shared_array(const char *name) : name_(name) { shared_register(data_, sizeof data_); }
     T &at(size_t i, const char *file, int line) {
@@ -111,7 +116,7 @@ template <typename T, size_t N> struct shared_array {
 };
 
 template <typename T, size_t R, size_t C> struct shared_array2 {
-    T data_[R][C];
+    alignas(16) T data_[R][C];
     const char *name_;
     shared_array2(const char *name) : name_(name) { shared_register(data_, sizeof data_); }
     struct row {
