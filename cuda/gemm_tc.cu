@@ -83,8 +83,9 @@ template <int T, bool UNIT32> __global__ void __launch_bounds__(128) k_gemm_tc(t
             for (int o = 0; o < 4; o++) acc[i][j][o] = 0.0f;
 
     for (int k0 = 0; k0 < a.K; k0 += TC_BK) {
-        /* 1. weights: units (row r, unit k0 / 32 + uu) for idx = tid, tid + 128 */
-#pragma unroll
+        /* 1. weights: units (row r, unit k0 / 32 + uu) for idx = tid, tid + 128; one at a time
+              (unrolled, both units' 32 weights would be live together: spills on sm_90) */
+#pragma unroll 1
         for (int p = 0; p < 2; p++) {
             const unsigned idx = tid + 128u * p, r = idx / 4, uu = idx % 4;
             const int64_t m = m0 + r;
