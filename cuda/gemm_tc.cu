@@ -169,7 +169,7 @@ bool gemm_tc_eligible(const ctx &c, const lm_node *n) {
         return e && e[0] == '0';
     }();
     if (off || c.props.cc_major < 8) return false;
-    if (w->type == LM_F32 || w->type == LM_F16 || w->type == LM_BF16 || !lm_dtype_get(w->type)->quantized) return false;
+    if (!lm_dtype_get(w->type)->quantized) return false;
     if (w->ne[0] % TC_BK || w->ne[2] != 1 || x->ne[2] != 1) return false;
     if (ceil_div(x->ne[1], TC_BN) > LM_MAX_GRID_YZ || ceil_div(w->ne[1], TC_BM) > 0x7fffffffu) return false;
     return x->nb[1] % 4 == 0 && n->dst->nb[1] % 4 == 0;
@@ -179,8 +179,8 @@ void op_gemm_tc(ctx &c, const lm_node *n) {
     if (c.planning) return;
     const lm_tensor *w = n->src[0], *x = n->src[1], *d = n->dst;
     tc_args a = {};
-    bool unit = false, planar = false;
-    unit = weight_src(c, w, a.s, planar);
+    bool planar = false;
+    const bool unit = weight_src(c, w, a.s, planar);
     a.w = (const uint8_t *)dptr(w);
     a.row_bytes = (int64_t)w->nb[1];
     a.M = w->ne[1];

@@ -20,7 +20,6 @@
 
 #include <float.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@ struct lm_cpu_fast {
     size_t wsize;
     float **tbuf; /* per-thread scratch */
     size_t tsize; /* floats per thread */
+    float e4m3[256]; /* e4m3 code -> f32 (the fp8 KV cache) */
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
@@ -50,6 +50,8 @@ const char *lm_cpu_fast_isa(void) { return pick_kernels()->isa; }
 
 lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     lm_cpu_fast *f = calloc(1, sizeof *f);
+    if (f)
+        for (int i = 0; i < 256; i++) f->e4m3[i] = lm_e4m3_to_f32((uint8_t)i);
     if (!f) return NULL;
     f->tp = lm_threadpool_create(n_threads);
     if (!f->tp) {
@@ -632,35 +634,15 @@ static inline void kv_axpy(const lm_cpu_kernels *k, lm_dtype t, float *y, float 
     }
 }
 
-/* e4m3 code -> f32, filled on first use (the table is the same whichever thread writes it) */
-static float e4m3_lut[256];
-static atomic_bool e4m3_lut_ready;
-
-static const float *e4m3_table(void) {
-    if (!atomic_load_explicit(&e4m3_lut_ready, memory_order_acquire)) {
-        for (int i = 0; i < 256; i++) e4m3_lut[i] = lm_e4m3_to_f32((uint8_t)i);
-        atomic_store_explicit(&e4m3_lut_ready, true, memory_order_release);
-    }
-    return e4m3_lut;
-}
-
 /* a KV row to f32 with the fast converters */
-static inline void kv_row_f32(const lm_cpu_kernels *k, lm_dtype t, const void *row, float *out, int64_t n) {
+static inline void kv_row_f32(const lm_cpu_fast *f, lm_dtype t, const void *row, float *out, int64_t n) {
     switch (t) {
-    case LM_F16: k->cvt_f16(row, out, n); break;
-    case LM_BF16: k->cvt_bf16(row, out, n); break;
-    case LM_Q8_0: {
-        const lm_block_q8_0 *b = row;
-        for (int64_t i = 0; i < n / LM_QK8_0; i++, out += LM_QK8_0) {
-            const float d = lm_f16_to_f32(b[i].d);
-            for (int j = 0; j < LM_QK8_0; j++) out[j] = d * (float)b[i].qs[j];
-        }
-        break;
-    }
+    case LM_F16: f->k->cvt_f16(row, out, n); break;
+    case LM_BF16: f->k->cvt_bf16(row, out, n); break;
+    case LM_Q8_0: lm_dequant_row(LM_Q8_0, row, out, n); break;
     case LM_E4M3: {
-        const float *lut = e4m3_table();
         const uint8_t *q = row;
-        for (int64_t j = 0; j < n; j++) out[j] = lut[q[j]];
+        for (int64_t j = 0; j < n; j++) out[j] = f->e4m3[q[j]];
         break;
     }
     default: memcpy(out, row, (size_t)n * sizeof(float)); break;
@@ -737,7 +719,7 @@ static void attn_task(void *arg, int ith, int nth) {
                 if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
                 const void *krow;
                 if (ap.k_from_v) {
-                    kv_row_f32(k, V->type, lm_tensor_row(V, g, base + c, 0), kt, dk);
+                    kv_row_f32(tk->f, V->type, lm_tensor_row(V, g, base + c, 0), kt, dk);
                     for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
                     if (pc == last_p + 1 && last_p != INT64_MIN) {
                         for (int32_t i = 0; i < np; i++) {
@@ -755,7 +737,7 @@ static void attn_task(void *arg, int ith, int nth) {
                     rope_row(kt, kt, dk, cc, ss, np, ap.rope.mode);
                     krow = kt;
                 } else if (conv_k) {
-                    kv_row_f32(k, K->type, lm_tensor_row(K, g, base + c, 0), kt, dk);
+                    kv_row_f32(tk->f, K->type, lm_tensor_row(K, g, base + c, 0), kt, dk);
                     krow = kt;
                 } else {
                     krow = lm_tensor_row(K, g, base + c, 0);
@@ -797,7 +779,7 @@ static void attn_task(void *arg, int ith, int nth) {
             for (int j = 0; j < nv; j++) {
                 const void *vrow = lm_tensor_row(V, g, base + vis[j], 0);
                 if (conv_v) {
-                    kv_row_f32(k, V->type, vrow, vt, dv);
+                    kv_row_f32(tk->f, V->type, vrow, vt, dv);
                     for (int64_t h0 = 0; h0 < G; h0 += 8) {
                         float *ys[8], ws[8];
                         const int nh = (int)lm_min64(8, G - h0);
