@@ -31,8 +31,17 @@ static const lm_op_case model_cases[] = {
     {"g4-31b attn_q (q8_0) decode", LM_OP_MATMUL, LM_Q8_0, {5376, 8192, 1, 0}, {0}, {0}, 0},
     /* batched decode / prefill: N = 16 and 64 (tensor-core GEMM on CUDA), 512; f16 weights for
        reference (cuBLAS SGEMM after dequantization) */
+    /* the batch sweep (decode = 1 and pp512 = 512 are the ends) */
+    {"g4-31b ffn_up (q4_K) N=2", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 2, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=4", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 4, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=8", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 8, 0}, {0}, {0}, 0},
     {"g4-31b ffn_up (q4_K) N=16", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 16, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=32", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 32, 0}, {0}, {0}, 0},
     {"g4-31b ffn_up (q4_K) N=64", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 64, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=128", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 128, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (q4_K) N=256", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 256, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (i4_g128) N=16", LM_OP_MATMUL, LM_I4_G128, {5376, 21504, 16, 0}, {0}, {0}, 0},
+    {"g4-31b ffn_up (i4_g128) N=128", LM_OP_MATMUL, LM_I4_G128, {5376, 21504, 128, 0}, {0}, {0}, 0},
     {"g4-31b ffn_up (q4_K) pp512", LM_OP_MATMUL, LM_Q4_K, {5376, 21504, 512, 0}, {0}, {0}, 0},
     {"g4-31b ffn_up (i4_g128) pp512", LM_OP_MATMUL, LM_I4_G128, {5376, 21504, 512, 0}, {0}, {0}, 0},
     {"g4-31b ffn_up (f8_e4m3) pp512", LM_OP_MATMUL, LM_F8_E4M3, {5376, 21504, 512, 0}, {0}, {0}, 0},
@@ -44,11 +53,28 @@ static const lm_op_case model_cases[] = {
     {"g4-31b global attention K=V @32k", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
     {"g4-31b global attention K=V @32k q8_0 KV", LM_OP_ATTENTION, LM_Q8_0, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
     {"g4-31b global attention K=V @32k fp8 KV", LM_OP_ATTENTION, LM_E4M3, {512, 512, 32, 4, 1, 32768}, {1, 0, 0, 1, 32700}, {1.0f, 0}, 0},
+    /* prefill attention (CUDA: the tensor-core flash attention): causal over the whole prompt
+       for global layers; a 512-token chunk against the sliding layers' ring (window 1024) */
+    {"g4-31b global attention K=V prefill 512", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 512, 512}, {1, 0, 0, 1, 511}, {1.0f, 0}, 0},
+    {"g4-31b global attention K=V prefill 4k", LM_OP_ATTENTION, LM_F16, {512, 512, 32, 4, 4096, 4096}, {1, 0, 0, 1, 4095}, {1.0f, 0}, 0},
+    {"g4-31b global attention K=V prefill 4k q8_0 KV", LM_OP_ATTENTION, LM_Q8_0, {512, 512, 32, 4, 4096, 4096}, {1, 0, 0, 1, 4095}, {1.0f, 0}, 0},
+    {"g4-31b sliding attention prefill 512 @3k", LM_OP_ATTENTION, LM_F16, {256, 256, 32, 16, 512, 1536}, {1, 1, 1024, 0, 3000}, {1.0f, 0}, 0},
+    {"g4-31b sliding attention prefill 4k", LM_OP_ATTENTION, LM_F16, {256, 256, 32, 16, 4096, 4096}, {1, 0, 1024, 0, 4095}, {1.0f, 0}, 0},
 };
 
-/* the CUDA backends' measured copy bandwidth (weak: absent from builds without CUDA) */
+/* the CUDA backends' measured copy bandwidth, and cuBLAS FP16 GEMM TFLOP/s (weak: absent from
+   builds without CUDA) */
 double lm_cuda_copy_gbs(lm_backend *be) __attribute__((weak));
 double lm_cuda_emu_copy_gbs(lm_backend *be) __attribute__((weak));
+double lm_cuda_hgemm_tflops(lm_backend *be, int m, int n, int k, int reps) __attribute__((weak));
+
+/* flops of a case from its shape (attention: every cell, an upper bound), to leave out of a run
+   on a slow backend the cases that would take minutes */
+static double shape_flops(const lm_op_case *c) {
+    if (c->op == LM_OP_MATMUL) return 2.0 * (double)c->s[0] * (double)c->s[1] * (double)c->s[2];
+    if (c->op == LM_OP_ATTENTION) return 2.0 * (double)(c->s[0] + c->s[1]) * (double)c->s[2] * (double)c->s[4] * (double)c->s[5];
+    return 0;
+}
 
 int main(int argc, char **argv) {
     const char *backend = "cpu", *filter = NULL;
@@ -80,7 +106,17 @@ int main(int argc, char **argv) {
     printf("device: %s\n", di.name);
     if (ceiling > 0) printf("measured device-to-device copy: %.1f GB/s (read + write)\n", ceiling);
     printf("\ntime = device time per op from the backend's profiler where it has one (else wall time per step)\n\n");
-    printf("| case | shape | time (us) | GB/s | %% of copy | GFLOP/s |\n|---|---|---:|---:|---:|---:|\n");
+    /* on CUDA, matmuls are also compared with cuBLAS FP16 (f16 operands, f32 accumulation) at
+       the same M x N x K, measured in this run */
+    const bool ref16 = !strcmp(backend, "cuda") && lm_cuda_hgemm_tflops;
+    const bool slow = strcmp(backend, "cuda") != 0;
+    if (ref16) {
+        const double peak = lm_cuda_hgemm_tflops(be, 8192, 8192, 8192, 5);
+        printf("cuBLAS FP16 GEMM 8192^3 (f32 accumulate): %.1f TFLOP/s (the tensor-core reference for attention rows)\n", peak);
+        printf("speed-up = cuBLAS FP16 GEMM time at the same M x N x K (measured here) / this op's time\n\n");
+    }
+    printf("| case | shape | time (us) | GB/s | %% of copy | GFLOP/s |%s\n|---|---|---:|---:|---:|---:|%s\n",
+           ref16 ? " cuBLAS FP16 (us) | speed-up |" : "", ref16 ? "---:|---:|" : "");
     const int n_model = (int)(sizeof model_cases / sizeof model_cases[0]);
     const int total = n_model + (all ? LM_N_OP_CASES : 0);
     for (int i = 0; i < total; i++) {
@@ -88,6 +124,10 @@ int main(int argc, char **argv) {
         char desc[160];
         lm_case_describe(c, desc, sizeof desc);
         if (filter && !strstr(desc, filter)) continue;
+        if (slow && !filter && !all && shape_flops(c) > 2e11) {
+            printf("| %s | (left out on %s: %.0f GFLOP; --filter runs it) | | | | |\n", c->name, backend, shape_flops(c) / 1e9);
+            continue;
+        }
         lm_case_result r;
         if (be->ops->profile_enable) be->ops->profile_enable(be, true);
         if (lm_case_run(c, 1, be, reps, &r)) {
@@ -102,7 +142,16 @@ int main(int argc, char **argv) {
         const char *sp = strchr(desc, '[');
         char pct[32] = "-";
         if (ceiling > 0) snprintf(pct, sizeof pct, "%.0f %%", 100.0 * r.bytes / t / 1e9 / ceiling);
-        printf("| %s | %s | %.1f | %.2f | %s | %.2f |\n", c->name, sp ? sp : "", t * 1e6, r.bytes / t / 1e9, pct, r.flops / t / 1e9);
+        printf("| %s | %s | %.1f | %.2f | %s | %.2f |", c->name, sp ? sp : "", t * 1e6, r.bytes / t / 1e9, pct, r.flops / t / 1e9);
+        if (ref16 && c->op == LM_OP_MATMUL) {
+            const double tf = lm_cuda_hgemm_tflops(be, (int)c->s[1], (int)c->s[2], (int)c->s[0], 10);
+            const double tr = tf > 0 ? 2.0 * c->s[0] * c->s[1] * c->s[2] / (tf * 1e12) : 0;
+            if (tr > 0) printf(" %.1f | %.2fx |", tr * 1e6, tr / t);
+            else printf(" - | - |");
+        } else if (ref16) {
+            printf(" | |");
+        }
+        printf("\n");
         fflush(stdout);
         lm_case_result_free(&r);
     }

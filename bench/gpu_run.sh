@@ -3,7 +3,8 @@
 # build with CUDA for this GPU's architecture, the CUDA test suite on the device (ctest -L cuda),
 # compute-sanitizer memcheck and racecheck over the device conformance suite, and the kernel
 # benchmark (bench_ops: device time per op, GB/s and % of the measured copy bandwidth) at
-# Gemma 3 270M and Gemma 4 31B shapes (and the batched matmuls again with LUMEN_CUDA_TC=0). Logs and tables go to $OUT (default build-gpu/results).
+# Gemma 3 270M and Gemma 4 31B shapes, matmuls beside cuBLAS FP16 at the same shapes (and the
+# batched matmuls and prefill attention again with LUMEN_CUDA_TC=0). Logs and tables go to $OUT (default build-gpu/results).
 #   bench/gpu_run.sh [--no-sanitizer]
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,3 +34,5 @@ fi
 # the same batched / prefill matmuls without the tensor-core GEMM (dequantize + cuBLAS SGEMM)
 LUMEN_CUDA_TC=0 "$ROOT/build-gpu/bench/bench_ops" --backend cuda --reps 20 --filter 'N=' | tee "$OUT/bench_ops-cuda-no-tc.md"
 LUMEN_CUDA_TC=0 "$ROOT/build-gpu/bench/bench_ops" --backend cuda --reps 20 --filter 'pp512' | tee -a "$OUT/bench_ops-cuda-no-tc.md"
+# prefill attention without the tensor-core flash attention (the f32 kernel of attention.cu)
+LUMEN_CUDA_TC=0 "$ROOT/build-gpu/bench/bench_ops" --backend cuda --reps 5 --filter 'prefill' | tee -a "$OUT/bench_ops-cuda-no-tc.md"

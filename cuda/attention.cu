@@ -202,6 +202,7 @@ static int heads_per_block(int G, int dv) {
 }
 
 void op_attention(ctx &c, const lm_node *n) {
+    if (attn_tc_eligible(c, n)) return op_attention_tc(c, n);
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
     const lm_attn_params ap = lm_node_attn_unpack(n);
     attn_args a = {};

@@ -707,6 +707,40 @@ extern "C" double lm_cuda_emu_copy_gbs(lm_backend *be) {
     return gbs;
 }
 
+#ifdef __CUDACC__
+/* cuBLAS FP16 GEMM (f16 inputs, f32 accumulation and output, tensor cores) at m x n x k, the
+   reference for the tensor-core kernels' TFLOP/s: best of `reps` timed runs after a warm-up, in
+   TFLOP/s (0 when it could not run). The inputs are 1.0 (the values do not change the time). */
+extern "C" double lm_cuda_hgemm_tflops(lm_backend *be, int m, int n, int k, int reps) {
+    LM_CUDA_NS::ctx &c = *(LM_CUDA_NS::ctx *)be->impl;
+    namespace rt = LM_CUDA_NS::rt;
+    void *A = nullptr, *B = nullptr, *C = nullptr;
+    rt::event_t e0 = nullptr, e1 = nullptr;
+    double best = 0;
+    const size_t na = (size_t)m * k * 2, nb = (size_t)n * k * 2, nc = (size_t)m * n * 4;
+    if (!rt::malloc_device(&A, na) && !rt::malloc_device(&B, nb) && !rt::malloc_device(&C, nc) && !rt::event_create(&e0) &&
+        !rt::event_create(&e1) && !rt::memset_d(A, 0x3c, na, c.stream) && !rt::memset_d(B, 0x3c, nb, c.stream) &&
+        !rt::hgemm_tn(c.blas, c.stream, m, n, k, A, k, B, k, (float *)C, m)) {
+        for (int r = 0; r < reps; r++) {
+            float ms = 0;
+            rt::event_record(e0, c.stream);
+            if (rt::hgemm_tn(c.blas, c.stream, m, n, k, A, k, B, k, (float *)C, m)) break;
+            rt::event_record(e1, c.stream);
+            if (rt::stream_sync(c.stream) || rt::event_elapsed_ms(&ms, e0, e1) || ms <= 0) break;
+            const double tf = 2.0 * m * n * k / (ms * 1e-3) / 1e12;
+            if (tf > best) best = tf;
+        }
+    }
+    rt::last_error();
+    if (e0) rt::event_destroy(e0);
+    if (e1) rt::event_destroy(e1);
+    if (A) rt::free_device(A);
+    if (B) rt::free_device(B);
+    if (C) rt::free_device(C);
+    return best;
+}
+#endif
+
 /* CUDA graphs captured and replayed by a backend of this flavour so far */
 #ifdef __CUDACC__
 extern "C" void lm_cuda_graph_stats(lm_backend *be, uint64_t *captured, uint64_t *replayed) {

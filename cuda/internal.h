@@ -128,6 +128,9 @@ void op_attention(ctx &c, const lm_node *n);
 /* the tensor-core GEMM for quantized weights (gemm_tc.cu) and when it takes a matmul */
 void op_gemm_tc(ctx &c, const lm_node *n);
 bool gemm_tc_eligible(const ctx &c, const lm_node *n);
+/* flash-attention prefill on the tensor cores (attention_tc.cu) and when it takes an attention */
+void op_attention_tc(ctx &c, const lm_node *n);
+bool attn_tc_eligible(const ctx &c, const lm_node *n);
 bool supports_matmul(const lm_node *n);
 bool supports_attention(const lm_node *n);
 

@@ -1,7 +1,7 @@
 /*
  * mma.cuh — the tensor-core building blocks, one spelling for both builds:
  *   cp_async16 / cp_async_commit / cp_async_wait<N>   global -> shared copies (cp.async.cg, 16 B)
- *   ldmatrix_x4 / ldmatrix_x2 / ldmatrix_x2_trans     8x8 b16 tiles from shared memory (ldmatrix)
+ *   ldmatrix_x4 / _x2 / _x2_trans / _x4_trans          8x8 b16 tiles from shared memory (ldmatrix)
  *   mma_m16n8k16_f16 / _bf16                          D = A B + C, f16/bf16 in, f32 accumulate
  * With nvcc these are the PTX instructions (sm_80+). Under the emulator they are computed from
  * the fragment layouts of the PTX ISA ("Matrix Fragments for mma.m16n8k16", "ldmatrix"), once
@@ -46,6 +46,12 @@ LM_DEV void ldmatrix_x2(unsigned (&r)[2], const void *row) {
 LM_DEV void ldmatrix_x2_trans(unsigned (&r)[2], const void *row) {
     const unsigned s = (unsigned)__cvta_generic_to_shared(row);
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+}
+LM_DEV void ldmatrix_x4_trans(unsigned (&r)[4], const void *row) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
 }
 
 LM_DEV void mma_m16n8k16_f16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
@@ -118,6 +124,7 @@ static inline void lm_ldmatrix(unsigned *r, int n, bool trans, const void *row) 
 static inline void ldmatrix_x4(unsigned (&r)[4], const void *row) { lm_ldmatrix(r, 4, false, row); }
 static inline void ldmatrix_x2(unsigned (&r)[2], const void *row) { lm_ldmatrix(r, 2, false, row); }
 static inline void ldmatrix_x2_trans(unsigned (&r)[2], const void *row) { lm_ldmatrix(r, 2, true, row); }
+static inline void ldmatrix_x4_trans(unsigned (&r)[4], const void *row) { lm_ldmatrix(r, 4, true, row); }
 
 template <bool BF> static inline float lm_half(unsigned reg, int hi) {
     const uint16_t h = (uint16_t)(hi ? reg >> 16 : reg & 0xffffu);

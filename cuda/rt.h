@@ -157,6 +157,17 @@ static inline int sgemm_tn(blas_t b, stream_t s, int m, int n, int k, const floa
     int e = (int)cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc);
     return e ? 100000 + e : 0;
 }
+/* the same product with f16 A and B and f32 accumulation on the tensor cores (cublasGemmEx,
+   C f32): the FP16 reference the tensor-core kernels are benchmarked against */
+static inline int hgemm_tn(blas_t b, stream_t s, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+                           float *C, int ldc) {
+    cublasHandle_t h = (cublasHandle_t)b;
+    cublasSetStream(h, (cudaStream_t)s);
+    const float one = 1.0f, zero = 0.0f;
+    int e = (int)cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_16F, lda, B, CUDA_R_16F, ldb, &zero,
+                              C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    return e ? 100000 + e : 0;
+}
 /* `kernel` must be one token (a kernel name or a function-pointer variable) */
 #define LM_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<(grid), (block), (smem), (cudaStream_t)(stream)>>>(__VA_ARGS__)
 #else

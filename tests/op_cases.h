@@ -30,6 +30,10 @@ typedef struct lm_op_case {
 #define TOL_ACT16 1e-8 /* 16-bit activation quantization inside quantized matmul */
 #define TOL_TC 5e-7    /* f16 tensor-core GEMM (CUDA, N > 8, K % 128 == 0): weights and
                           activations rounded to f16 (measured ~1e-7 NMSE) */
+#define TOL_FA 5e-6    /* f16 tensor-core flash attention (CUDA prefill): Q and K rounded to f16
+                          move a score by ~2^-12 |q| |k|, so the error grows with the scores: ~5e-8
+                          at scale 1/sqrt(d), 0.8-2.7e-6 at hd 512 with scale 1 (Gemma 4's global
+                          layers: peaked softmax) */
 #define TOL_EXACT 0.0  /* integer outputs (top-k ids) must match exactly */
 #define TOL_Q8 1e-6    /* 8-bit KV writes: rounding ties may land on the other neighbour */
 
@@ -164,6 +168,17 @@ static const lm_op_case lm_op_cases[] = {
     {"attn_e4m3_gqa", LM_OP_ATTENTION, LM_E4M3, {64, 48, 4, 1, 3, 21}, {1, 0, 0, 0, 0}, {0.125f, 30.0f}, TOL_F16},
     {"attn_e4m3_kv_two_seqs", LM_OP_ATTENTION, LM_E4M3, {256, 256, 4, 2, 4, 19}, {2, 0, 0, 1, 0}, {1.0f, 0}, TOL_F16},
     {"attn_e4m3_split", LM_OP_ATTENTION, LM_E4M3, {128, 128, 2, 1, 1, 1300}, {1, 0, 0, 0, 1000}, {0.09f, 0}, TOL_F16},
+    /* prefill-sized batches (>= 16 tokens, > 2 per sequence): CUDA's tensor-core flash attention
+       (f16 Q / K / V / P, class TOL_FA): partial row blocks and cell tiles, GQA, K=V, rings with
+       windows, interleaved sequences, every 16-bit and 8-bit cache type */
+    {"attn_tc_hd256_gqa", LM_OP_ATTENTION, LM_F16, {256, 256, 8, 2, 40, 90}, {1, 0, 0, 0, 0}, {0.0625f, 0}, TOL_FA},
+    {"attn_tc_hd512_kv", LM_OP_ATTENTION, LM_F16, {512, 512, 8, 2, 20, 70}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_FA},
+    {"attn_tc_ring_two_seqs", LM_OP_ATTENTION, LM_F16, {256, 256, 4, 2, 36, 64}, {2, 1, 20, 0, 100}, {0.0625f, 0}, TOL_FA},
+    {"attn_tc_window", LM_OP_ATTENTION, LM_F16, {256, 256, 2, 1, 24, 80}, {1, 0, 16, 0, 0}, {0.0625f, 0}, TOL_FA},
+    {"attn_tc_q8_kv_hd512", LM_OP_ATTENTION, LM_Q8_0, {512, 512, 4, 1, 17, 45}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_FA},
+    {"attn_tc_e4m3_softcap", LM_OP_ATTENTION, LM_E4M3, {128, 128, 6, 2, 33, 50}, {2, 0, 0, 0, 0}, {0.09f, 30.0f}, TOL_FA},
+    {"attn_tc_bf16_hd64", LM_OP_ATTENTION, LM_BF16, {64, 64, 4, 4, 19, 40}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_FA},
+    {"attn_tc_e4m3_kv_ring", LM_OP_ATTENTION, LM_E4M3, {512, 512, 2, 1, 18, 48}, {1, 1, 30, 1, 200}, {1.0f, 0}, TOL_FA},
 
     /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar; fp1 = input scale */
     {"geglu", LM_OP_GEGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},

@@ -183,6 +183,23 @@ static void make_attention(harness *h, const lm_op_case *c, tu_rng *r) {
     }
 }
 
+/* the attention's real work: 2 (dk + dv) flops per head for every (token, cell) pair the masks
+   let through (the engine's cost model counts whole caches: it cannot read the positions) */
+static double attention_flops(const harness *h, const lm_op_case *c) {
+    const int64_t dk = c->s[0], dv = c->s[1], H = c->s[2], n = c->s[4], cps = c->s[5];
+    const int n_seq = c->ip[0], window = c->ip[2], b = c->ip[3] ? 2 : 3;
+    const int32_t *cp = h->in[b].host, *pos = h->in[b + 1].host, *seq = h->in[b + 2].host;
+    double pairs = 0;
+    for (int64_t t = 0; t < n; t++) {
+        if (seq[t] < 0 || seq[t] >= n_seq) continue;
+        for (int64_t cell = 0; cell < cps; cell++) {
+            const int32_t pc = cp[seq[t] * cps + cell];
+            pairs += pc >= 0 && pc <= pos[t] && (window == 0 || pos[t] - pc < window);
+        }
+    }
+    return 2.0 * (double)(dk + dv) * (double)H * pairs;
+}
+
 static void describe_shape(const lm_op_case *c, char *buf, size_t cap) {
     int at = snprintf(buf, cap, "[");
     for (int i = 0; i < 6 && c->s[i]; i++) at += snprintf(buf + at, cap - (size_t)at, "%s%lld", i ? ", " : "", (long long)c->s[i]);
@@ -416,6 +433,7 @@ lm_status lm_case_run(const lm_op_case *c, uint64_t seed, lm_backend *be, int re
         lm_node probe = {.op = c->op, .dst = dst};
         for (int i = 0; i < h.n_in && i < LM_MAX_SRC; i++) probe.src[i] = &h.in[i].t;
         lm_node_cost(&probe, &res->bytes, &res->flops);
+        if (c->op == LM_OP_ATTENTION) res->flops = attention_flops(&h, c);
     }
     /* read the destination */
     {
