@@ -90,6 +90,7 @@ typedef struct lm_device_info {
     double bandwidth_gbs; /* measured or nominal device memory bandwidth, 0 if unknown */
     int compute_major, compute_minor;
     bool unified_memory;  /* buffers are host-visible */
+    bool is_cpu;          /* the device is the host's processor (the CPU backend, Vulkan's lavapipe) */
     uint64_t max_alloc;   /* largest single buffer the device can allocate (0 = no limit) */
 } lm_device_info;
 

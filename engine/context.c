@@ -40,7 +40,7 @@ lm_context_params lm_context_default_params(void) {
                                .output = LM_OUTPUT_LOGITS};
 }
 
-static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_context_params *p) {
+lm_status lm_context_params_normalize(const lm_model *m, const lm_context_params *in, lm_context_params *p) {
     *p = in ? *in : lm_context_default_params();
     if (p->n_ctx == 0) p->n_ctx = (uint32_t)(m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     if (p->n_ctx > (1u << 24)) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "n_ctx %u is larger than 16M", p->n_ctx);
@@ -62,7 +62,7 @@ static lm_status normalize(const lm_model *m, const lm_context_params *in, lm_co
     return LM_STATUS_OK;
 }
 
-static lm_dtype kv_dtype(lm_kv_type t) {
+lm_dtype lm_kv_dtype(lm_kv_type t) {
     switch (t) {
     case LM_KV_F32: return LM_F32;
     case LM_KV_BF16: return LM_BF16;
@@ -120,13 +120,13 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
                                    uint64_t *compute_bytes) {
     if (!m) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_model_estimate_memory: NULL model");
     lm_context_params p;
-    LM_TRY(normalize(m, params, &p));
+    LM_TRY(lm_context_params_normalize(m, params, &p));
     int32_t cps[LM_KV_KINDS];
     bool ring[LM_KV_KINDS];
     lm_kv_shape(m, (int32_t)p.n_ctx, (int32_t)p.n_batch, cps, ring);
     uint64_t kv = 0;
     for (int k = 0; k < LM_KV_KINDS; k++) {
-        const uint64_t per_cell = lm_model_kv_bytes_per_cell(m, k, kv_dtype(p.kv_type));
+        const uint64_t per_cell = lm_model_kv_bytes_per_cell(m, k, lm_kv_dtype(p.kv_type));
         if (per_cell) kv += (per_cell + 4) * (uint64_t)cps[k] * p.n_seq_max; /* + the cell's position */
     }
     if (kv_bytes) *kv_bytes = kv;
@@ -156,8 +156,8 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
                 kl->kind = kind;
                 kl->has_cache = L->kv_layer == il;
                 kl->has_k = !L->k_eq_v;
-                lm_tensor_init(&kl->k, kv_dtype(p.kv_type), 2, nek);
-                lm_tensor_init(&kl->v, kv_dtype(p.kv_type), 2, nev);
+                lm_tensor_init(&kl->k, lm_kv_dtype(p.kv_type), 2, nek);
+                lm_tensor_init(&kl->v, lm_kv_dtype(p.kv_type), 2, nev);
             }
             lm_tensor views[ST_COUNT];
             record(&tmp, (int32_t)p.n_batch, (int32_t)p.n_outputs_max, true, views);
@@ -177,7 +177,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     lm_context *c = calloc(1, sizeof *c);
     if (!c) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
     c->model = m;
-    lm_status st = normalize(m, params, &c->p);
+    lm_status st = lm_context_params_normalize(m, params, &c->p);
     if (st) goto fail;
     lm_backend *be = m->be;
 
@@ -197,7 +197,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
         goto fail;
     }
 
-    if ((st = lm_kv_init(&c->kv, m, kv_dtype(c->p.kv_type), (int32_t)c->p.n_ctx, (int32_t)c->p.n_seq_max,
+    if ((st = lm_kv_init(&c->kv, m, lm_kv_dtype(c->p.kv_type), (int32_t)c->p.n_ctx, (int32_t)c->p.n_seq_max,
                          (int32_t)c->p.n_batch)))
         goto fail;
 

@@ -502,6 +502,13 @@ lm_status lm_model_load(const char *path, const lm_model_params *params, lm_mode
         m->weight_bytes += gt->size;
     }
     if ((st = read_hparams(m))) goto fail;
+    /* K=V layers (Gemma 4 global layers: no attn_v), known from the tensor table so that a
+       vocab-only model (the planner's) sizes its cache right; bind_weights agrees */
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", il);
+        m->layers[il].k_eq_v = m->arch == LM_ARCH_GEMMA4 && m->layers[il].kv_layer == il && !lm_gguf_find_tensor(m->gguf, nm);
+    }
     m->vocab_only = p.vocab_only;
     if (p.vocab_only) goto done;
     {

@@ -74,6 +74,11 @@ struct lm_model {
     bool vocab_only;
 };
 
+/* Context parameters with defaults filled in and checked against the model (context.c). */
+lm_status lm_context_params_normalize(const lm_model *m, const lm_context_params *in, lm_context_params *out);
+/* The cache's element type for a KV type. */
+lm_dtype lm_kv_dtype(lm_kv_type t);
+
 /* Bytes of KV cache per cell for each layer kind, as the context allocates it. */
 uint64_t lm_model_kv_bytes_per_cell(const lm_model *m, int kind, lm_dtype kv_type);
 

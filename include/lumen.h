@@ -279,6 +279,57 @@ lm_status lm_context_set_profiling(lm_context *ctx, bool on);
 int32_t lm_context_profile(const lm_context *ctx, lm_op_stat *out, int32_t cap);
 
 /* ---------------------------------------------------------------------------------------------
+ * Memory planner (`lumen plan`): where each weight and each layer's KV cache lives on a machine
+ * with one GPU and the CPU, from the file's tensor table (a model loaded vocab-only is enough),
+ * the context shape and the GPU's memory. Automatic plans fill the GPU with the output head
+ * first, then layers from the last one down (their attention, norms and dense FFN with their
+ * KV cache), then the MoE experts of the GPU layers from the last one down: experts are read
+ * n_used / n_expert per token, so they are the cheapest bytes to leave on the CPU. Lookup
+ * tables (the input embedding when the output head is separate, per-layer embeddings) stay on
+ * the CPU. The predicted decode speed is the bandwidth roofline of each side (batch 1).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct lm_plan lm_plan;
+
+typedef enum lm_place { LM_PLACE_GPU = 0, LM_PLACE_CPU = 1 } lm_place;
+
+typedef struct lm_plan_params {
+    lm_context_params context; /* n_ctx, n_batch, n_seq_max (parallel sequences), kv_type */
+    uint64_t gpu_bytes;        /* GPU memory to plan for; 0 = the free memory of the device below */
+    const char *gpu_backend;   /* "cuda" or "vulkan" to query (NULL: the first one that has a device) */
+    int gpu_device;
+    uint64_t reserve_bytes;    /* left free on the GPU (driver, other programs); default 512 MiB */
+    double gpu_bandwidth_gbs;  /* 0 = the device's nominal bandwidth (no prediction without one) */
+    double cpu_bandwidth_gbs;  /* 0 = measured (a multi-threaded read of 256 MiB) */
+    int32_t gpu_layers;        /* -1 = automatic; N = the last N layers on the GPU, whole */
+    const char *cpu_tensors;   /* POSIX extended regex: matching tensors stay on the CPU, e.g. "_exps" */
+} lm_plan_params;
+
+typedef struct lm_plan_summary {
+    int32_t n_layer;
+    int32_t n_gpu_layers;        /* layers whose attention runs on the GPU (the last ones) */
+    int32_t n_gpu_expert_layers; /* MoE layers whose experts are on the GPU too */
+    bool head_on_gpu;            /* the output projection */
+    uint64_t weights[2], kv[2], compute[2]; /* bytes per place (LM_PLACE_GPU, LM_PLACE_CPU) */
+    uint64_t gpu_budget;         /* GPU memory planned for, before the reserve */
+    uint64_t reserve;
+    uint64_t host_memory;        /* physical memory of this machine */
+    bool fits_gpu, fits_host;
+    int32_t crossings;           /* device changes along one forward pass */
+    double gpu_bandwidth_gbs, cpu_bandwidth_gbs;
+    double tok_s_empty, tok_s_full; /* predicted batch-1 decode speed at an empty / full context (0: unknown) */
+    double ms_gpu, ms_cpu;       /* the two sides' parts of a full-context token, milliseconds */
+} lm_plan_summary;
+
+lm_plan_params lm_plan_default_params(void);
+lm_status lm_plan_create(const lm_model *model, const lm_plan_params *params, lm_plan **out);
+void lm_plan_free(lm_plan *plan);
+lm_status lm_plan_get_summary(const lm_plan *plan, lm_plan_summary *out);
+/* Where a tensor of the model (GGUF name) is placed; LM_PLACE_CPU for names not in the model. */
+lm_place lm_plan_tensor_place(const lm_plan *plan, const char *tensor_name);
+/* The plan as text (a Markdown table and the prediction); len receives the full length. */
+lm_status lm_plan_format(const lm_plan *plan, char *buf, size_t cap, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
  * Sampling
  * ------------------------------------------------------------------------------------------- */
 typedef struct lm_sampler lm_sampler;

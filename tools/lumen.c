@@ -20,6 +20,12 @@ typedef struct opts {
     bool chat, think, no_display_prompt, quiet, profile, per_channel, requantize;
     lm_kv_type kv_type;
     lm_sampler_params sp;
+    /* plan */
+    uint64_t vram, reserve;
+    double gpu_bw, cpu_bw;
+    int parallel, gpu_layers;
+    const char *cpu_tensors;
+    bool reserve_set;
 } opts;
 
 static void die(const char *what) {
@@ -44,6 +50,8 @@ static void usage(FILE *f) {
             "  logits      -m MODEL --tokens T.txt -o OUT.f32   teacher-forced logits\n"
             "  bench       -m MODEL [-p 512 -n 128]  prefill / decode throughput\n"
             "  quantize    -m MODEL -o OUT --type T  weight matrices as i4_g128 or f8_e4m3 (lumen's formats)\n"
+            "  plan        MODEL [--vram 16G | --gpu NAME] [-c N] [--kv T] [--parallel N]\n"
+            "                                        where weights and KV go on a GPU + CPU, predicted tokens/s\n"
             "options:\n"
             "  -m, --model PATH        GGUF model file\n"
             "  -p, --prompt TEXT       prompt (run) / prompt tokens (bench)\n"
@@ -66,12 +74,51 @@ static void usage(FILE *f) {
             "      --kv-f32            same as --kv f32\n"
             "      --type T            quantize: i4_g128 (4.25 bits) or f8_e4m3 (8.25 bits)\n"
             "      --per-channel       quantize f8_e4m3: one scale per row\n"
-            "      --requantize        quantize: also convert matrices already quantized\n");
+            "      --requantize        quantize: also convert matrices already quantized\n"
+            "plan options:\n"
+            "      --vram SIZE         GPU memory to plan for (16G, 24GiB, 12000M; default: the device's free memory)\n"
+            "      --gpu NAME          a card's memory and bandwidth: rtx3060-12 rtx3090 rtx4060ti-16 rtx4080\n"
+            "                          rtx4090 rtx5080 rtx5090 a100-80 h100\n"
+            "      --gpu-bw GBS        GPU memory bandwidth in GB/s (default: the device's / the card's)\n"
+            "      --cpu-bw GBS        CPU memory bandwidth in GB/s (default: measured)\n"
+            "      --reserve SIZE      GPU memory kept free (default 512M)\n"
+            "      --parallel N        parallel sequences (KV for each)\n"
+            "      --gpu-layers N      the last N layers on the GPU instead of the automatic plan\n"
+            "      --cpu-tensors REGEX tensors kept on the CPU (extended regex, e.g. _exps for MoE experts)\n");
 }
 
 enum {
     O_TOKENS = 1000, O_BACKEND, O_CHAT, O_THINK, O_SYSTEM, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_LASTN,
-    O_SEED, O_REPS, O_KVF32, O_KV, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT
+    O_SEED, O_REPS, O_KVF32, O_KV, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT, O_VRAM, O_GPU, O_GPUBW, O_CPUBW,
+    O_RESERVE, O_PARALLEL, O_GPULAYERS, O_CPUTENSORS
+};
+
+/* "16G", "24GiB", "12000M", "512MiB", "1T", or bytes; binary units */
+static uint64_t size_arg(const char *s, const char *name) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    uint64_t mult = 1;
+    if (*end == 'K' || *end == 'k') mult = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm') mult = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g') mult = 1ull << 30, end++;
+    else if (*end == 'T' || *end == 't') mult = 1ull << 40, end++;
+    if (mult > 1 && (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "ib") || !strcmp(end, "b"))) end += strlen(end);
+    if (errno || *end || !isfinite(v) || v < 0 || v * (double)mult > 1e18) {
+        fprintf(stderr, "lumen: error: %s must be a size like 16G or 512M, got '%s'\n", name, s);
+        exit(2);
+    }
+    return (uint64_t)(v * (double)mult);
+}
+
+/* consumer and data-center cards: memory (GiB) and nominal bandwidth (GB/s) */
+static const struct {
+    const char *name;
+    double gib, gbs;
+} gpu_presets[] = {
+    {"rtx3060-12", 12, 360}, {"rtx3090", 24, 936}, {"rtx4060ti-16", 16, 288}, {"rtx4080", 16, 717},
+    {"rtx4090", 24, 1008},   {"rtx5080", 16, 960}, {"rtx5090", 32, 1792},     {"a100-80", 80, 2039},
+    {"h100", 80, 3350},
 };
 
 static long num(const char *s, const char *name, long lo, long hi) {
@@ -106,6 +153,9 @@ static void parse(int argc, char **argv, opts *o) {
         {"frequency-penalty", 1, 0, O_FREQ}, {"repeat-last-n", 1, 0, O_LASTN}, {"seed", 1, 0, O_SEED},
         {"reps", 1, 0, O_REPS}, {"kv-f32", 0, 0, O_KVF32}, {"kv", 1, 0, O_KV}, {"quiet", 0, 0, O_QUIET}, {"profile", 0, 0, O_PROFILE},
         {"type", 1, 0, O_QTYPE}, {"per-channel", 0, 0, O_PERCH}, {"requantize", 0, 0, O_REQUANT},
+        {"vram", 1, 0, O_VRAM}, {"gpu", 1, 0, O_GPU}, {"gpu-bw", 1, 0, O_GPUBW}, {"cpu-bw", 1, 0, O_CPUBW},
+        {"reserve", 1, 0, O_RESERVE}, {"parallel", 1, 0, O_PARALLEL}, {"gpu-layers", 1, 0, O_GPULAYERS},
+        {"cpu-tensors", 1, 0, O_CPUTENSORS},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -146,10 +196,29 @@ static void parse(int argc, char **argv, opts *o) {
         case O_QTYPE: o->qtype = optarg; break;
         case O_PERCH: o->per_channel = true; break;
         case O_REQUANT: o->requantize = true; break;
+        case O_VRAM: o->vram = size_arg(optarg, "--vram"); break;
+        case O_GPU: {
+            size_t i = 0, n = sizeof gpu_presets / sizeof gpu_presets[0];
+            while (i < n && strcmp(gpu_presets[i].name, optarg)) i++;
+            if (i == n) {
+                fprintf(stderr, "lumen: error: unknown --gpu '%s' (lumen --help lists the cards)\n", optarg);
+                exit(2);
+            }
+            if (!o->vram) o->vram = (uint64_t)(gpu_presets[i].gib * (double)(1ull << 30));
+            if (o->gpu_bw <= 0) o->gpu_bw = gpu_presets[i].gbs;
+            break;
+        }
+        case O_GPUBW: o->gpu_bw = fnum(optarg, "--gpu-bw"); break;
+        case O_CPUBW: o->cpu_bw = fnum(optarg, "--cpu-bw"); break;
+        case O_RESERVE: o->reserve = size_arg(optarg, "--reserve"), o->reserve_set = true; break;
+        case O_PARALLEL: o->parallel = (int)num(optarg, "--parallel", 1, 1024); break;
+        case O_GPULAYERS: o->gpu_layers = (int)num(optarg, "--gpu-layers", 0, 1 << 20); break;
+        case O_CPUTENSORS: o->cpu_tensors = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
+    if (optind + 1 == argc && !o->model) o->model = argv[optind++]; /* lumen plan MODEL */
     if (optind < argc) {
         fprintf(stderr, "lumen: error: unexpected argument '%s'\n", argv[optind]);
         exit(2);
@@ -441,6 +510,38 @@ static int cmd_info(opts *o) {
     return 0;
 }
 
+static int cmd_plan(opts *o) {
+    opts q = *o;
+    q.quiet = true;
+    lm_model *m = load(&q, true); /* the tensor table and metadata are enough */
+    lm_plan_params pp = lm_plan_default_params();
+    if (o->n_ctx) pp.context.n_ctx = (uint32_t)o->n_ctx;
+    if (o->n_batch) pp.context.n_batch = (uint32_t)o->n_batch;
+    if (o->parallel) pp.context.n_seq_max = (uint32_t)o->parallel;
+    pp.context.kv_type = o->kv_type;
+    pp.gpu_bytes = o->vram;
+    pp.gpu_backend = o->backend && strcmp(o->backend, "cpu") ? o->backend : NULL;
+    if (o->reserve_set) pp.reserve_bytes = o->reserve;
+    pp.gpu_bandwidth_gbs = o->gpu_bw;
+    pp.cpu_bandwidth_gbs = o->cpu_bw;
+    pp.gpu_layers = o->gpu_layers;
+    pp.cpu_tensors = o->cpu_tensors;
+    lm_plan *pl;
+    if (lm_plan_create(m, &pp, &pl)) die("plan");
+    size_t len = 0;
+    lm_plan_format(pl, NULL, 0, &len);
+    char *buf = malloc(len + 1);
+    if (!buf) die("out of memory");
+    lm_plan_format(pl, buf, len + 1, &len);
+    fputs(buf, stdout);
+    free(buf);
+    lm_plan_summary s;
+    lm_plan_get_summary(pl, &s);
+    lm_plan_free(pl);
+    lm_model_free(m);
+    return s.fits_gpu && s.fits_host ? 0 : 3;
+}
+
 static char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -685,7 +786,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    opts o = {.n_predict = 128, .reps = 3, .n_prompt_bench = 512, .n_gen_bench = 128, .kv_type = LM_KV_F16};
+    opts o = {.n_predict = 128, .reps = 3, .n_prompt_bench = 512, .n_gen_bench = 128, .kv_type = LM_KV_F16, .gpu_layers = -1};
     o.sp = lm_sampler_default_params();
     o.threads = 0;
     parse(argc - 1, argv + 1, &o);
@@ -700,6 +801,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "logits")) return cmd_logits(&o);
     if (!strcmp(cmd, "bench")) return cmd_bench(&o);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(&o);
+    if (!strcmp(cmd, "plan")) return cmd_plan(&o);
     fprintf(stderr, "lumen: error: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

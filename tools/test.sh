@@ -11,6 +11,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-$(nproc)}
 bash "$ROOT/tools/setup.sh"
 export LUMEN_MODEL=$(bash "$ROOT/tools/fetch_model.sh")
+# synthetic Gemma 4 31B / 26B-A4B files (tensor tables of the real models, sparse) for the planner tests
+export LUMEN_SYNTH_DIR=$(bash "$ROOT/tools/gen_synthetic.sh")
 # a missing Vulkan device fails the Vulkan tests instead of skipping them (LUMEN_TEST_VULKAN=0 builds without)
 VULKAN=${LUMEN_TEST_VULKAN:-1}
 if [ "$VULKAN" = 1 ]; then export LUMEN_REQUIRE_VULKAN=1; VKFLAG=ON; else VKFLAG=OFF; fi

@@ -432,6 +432,7 @@ static lm_status vk_device_info(lm_backend *be, lm_device_info *out) {
         if (c->memprops.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) out->memory_total += c->memprops.memoryHeaps[i].size;
     out->memory_free = out->memory_total;
     out->unified_memory = false; /* weights are always uploaded into device buffers */
+    out->is_cpu = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     out->max_alloc = c->max_alloc;
     return LM_STATUS_OK;
 }

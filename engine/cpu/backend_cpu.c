@@ -63,6 +63,7 @@ static void cpu_destroy(lm_backend *be) {
 static lm_status cpu_device_info(lm_backend *be, lm_device_info *out) {
     cpu_impl *im = be->impl;
     memset(out, 0, sizeof *out);
+    out->is_cpu = true;
     struct sysinfo si;
     if (sysinfo(&si) == 0) {
         out->memory_total = (uint64_t)si.totalram * si.mem_unit;
