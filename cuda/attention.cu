@@ -230,31 +230,13 @@ void op_attention(ctx &c, const lm_node *n) {
         if (S < 1) S = 1;
     }
     a.n_split = S;
-    if (ap.k_from_v) {
-        a.table = rope_freqs(c, ap.rope, n->src[7]);
-        a.n_pairs = ap.rope.n_pairs;
-        a.neox = ap.rope.mode == LM_ROPE_NEOX;
-        if (!a.table) return;
-    }
+    if (!attn_rope(c, n, ap, a)) return;
     if (S > 1) {
         a.part = (float *)scratch(c, (size_t)T * a.H * S * (a.dv + 2) * sizeof(float));
         if (!c.planning && !a.part) return;
     }
     if (c.planning) return;
-    a.q = dp<const float>(q);
-    a.q_s1 = (int64_t)q->nb[1] / 4;
-    a.q_s2 = (int64_t)q->nb[2] / 4;
-    a.k = (const uint8_t *)dptr(k);
-    a.v = (const uint8_t *)dptr(v);
-    a.k_s1 = (int64_t)k->nb[1];
-    a.k_s2 = (int64_t)k->nb[2];
-    a.v_s1 = (int64_t)v->nb[1];
-    a.v_s2 = (int64_t)v->nb[2];
-    a.cell_pos = dp<const int32_t>(n->src[3]);
-    a.pos = dp<const int32_t>(n->src[4]);
-    a.seq = dp<const int32_t>(n->src[5]);
-    a.knorm = ap.k_from_v ? dp<const float>(n->src[6]) : nullptr;
-    a.d = dp<float>(n->dst);
+    attn_operands(n, ap, a);
     const size_t smem = ((size_t)a.HB * a.dk + a.dk + (size_t)a.HB * ATT_TILE + 3 * (size_t)a.HB) * sizeof(float);
     const dim3 grid((unsigned)(Hkv * a.n_sub), (unsigned)T, (unsigned)S);
     auto go = [&](auto kern) { LM_KERNEL(c, kern, grid, ATT_THREADS, smem, a); };

@@ -343,29 +343,11 @@ void op_attention_tc(ctx &c, const lm_node *n) {
     a.n_seq = (int)(k->ne[2] / ap.cells_per_seq);
     a.scale = ap.scale;
     a.softcap = ap.softcap;
-    if (ap.k_from_v) {
-        a.table = rope_freqs(c, ap.rope, n->src[7]);
-        a.n_pairs = ap.rope.n_pairs;
-        a.neox = ap.rope.mode == LM_ROPE_NEOX;
-        if (!a.table) return;
-    }
+    if (!attn_rope(c, n, ap, a)) return;
     if (c.planning) return;
-    a.q = dp<const float>(q);
-    a.q_s1 = (int64_t)q->nb[1] / 4;
-    a.q_s2 = (int64_t)q->nb[2] / 4;
-    a.k = (const uint8_t *)dptr(k);
-    a.v = (const uint8_t *)dptr(v);
-    a.k_s1 = (int64_t)k->nb[1];
-    a.k_s2 = (int64_t)k->nb[2];
-    a.v_s1 = (int64_t)v->nb[1];
-    a.v_s2 = (int64_t)v->nb[2];
+    attn_operands(n, ap, a);
     a.vec16 = (uintptr_t)a.k % 16 == 0 && (uintptr_t)a.v % 16 == 0 && a.k_s1 % 16 == 0 && a.k_s2 % 16 == 0 &&
               a.v_s1 % 16 == 0 && a.v_s2 % 16 == 0;
-    a.cell_pos = dp<const int32_t>(n->src[3]);
-    a.pos = dp<const int32_t>(n->src[4]);
-    a.seq = dp<const int32_t>(n->src[5]);
-    a.knorm = ap.k_from_v ? dp<const float>(n->src[6]) : nullptr;
-    a.d = dp<float>(n->dst);
     const bool kv = ap.k_from_v;
     switch (v->type) {
     case LM_F16: kv ? fa_dispatch<LM_F16, true>(c, a, D, Hkv) : fa_dispatch<LM_F16, false>(c, a, D, Hkv); break;

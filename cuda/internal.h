@@ -112,6 +112,33 @@ void latch(ctx &c, lm_status st, const char *fmt, ...) LM_PRINTF(3, 4);
 /* check the launch just made */
 void check_launch(ctx &c, int err, const char *what);
 
+/* What both attention kernels' arguments (attn_args, fa_args: the same field names) take from
+   the node: the rope table of a K=V layer (false when it could not be made), and the operands. */
+template <typename A> static inline bool attn_rope(ctx &c, const lm_node *n, const lm_attn_params &ap, A &a) {
+    if (!ap.k_from_v) return true;
+    a.table = rope_freqs(c, ap.rope, n->src[7]);
+    a.n_pairs = ap.rope.n_pairs;
+    a.neox = ap.rope.mode == LM_ROPE_NEOX;
+    return a.table != nullptr;
+}
+template <typename A> static inline void attn_operands(const lm_node *n, const lm_attn_params &ap, A &a) {
+    const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
+    a.q = dp<const float>(q);
+    a.q_s1 = (int64_t)q->nb[1] / 4;
+    a.q_s2 = (int64_t)q->nb[2] / 4;
+    a.k = (const uint8_t *)dptr(k);
+    a.v = (const uint8_t *)dptr(v);
+    a.k_s1 = (int64_t)k->nb[1];
+    a.k_s2 = (int64_t)k->nb[2];
+    a.v_s1 = (int64_t)v->nb[1];
+    a.v_s2 = (int64_t)v->nb[2];
+    a.cell_pos = dp<const int32_t>(n->src[3]);
+    a.pos = dp<const int32_t>(n->src[4]);
+    a.seq = dp<const int32_t>(n->src[5]);
+    a.knorm = ap.k_from_v ? dp<const float>(n->src[6]) : nullptr;
+    a.d = dp<float>(n->dst);
+}
+
 /* op entry points (one per op family; each plans when c.planning, else launches) */
 void op_elementwise(ctx &c, const lm_node *n);
 void op_get_rows(ctx &c, const lm_node *n);
