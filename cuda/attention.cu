@@ -27,17 +27,9 @@ namespace LM_CUDA_NS {
 #define ATT_MAX_ACC 4096 /* HB * dv: 32 accumulators per thread */
 #define ATT_NPT (ATT_MAX_ACC / ATT_THREADS)
 
-struct attn_args {
-    const float *q;
-    int64_t q_s1, q_s2; /* floats */
-    const uint8_t *k, *v;
-    int64_t k_s1, k_s2, v_s1, v_s2; /* bytes */
-    const int32_t *cell_pos, *pos, *seq;
-    const float *knorm;
-    const uint64_t *table;
-    float *d, *part;
-    int dk, dv, H, G, HB, n_sub, cps, ring, window, n_split, n_pairs, neox, n_seq;
-    float scale, softcap;
+struct attn_args : attn_io {
+    float *part;
+    int dk, dv, HB, n_sub, n_split;
 };
 
 template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS, 4) k_attn(attn_args a) {
@@ -206,19 +198,12 @@ void op_attention(ctx &c, const lm_node *n) {
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
     const lm_attn_params ap = lm_node_attn_unpack(n);
     attn_args a = {};
+    if (!attn_io_fill(c, n, a)) return;
     a.dk = (int)q->ne[0];
     a.dv = (int)v->ne[0];
-    a.H = (int)q->ne[1];
     const int Hkv = (int)k->ne[1], T = (int)q->ne[2];
-    a.G = a.H / Hkv;
     a.HB = heads_per_block(a.G, a.dv);
     a.n_sub = a.G / a.HB;
-    a.cps = ap.cells_per_seq;
-    a.ring = ap.ring;
-    a.window = ap.window;
-    a.n_seq = (int)(k->ne[2] / ap.cells_per_seq);
-    a.scale = ap.scale;
-    a.softcap = ap.softcap;
     /* few blocks against a long cache: split the cells (flash-decoding) */
     const int64_t blocks = (int64_t)Hkv * a.n_sub * T;
     const int64_t target = 2 * (int64_t)c.props.sm_count > 64 ? 2 * (int64_t)c.props.sm_count : 64;
@@ -230,13 +215,11 @@ void op_attention(ctx &c, const lm_node *n) {
         if (S < 1) S = 1;
     }
     a.n_split = S;
-    if (!attn_rope(c, n, ap, a)) return;
     if (S > 1) {
         a.part = (float *)scratch(c, (size_t)T * a.H * S * (a.dv + 2) * sizeof(float));
         if (!c.planning && !a.part) return;
     }
     if (c.planning) return;
-    attn_operands(n, ap, a);
     const size_t smem = ((size_t)a.HB * a.dk + a.dk + (size_t)a.HB * ATT_TILE + 3 * (size_t)a.HB) * sizeof(float);
     const dim3 grid((unsigned)(Hkv * a.n_sub), (unsigned)T, (unsigned)S);
     auto go = [&](auto kern) { LM_KERNEL(c, kern, grid, ATT_THREADS, smem, a); };

@@ -45,17 +45,8 @@ namespace LM_CUDA_NS {
 #define FA_BN 32
 #define FA_LDP (FA_BN + 8) /* halves per row of P */
 
-struct fa_args {
-    const float *q;
-    int64_t q_s1, q_s2; /* floats */
-    const uint8_t *k, *v;
-    int64_t k_s1, k_s2, v_s1, v_s2; /* bytes */
-    const int32_t *cell_pos, *pos, *seq;
-    const float *knorm;
-    const uint64_t *table;
-    float *d;
-    int T, H, G, cps, ring, window, n_pairs, neox, n_seq, vec16;
-    float scale, softcap;
+struct fa_args : attn_io {
+    int T, vec16;
 };
 
 template <int D> struct fa_geom {
@@ -334,18 +325,8 @@ void op_attention_tc(ctx &c, const lm_node *n) {
     const lm_attn_params ap = lm_node_attn_unpack(n);
     fa_args a = {};
     const int D = (int)q->ne[0], Hkv = (int)k->ne[1];
-    a.H = (int)q->ne[1];
     a.T = (int)q->ne[2];
-    a.G = a.H / Hkv;
-    a.cps = ap.cells_per_seq;
-    a.ring = ap.ring;
-    a.window = ap.window;
-    a.n_seq = (int)(k->ne[2] / ap.cells_per_seq);
-    a.scale = ap.scale;
-    a.softcap = ap.softcap;
-    if (!attn_rope(c, n, ap, a)) return;
-    if (c.planning) return;
-    attn_operands(n, ap, a);
+    if (!attn_io_fill(c, n, a) || c.planning) return;
     a.vec16 = (uintptr_t)a.k % 16 == 0 && (uintptr_t)a.v % 16 == 0 && a.k_s1 % 16 == 0 && a.k_s2 % 16 == 0 &&
               a.v_s1 % 16 == 0 && a.v_s2 % 16 == 0;
     const bool kv = ap.k_from_v;

@@ -112,17 +112,40 @@ void latch(ctx &c, lm_status st, const char *fmt, ...) LM_PRINTF(3, 4);
 /* check the launch just made */
 void check_launch(ctx &c, int err, const char *what);
 
-/* What both attention kernels' arguments (attn_args, fa_args: the same field names) take from
-   the node: the rope table of a K=V layer (false when it could not be made), and the operands. */
-template <typename A> static inline bool attn_rope(ctx &c, const lm_node *n, const lm_attn_params &ap, A &a) {
-    if (!ap.k_from_v) return true;
-    a.table = rope_freqs(c, ap.rope, n->src[7]);
-    a.n_pairs = ap.rope.n_pairs;
-    a.neox = ap.rope.mode == LM_ROPE_NEOX;
-    return a.table != nullptr;
-}
-template <typename A> static inline void attn_operands(const lm_node *n, const lm_attn_params &ap, A &a) {
+/* What both attention kernels take from the node (attention.cu's split-K kernel and
+   attention_tc.cu's tensor-core one extend it): operands, strides, masks, rope of K=V layers. */
+struct attn_io {
+    const float *q;
+    int64_t q_s1, q_s2; /* floats */
+    const uint8_t *k, *v;
+    int64_t k_s1, k_s2, v_s1, v_s2; /* bytes */
+    const int32_t *cell_pos, *pos, *seq;
+    const float *knorm;
+    const uint64_t *table;
+    float *d;
+    int H, G, cps, ring, window, n_pairs, neox, n_seq;
+    float scale, softcap;
+};
+/* the shape and mask parameters and the rope table of a K=V layer (false when the table could
+   not be made); the operands too unless planning */
+static inline bool attn_io_fill(ctx &c, const lm_node *n, attn_io &a) {
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
+    const lm_attn_params ap = lm_node_attn_unpack(n);
+    a.H = (int)q->ne[1];
+    a.G = a.H / (int)k->ne[1];
+    a.cps = ap.cells_per_seq;
+    a.ring = ap.ring;
+    a.window = ap.window;
+    a.n_seq = (int)(k->ne[2] / ap.cells_per_seq);
+    a.scale = ap.scale;
+    a.softcap = ap.softcap;
+    if (ap.k_from_v) {
+        a.table = rope_freqs(c, ap.rope, n->src[7]);
+        a.n_pairs = ap.rope.n_pairs;
+        a.neox = ap.rope.mode == LM_ROPE_NEOX;
+        if (!a.table) return false;
+    }
+    if (c.planning) return true;
     a.q = dp<const float>(q);
     a.q_s1 = (int64_t)q->nb[1] / 4;
     a.q_s2 = (int64_t)q->nb[2] / 4;
@@ -137,6 +160,7 @@ template <typename A> static inline void attn_operands(const lm_node *n, const l
     a.seq = dp<const int32_t>(n->src[5]);
     a.knorm = ap.k_from_v ? dp<const float>(n->src[6]) : nullptr;
     a.d = dp<float>(n->dst);
+    return true;
 }
 
 /* op entry points (one per op family; each plans when c.planning, else launches) */
