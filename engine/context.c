@@ -22,8 +22,9 @@ struct lm_context {
     lm_model *model;
     lm_context_params p;
     lm_kv kv;
-    lm_buffer *step_buf;  /* i32 step inputs */
-    lm_buffer *arena_buf; /* activations */
+    int n_dev;            /* the model's devices (2 when split between a GPU and the CPU) */
+    lm_buffer *step_buf[LM_GRAPH_MAX_DEVS];  /* i32 step inputs, a copy per device */
+    lm_buffer *arena_buf[LM_GRAPH_MAX_DEVS]; /* activations, per device */
     int32_t *step_host;   /* staging copy of the step buffer */
     size_t step_off[ST_COUNT];
     size_t step_bytes;
@@ -89,28 +90,32 @@ lm_status lm_kv_type_parse(const char *name, lm_kv_type *out) {
     return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type '%s' (f32, f16, bf16, q8_0, fp8)", name ? name : "(null)");
 }
 
-/* Views of the step buffer for a step of n tokens and n_out outputs. */
-static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[ST_COUNT]) {
-    for (int i = 0; i < ST_COUNT; i++) {
-        int64_t ne = i == ST_OUT ? (n_out > 0 ? n_out : 1) : n;
-        lm_tensor_init(&t[i], LM_I32, 1, &ne);
-        t[i].buf = c->step_buf;
-        t[i].offs = c->step_off[i];
-    }
+static lm_backend *dev_be(const lm_model *m, int d) { return d == 0 ? m->be : m->devs[d]; }
+
+/* Views of the step buffers for a step of n tokens and n_out outputs. */
+static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[][ST_COUNT]) {
+    for (int d = 0; d < c->n_dev; d++)
+        for (int i = 0; i < ST_COUNT; i++) {
+            int64_t ne = i == ST_OUT ? (n_out > 0 ? n_out : 1) : n;
+            lm_tensor_init(&t[d][i], LM_I32, 1, &ne);
+            t[d][i].buf = c->step_buf[d];
+            t[d][i].offs = c->step_off[i];
+        }
 }
 
-static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, lm_tensor views[ST_COUNT]) {
-    lm_graph_init(c->graph, c->model->be, c->arena_buf, measure);
+static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, lm_tensor views[][ST_COUNT]) {
+    lm_graph_init(c->graph, c->model->be, c->arena_buf[0], measure);
+    for (int d = 1; d < c->n_dev; d++) lm_graph_add_device(c->graph, dev_be(c->model, d), c->arena_buf[d]);
     step_views(c, n, n_out, views);
-    lm_step s = {
-        .n_tokens = n,
-        .n_outputs = n_out,
-        .tokens = &views[ST_TOKENS],
-        .pos = &views[ST_POS],
-        .seq = &views[ST_SEQ],
-        .cells = {&views[ST_CELL_SWA], &views[ST_CELL_FULL]},
-        .out_ids = &views[ST_OUT],
-    };
+    lm_step s = {.n_tokens = n, .n_outputs = n_out};
+    for (int d = 0; d < c->n_dev; d++)
+        s.io[d] = (lm_step_io){
+            .tokens = &views[d][ST_TOKENS],
+            .pos = &views[d][ST_POS],
+            .seq = &views[d][ST_SEQ],
+            .cells = {&views[d][ST_CELL_SWA], &views[d][ST_CELL_FULL]},
+            .out_ids = &views[d][ST_OUT],
+        };
     lm_tensor *logits = lm_gemma_forward(c->model, &c->kv, c->graph, &s);
     if (c->p.output == LM_OUTPUT_ARGMAX && logits) return lm_topk(c->graph, logits, 1);
     return logits;
@@ -135,7 +140,7 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
         if (m->vocab_only) {
             *compute_bytes = 0;
         } else {
-            lm_context tmp = {.model = (lm_model *)m, .p = p};
+            lm_context tmp = {.model = (lm_model *)m, .p = p, .n_dev = m->vocab_only || m->n_dev < 1 ? 1 : m->n_dev};
             tmp.graph = malloc(sizeof(lm_graph));
             if (!tmp.graph) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
             tmp.kv.n_layer = m->hp.n_layer;
@@ -145,7 +150,7 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
                 tmp.kv.kind[k].cps = cps[k];
                 tmp.kv.kind[k].ring = ring[k];
                 int64_t cells = (int64_t)cps[k] * p.n_seq_max;
-                lm_tensor_init(&tmp.kv.kind[k].cell_pos, LM_I32, 1, &cells);
+                for (int d = 0; d < tmp.n_dev; d++) lm_tensor_init(&tmp.kv.kind[k].cell_pos[d], LM_I32, 1, &cells);
             }
             for (int il = 0; il < m->hp.n_layer && tmp.kv.layers; il++) {
                 const lm_layer *L = &m->layers[il];
@@ -159,9 +164,10 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
                 lm_tensor_init(&kl->k, lm_kv_dtype(p.kv_type), 2, nek);
                 lm_tensor_init(&kl->v, lm_kv_dtype(p.kv_type), 2, nev);
             }
-            lm_tensor views[ST_COUNT];
+            lm_tensor views[LM_GRAPH_MAX_DEVS][ST_COUNT];
             record(&tmp, (int32_t)p.n_batch, (int32_t)p.n_outputs_max, true, views);
-            *compute_bytes = tmp.graph->arena.peak;
+            *compute_bytes = 0;
+            for (int d = 0; d < tmp.n_dev; d++) *compute_bytes += lm_graph_peak(tmp.graph, d);
             free(tmp.kv.layers);
             free(tmp.graph);
         }
@@ -177,6 +183,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     lm_context *c = calloc(1, sizeof *c);
     if (!c) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
     c->model = m;
+    c->n_dev = m->n_dev > 0 ? m->n_dev : 1;
     lm_status st = lm_context_params_normalize(m, params, &c->p);
     if (st) goto fail;
     lm_backend *be = m->be;
@@ -191,7 +198,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     }
     lm_device_info di;
     if ((st = be->ops->device_info(be, &di))) goto fail;
-    if (di.memory_total && kv_bytes + logits_bytes > di.memory_total) {
+    if (c->n_dev == 1 && di.memory_total && kv_bytes + logits_bytes > di.memory_total) {
         st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "context needs %.2f GiB of KV cache and logits; the device has %.2f GiB",
                      (double)(kv_bytes + logits_bytes) / (1u << 30), (double)di.memory_total / (1u << 30));
         goto fail;
@@ -208,7 +215,8 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
         off += lm_pad((size_t)(i == ST_OUT ? c->p.n_outputs_max : c->p.n_batch) * 4, 256);
     }
     c->step_bytes = off;
-    if ((st = be->ops->buffer_alloc(be, off, LM_BUF_STEP, &c->step_buf))) goto fail;
+    for (int d = 0; d < c->n_dev; d++)
+        if ((st = dev_be(m, d)->ops->buffer_alloc(dev_be(m, d), off, LM_BUF_STEP, &c->step_buf[d]))) goto fail;
     c->step_host = calloc(1, off);
     c->graph = malloc(sizeof(lm_graph));
     c->logits = malloc((size_t)logits_bytes);
@@ -221,10 +229,13 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     }
 
     /* size the arena with a measured worst-case step */
-    lm_tensor views[ST_COUNT];
+    lm_tensor views[LM_GRAPH_MAX_DEVS][ST_COUNT];
     record(c, (int32_t)c->p.n_batch, (int32_t)c->p.n_outputs_max, true, views);
     if ((st = lm_graph_status(c->graph))) goto fail;
-    if ((st = be->ops->buffer_alloc(be, c->graph->arena.peak + 256, LM_BUF_COMPUTE, &c->arena_buf))) goto fail;
+    for (int d = 0; d < c->n_dev; d++) {
+        lm_backend *b = dev_be(m, d);
+        if ((st = b->ops->buffer_alloc(b, lm_graph_peak(c->graph, d) + 256, LM_BUF_COMPUTE, &c->arena_buf[d]))) goto fail;
+    }
     *out = c;
     return LM_STATUS_OK;
 fail:
@@ -234,9 +245,11 @@ fail:
 
 void lm_context_free(lm_context *c) {
     if (!c) return;
-    lm_backend *be = c->model->be;
-    if (c->step_buf) be->ops->buffer_free(c->step_buf);
-    if (c->arena_buf) be->ops->buffer_free(c->arena_buf);
+    for (int d = 0; d < LM_GRAPH_MAX_DEVS; d++) {
+        if (c->step_buf[d]) c->step_buf[d]->be->ops->buffer_free(c->step_buf[d]);
+        if (c->arena_buf[d]) c->arena_buf[d]->be->ops->buffer_free(c->arena_buf[d]);
+    }
+    if (c->graph) lm_graph_free_staging(c->graph);
     lm_kv_free(&c->kv);
     free(c->step_host);
     free(c->graph);
@@ -323,22 +336,27 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
         for (int k = 0; k < LM_KV_KINDS; k++) cell[k][i] = lm_kv_cell(&c->kv.kind[k], e[i].seq, e[i].pos);
         if (e[i].logits) outs[j++] = i;
     }
-    lm_tensor whole;
-    int64_t ne = (int64_t)(c->step_bytes / 4);
-    lm_tensor_init(&whole, LM_I32, 1, &ne);
-    whole.buf = c->step_buf;
-    LM_TRY(be->ops->tensor_set(be, &whole, h, 0, c->step_bytes));
+    for (int d = 0; d < c->n_dev; d++) {
+        lm_tensor whole;
+        int64_t ne = (int64_t)(c->step_bytes / 4);
+        lm_tensor_init(&whole, LM_I32, 1, &ne);
+        whole.buf = c->step_buf[d];
+        LM_TRY(whole.buf->be->ops->tensor_set(whole.buf->be, &whole, h, 0, c->step_bytes));
+    }
 
-    /* record and run */
+    /* record and run: the graph begins on the main device; a split step closes each device's
+       part as it moves to the next, and the part on the device current at the end is closed here */
     LM_TRY(be->ops->begin(be));
-    lm_tensor views[ST_COUNT];
+    lm_tensor views[LM_GRAPH_MAX_DEVS][ST_COUNT];
     lm_tensor *out = record(c, n, n_out, false, views);
     lm_status st = lm_graph_status(c->graph);
-    lm_status st2 = be->ops->submit(be);
+    lm_backend *last = c->graph->be;
+    lm_status st2 = last->ops->submit(last);
     if (!st) st = st2;
-    st2 = be->ops->sync(be);
+    st2 = last->ops->sync(last);
     if (!st) st = st2;
     if (st) return st;
+    if (out) be = out->buf->be; /* the device that made the output (the head's) */
 
     /* host mirrors of the cache state */
     for (int32_t i = 0; i < n; i++) {
@@ -396,15 +414,27 @@ double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_
 lm_status lm_context_set_profiling(lm_context *c, bool on) {
     lm_clear_error();
     if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_set_profiling: NULL context");
-    lm_backend *be = c->model->be;
-    if (!be->ops->profile_enable) return lm_fail(LM_STATUS_UNSUPPORTED, "%s backend has no profiler", be->ops->name);
-    be->ops->profile_enable(be, on);
+    for (int d = 0; d < c->n_dev; d++) {
+        lm_backend *be = dev_be(c->model, d);
+        if (!be->ops->profile_enable) return lm_fail(LM_STATUS_UNSUPPORTED, "%s backend has no profiler", be->ops->name);
+    }
+    for (int d = 0; d < c->n_dev; d++) dev_be(c->model, d)->ops->profile_enable(dev_be(c->model, d), on);
     return LM_STATUS_OK;
 }
 
 int32_t lm_context_profile(const lm_context *c, lm_op_stat *out, int32_t cap) {
     if (!c) return 0;
-    const lm_op_profile *p = &c->model->be->prof;
+    lm_op_profile sum = c->model->be->prof; /* split: both devices' time, added */
+    for (int d = 1; d < c->n_dev; d++) {
+        const lm_op_profile *q = &dev_be(c->model, d)->prof;
+        for (int op = 0; op < LM_OP_COUNT; op++) {
+            sum.seconds[op] += q->seconds[op];
+            sum.calls[op] += q->calls[op];
+            sum.bytes[op] += q->bytes[op];
+            sum.flops[op] += q->flops[op];
+        }
+    }
+    const lm_op_profile *p = &sum;
     lm_op_stat tmp[LM_OP_COUNT];
     int32_t n = 0;
     for (int op = 0; op < LM_OP_COUNT; op++) {

@@ -32,7 +32,8 @@ static lm_status zero_fill(lm_backend *be, lm_tensor *t) {
 
 lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx, int32_t n_seq, int32_t n_batch) {
     memset(kv, 0, sizeof *kv);
-    kv->be = m->be;
+    kv->n_dev = m->n_dev > 0 ? m->n_dev : 1;
+    for (int d = 0; d < kv->n_dev; d++) kv->devs[d] = d == 0 ? m->be : m->devs[d];
     kv->type = type;
     kv->n_seq = n_seq;
     kv->n_ctx = n_ctx;
@@ -51,13 +52,19 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
     if (!kv->layers || !kv->seq_pos_max) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
     for (int32_t s = 0; s < n_seq; s++) kv->seq_pos_max[s] = -1;
 
-    /* lay out every tensor in one buffer */
+    /* the tensors, and the device of each */
+    lm_tensor *all[2 * 1024 + LM_KV_KINDS * LM_GRAPH_MAX_DEVS];
+    int all_dev[2 * 1024 + LM_KV_KINDS * LM_GRAPH_MAX_DEVS];
+    int n_all = 0;
+    bool kind_on[LM_KV_KINDS][LM_GRAPH_MAX_DEVS] = {{false}};
     uint64_t total = 0;
     for (int il = 0; il < kv->n_layer; il++) {
         const lm_layer *L = &m->layers[il];
         lm_kv_layer *kl = &kv->layers[il];
         kl->kind = L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
         kv->kind[kl->kind].used = true;
+        const int d = L->dev < kv->n_dev ? L->dev : 0;
+        kind_on[kl->kind][d] = true;
         if (L->kv_layer != il) continue;
         kl->has_cache = true;
         kl->has_k = !L->k_eq_v;
@@ -69,80 +76,84 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
             return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: cache size overflows");
         if (kl->has_k) {
             lm_tensor_init(&kl->k, type, 2, nek);
-            kl->k.offs = (size_t)total;
+            all_dev[n_all] = d;
+            all[n_all++] = &kl->k;
             total += lm_pad(kb, 256);
         }
         lm_tensor_init(&kl->v, type, 2, nev);
-        kl->v.offs = (size_t)total;
+        all_dev[n_all] = d;
+        all[n_all++] = &kl->v;
         total += lm_pad(vb, 256);
     }
     for (int k = 0; k < LM_KV_KINDS; k++) {
         if (!kv->kind[k].used) continue;
         const int64_t cells = (int64_t)cps[k] * n_seq;
-        lm_tensor_init(&kv->kind[k].cell_pos, LM_I32, 1, &cells);
-        kv->kind[k].cell_pos.offs = (size_t)total;
-        total += lm_pad((size_t)cells * 4, 256);
+        for (int d = 0; d < kv->n_dev; d++) {
+            if (!kind_on[k][d]) continue;
+            lm_tensor_init(&kv->kind[k].cell_pos[d], LM_I32, 1, &cells);
+            all_dev[n_all] = d;
+            all[n_all++] = &kv->kind[k].cell_pos[d];
+            total += lm_pad((size_t)cells * 4, 256);
+        }
         kv->kind[k].host_pos = malloc((size_t)cells * sizeof(int32_t));
         if (!kv->kind[k].host_pos) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
         for (int64_t c = 0; c < cells; c++) kv->kind[k].host_pos[c] = -1;
     }
     kv->bytes = total;
 
-    /* pack the tensors (laid out above at cumulative offsets) into buffers of at most max_alloc */
-    lm_device_info di;
-    LM_TRY(m->be->ops->device_info(m->be, &di));
-    const uint64_t limit = di.max_alloc ? di.max_alloc : UINT64_MAX;
-    lm_tensor *all[2 * 1024 + LM_KV_KINDS];
-    int n_all = 0;
-    for (int il = 0; il < kv->n_layer && n_all < 2048; il++) {
-        lm_kv_layer *kl = &kv->layers[il];
-        if (!kl->has_cache) continue;
-        if (kl->has_k) all[n_all++] = &kl->k;
-        all[n_all++] = &kl->v;
-    }
-    for (int k = 0; k < LM_KV_KINDS; k++)
-        if (kv->kind[k].used) all[n_all++] = &kv->kind[k].cell_pos;
+    /* pack each device's tensors, in layer order, into buffers of at most its max_alloc */
     kv->bufs = calloc((size_t)n_all + 1, sizeof(lm_buffer *));
     if (!kv->bufs) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: out of memory");
-    for (int i = 0; i < n_all;) {
-        uint64_t size = 0;
-        int j = i;
-        for (; j < n_all; j++) {
-            const uint64_t sz = lm_pad(lm_tensor_nbytes(all[j]), 256);
-            if (sz > limit)
-                return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: one cache tensor needs %llu bytes, more than the device's largest "
-                               "allocation (%llu); reduce the context", (unsigned long long)sz, (unsigned long long)limit);
-            if (size > limit - sz) break;
-            size += sz;
+    for (int d = 0; d < kv->n_dev; d++) {
+        lm_backend *be = kv->devs[d];
+        lm_device_info di;
+        LM_TRY(be->ops->device_info(be, &di));
+        const uint64_t limit = di.max_alloc ? di.max_alloc : UINT64_MAX;
+        for (int i = 0; i < n_all;) {
+            if (all_dev[i] != d) {
+                i++;
+                continue;
+            }
+            uint64_t size = 0;
+            int j = i;
+            for (; j < n_all; j++) {
+                if (all_dev[j] != d) continue;
+                const uint64_t sz = lm_pad(lm_tensor_nbytes(all[j]), 256);
+                if (sz > limit)
+                    return lm_fail(LM_STATUS_OUT_OF_MEMORY, "kv: one cache tensor needs %llu bytes, more than the device's largest "
+                                   "allocation (%llu); reduce the context", (unsigned long long)sz, (unsigned long long)limit);
+                if (size > limit - sz) break;
+                size += sz;
+            }
+            lm_buffer *buf;
+            LM_TRY(be->ops->buffer_alloc(be, (size_t)size, LM_BUF_KV, &buf));
+            kv->bufs[kv->n_bufs++] = buf;
+            uint64_t at = 0;
+            for (int t = i; t < j; t++) {
+                if (all_dev[t] != d) continue;
+                all[t]->buf = buf;
+                all[t]->offs = (size_t)at;
+                at += lm_pad(lm_tensor_nbytes(all[t]), 256);
+            }
+            i = j;
         }
-        lm_buffer *buf;
-        LM_TRY(m->be->ops->buffer_alloc(m->be, (size_t)size, LM_BUF_KV, &buf));
-        kv->bufs[kv->n_bufs++] = buf;
-        uint64_t at = 0;
-        for (int t = i; t < j; t++) {
-            all[t]->buf = buf;
-            all[t]->offs = (size_t)at;
-            at += lm_pad(lm_tensor_nbytes(all[t]), 256);
+    }
+    for (int i = 0; i < n_all; i++) {
+        lm_tensor *t = all[i];
+        if (t->type == LM_I32) continue; /* cell positions: below */
+        LM_TRY(zero_fill(t->buf->be, t));
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++)
+        for (int d = 0; d < kv->n_dev; d++) {
+            lm_tensor *cp = &kv->kind[k].cell_pos[d];
+            if (cp->buf) LM_TRY(cp->buf->be->ops->tensor_set(cp->buf->be, cp, kv->kind[k].host_pos, 0, lm_tensor_nbytes(cp)));
         }
-        i = j;
-    }
-    for (int il = 0; il < kv->n_layer; il++) {
-        lm_kv_layer *kl = &kv->layers[il];
-        if (!kl->has_cache) continue;
-        if (kl->has_k) LM_TRY(zero_fill(kv->be, &kl->k));
-        LM_TRY(zero_fill(kv->be, &kl->v));
-    }
-    for (int k = 0; k < LM_KV_KINDS; k++) {
-        if (!kv->kind[k].used) continue;
-        lm_tensor *cp = &kv->kind[k].cell_pos;
-        LM_TRY(kv->be->ops->tensor_set(kv->be, cp, kv->kind[k].host_pos, 0, lm_tensor_nbytes(cp)));
-    }
     return LM_STATUS_OK;
 }
 
 void lm_kv_free(lm_kv *kv) {
     if (!kv) return;
-    for (int i = 0; i < kv->n_bufs; i++) kv->be->ops->buffer_free(kv->bufs[i]);
+    for (int i = 0; i < kv->n_bufs; i++) kv->bufs[i]->be->ops->buffer_free(kv->bufs[i]);
     free(kv->bufs);
     for (int k = 0; k < LM_KV_KINDS; k++) free(kv->kind[k].host_pos);
     free(kv->layers);
@@ -157,7 +168,10 @@ lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq) {
         if (!kk->used) continue;
         int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
         for (int32_t c = 0; c < kk->cps; c++) hp[c] = -1;
-        LM_TRY(kv->be->ops->tensor_set(kv->be, &kk->cell_pos, hp, (size_t)seq * kk->cps * 4, (size_t)kk->cps * 4));
+        for (int d = 0; d < kv->n_dev; d++) {
+            lm_tensor *cp = &kk->cell_pos[d];
+            if (cp->buf) LM_TRY(cp->buf->be->ops->tensor_set(cp->buf->be, cp, hp, (size_t)seq * kk->cps * 4, (size_t)kk->cps * 4));
+        }
     }
     kv->seq_pos_max[seq] = -1;
     return LM_STATUS_OK;

@@ -8,6 +8,8 @@
  * attention masks with it. A K=V layer (Gemma 4 global layers) stores only V = rmsnorm0(K proj)
  * and attention derives K from it, so it costs one tensor instead of two. KV-shared layers
  * (Gemma 4 E models) have no cache of their own.
+ * Split execution: each layer's cache lives on the device that runs the layer; each device with
+ * layers of a kind keeps its own copy of the kind's cell_pos (the forward pass writes both).
  * Storage types: f32, f16, bf16, q8_0 (blocks of 32 along a head's row; head dims multiple of 32)
  * and e4m3 (the fp8 cache); the 8-bit ones are quantized by set_rows as the step writes them.
  */
@@ -21,7 +23,9 @@ typedef struct lm_kv_kind {
     int32_t cps;        /* cells per sequence */
     bool ring;
     int32_t window;     /* 0 for full attention */
-    lm_tensor cell_pos; /* i32 [cps * n_seq] on the device */
+    lm_tensor cell_pos[LM_GRAPH_MAX_DEVS]; /* i32 [cps * n_seq] on each device holding layers of the
+                                              kind (split execution: a copy per device; buf NULL
+                                              where none) */
     int32_t *host_pos;  /* host mirror of cell_pos */
 } lm_kv_kind;
 
@@ -33,8 +37,9 @@ typedef struct lm_kv_layer {
 } lm_kv_layer;
 
 typedef struct lm_kv {
-    lm_backend *be;
-    lm_buffer **bufs; /* tensors packed into buffers no larger than the device allows */
+    lm_backend *devs[LM_GRAPH_MAX_DEVS]; /* the model's devices: a layer's cache is on its layer's */
+    int n_dev;
+    lm_buffer **bufs; /* tensors packed into buffers no larger than their device allows */
     int n_bufs;
     lm_dtype type;
     int32_t n_seq, n_ctx, n_batch;

@@ -19,7 +19,7 @@
 #include <string.h>
 
 lm_model_params lm_model_default_params(void) {
-    return (lm_model_params){.backend = "cpu", .device = 0, .n_threads = 0, .use_mmap = true};
+    return (lm_model_params){.backend = "cpu", .device = 0, .n_threads = 0, .use_mmap = true, .gpu_layers = -1};
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -218,10 +218,28 @@ static lm_status read_hparams(lm_model *m) {
 typedef struct binder {
     lm_model *m;
     bool *used;        /* per GGUF tensor */
-    lm_buffer *aux;    /* converted f32 vectors */
-    size_t aux_used;
+    const uint8_t *dev; /* per GGUF tensor: the device it is placed on */
+    lm_buffer *aux[LM_GRAPH_MAX_DEVS]; /* converted f32 vectors, per device */
+    size_t aux_used[LM_GRAPH_MAX_DEVS];
     lm_status st;
 } binder;
+
+/* an f32 copy of n floats in a device's aux buffer */
+static lm_tensor *aux_copy(binder *b, lm_tensor *t, int d, const float *data, int n_dims, const int64_t *ne, const char *name) {
+    lm_model *m = b->m;
+    lm_tensor_init(t, LM_F32, n_dims, ne);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    const size_t bytes = (size_t)lm_tensor_nelements(t) * 4;
+    t->buf = b->aux[d];
+    t->offs = b->aux_used[d];
+    b->aux_used[d] += lm_pad(bytes, 256);
+    if (b->aux_used[d] > b->aux[d]->size) {
+        b->st = lm_fail(LM_STATUS_FORMAT, "too many non-f32 vectors");
+        return NULL;
+    }
+    b->st = m->devs[d]->ops->tensor_set(m->devs[d], t, data, 0, bytes);
+    return t;
+}
 
 static int64_t gguf_index(const lm_gguf *g, const lm_gguf_tensor *t) { return t - lm_gguf_tensor_at(g, 0); }
 
@@ -251,7 +269,7 @@ static lm_tensor *bind(binder *b, const char *name, int n, int64_t ne0, int64_t 
     t->buf = NULL; /* placed in a weights buffer once every tensor is bound */
     t->offs = (size_t)(lm_gguf_data_offset(m->gguf) + gt->offset);
     if (vector && gt->type != LM_F32) {
-        /* convert into the aux buffer (host-visible on the CPU; uploaded otherwise) */
+        /* convert into the aux buffer of its device (host-visible on the CPU; uploaded otherwise) */
         const int64_t nel = lm_tensor_nelements(t);
         float *tmp = malloc((size_t)nel * sizeof(float));
         if (!tmp) {
@@ -259,17 +277,7 @@ static lm_tensor *bind(binder *b, const char *name, int n, int64_t ne0, int64_t 
             return NULL;
         }
         lm_dequant_row(gt->type, gt->data, tmp, nel);
-        lm_tensor_init(t, LM_F32, n, want);
-        snprintf(t->name, sizeof t->name, "%s", name);
-        t->buf = b->aux;
-        t->offs = b->aux_used;
-        b->aux_used += lm_pad((size_t)nel * 4, 256);
-        if (b->aux_used > b->aux->size) {
-            free(tmp);
-            b->st = lm_fail(LM_STATUS_FORMAT, "too many non-f32 vectors");
-            return NULL;
-        }
-        b->st = m->be->ops->tensor_set(m->be, t, tmp, 0, (size_t)nel * 4);
+        aux_copy(b, t, b->dev[idx], tmp, n, want, name);
         free(tmp);
     }
     return t;
@@ -283,44 +291,147 @@ static float read_scalar(const lm_model *m, const char *name, float def) {
     return v;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* placement (split execution)                                                              */
+
+static int tensor_dev(const lm_plan *pl, const lm_model *m, const char *name) {
+    return lm_plan_tensor_place(pl, name) == LM_PLACE_GPU || m->n_dev < 2 ? 0 : 1;
+}
+
+/* Decide the device of every tensor: everything on the main device, unless it is a GPU that
+   the plan (automatic, or --gpu-layers / --cpu-tensors) fills only in part; then the CPU
+   backend is created as device 1 for the rest. A stage (a layer's attention + dense FFN, a
+   layer's experts, the head, the per-layer-input projection) is never split: its weights, its
+   KV cache and its ops share a device. */
+static lm_status place_devices(lm_model *m, const lm_model_params *p, uint8_t *dev) {
+    const lm_hparams *hp = &m->hp;
+    const int64_t nt = lm_gguf_n_tensors(m->gguf);
+    m->devs[0] = m->be;
+    m->n_dev = 1;
+    m->n_gpu_layers = hp->n_layer;
+    memset(dev, 0, (size_t)nt + 1);
+    lm_device_info di;
+    LM_TRY(m->be->ops->device_info(m->be, &di));
+    const bool want_split = p->gpu_layers >= 0 || (p->cpu_tensors && p->cpu_tensors[0]);
+    if (di.unified_memory || di.is_cpu) {
+        /* the CPU backend (and lavapipe) run everything; an explicit split is still honoured on
+           a device-only backend so that split execution is testable without a GPU */
+        if (!want_split || di.unified_memory) return LM_STATUS_OK;
+    }
+    lm_plan_params pp = lm_plan_default_params();
+    if (p->context) pp.context = *p->context;
+    pp.gpu_bytes = p->gpu_bytes ? p->gpu_bytes : (di.memory_free ? di.memory_free : di.memory_total);
+    if (!pp.gpu_bytes) pp.gpu_bytes = UINT64_MAX / 4;
+    pp.gpu_bandwidth_gbs = pp.cpu_bandwidth_gbs = 1; /* no prediction needed: skip measuring */
+    pp.gpu_layers = p->gpu_layers;
+    pp.cpu_tensors = p->cpu_tensors;
+    lm_plan *pl;
+    LM_TRY(lm_plan_create(m, &pp, &pl));
+    bool all_gpu = true;
+    for (int64_t i = 0; i < nt; i++) all_gpu &= lm_plan_tensor_place(pl, lm_gguf_tensor_at(m->gguf, i)->name) == LM_PLACE_GPU;
+    if (all_gpu) {
+        lm_plan_free(pl);
+        return LM_STATUS_OK;
+    }
+    lm_backend_config cfg = {.n_threads = p->n_threads};
+    lm_status st = lm_backend_create("cpu", &cfg, &m->devs[1]);
+    if (st) {
+        lm_plan_free(pl);
+        return st;
+    }
+    m->n_dev = 2;
+    /* stage devices */
+    const bool tied = !lm_gguf_find_tensor(m->gguf, "output.weight");
+    m->head_dev = tensor_dev(pl, m, tied ? "token_embd.weight" : "output.weight");
+    m->embd_dev = tensor_dev(pl, m, "token_embd.weight");
+    m->ple_dev = tensor_dev(pl, m, "per_layer_model_proj.weight");
+    m->n_gpu_layers = 0;
+    char nm[96];
+    for (int il = 0; il < hp->n_layer; il++) {
+        lm_layer *L = &m->layers[il];
+        snprintf(nm, sizeof nm, "blk.%d.attn_q.weight", il);
+        L->dev = tensor_dev(pl, m, nm);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_down_exps.weight", il);
+        L->exp_dev = lm_gguf_find_tensor(m->gguf, nm) ? tensor_dev(pl, m, nm) : L->dev;
+        m->n_gpu_layers += L->dev == 0;
+    }
+    /* every tensor with its stage */
+    for (int64_t i = 0; i < nt; i++) {
+        const char *name = lm_gguf_tensor_at(m->gguf, i)->name;
+        int d = 0;
+        if (!strncmp(name, "blk.", 4)) {
+            char *end;
+            const long il = strtol(name + 4, &end, 10);
+            if (end == name + 4 || *end != '.' || il < 0 || il >= hp->n_layer) continue;
+            d = strstr(name, "_exps") ? m->layers[il].exp_dev : m->layers[il].dev;
+        } else if (!strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight")) {
+            d = m->head_dev;
+        } else if (!strcmp(name, "token_embd.weight")) {
+            d = m->embd_dev;
+        } else if (!strcmp(name, "per_layer_model_proj.weight") || !strcmp(name, "per_layer_proj_norm.weight")) {
+            d = m->ple_dev;
+        } else {
+            d = tensor_dev(pl, m, name); /* per-layer embeddings (a lookup: the CPU), rope factors (copied
+                                            to the other device when its layers need them) */
+        }
+        dev[i] = (uint8_t)d;
+    }
+    lm_plan_free(pl);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        if (m->layers[L->kv_layer].dev != L->dev)
+            return lm_fail(LM_STATUS_UNSUPPORTED,
+                           "layer %d reads the KV cache of layer %d, which the plan puts on the other device; place "
+                           "them together (--gpu-layers)", il, L->kv_layer);
+    }
+    return LM_STATUS_OK;
+}
+
 static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
     const lm_hparams *hp = &m->hp;
     const int64_t nt = lm_gguf_n_tensors(m->gguf);
     m->tensors = calloc((size_t)nt + 1, sizeof(lm_tensor));
-    binder b = {.m = m, .used = calloc((size_t)nt + 1, 1)};
-    if (!m->tensors || !b.used) {
+    uint8_t *dev = calloc((size_t)nt + 1, 1);
+    binder b = {.m = m, .used = calloc((size_t)nt + 1, 1), .dev = dev};
+    if (!m->tensors || !b.used || !dev) {
         free(b.used);
+        free(dev);
         return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
     }
     m->n_tensors = nt;
+    lm_status st = place_devices(m, p, dev);
+    if (st) {
+        free(b.used);
+        free(dev);
+        return st;
+    }
 
-    /* weights: wrap the mapped file when the device reads host memory, else upload (below) */
+    /* weights: wrap the mapped file when the device reads host memory (the CPU, and the host
+       side of a split), else upload (below) */
     lm_device_info di;
     LM_TRY(m->be->ops->device_info(m->be, &di));
     const bool wrap = di.unified_memory && m->be->ops->buffer_from_host;
-    lm_status st;
-    if (wrap) {
-        m->weights = calloc(1, sizeof(lm_buffer *));
-        if (!m->weights) {
-            free(b.used);
-            return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
-        }
-        m->n_weights = 1;
-        st = m->be->ops->buffer_from_host(m->be, (void *)lm_gguf_base(m->gguf), lm_gguf_file_size(m->gguf),
-                                          LM_BUF_WEIGHTS, &m->weights[0]);
-        if (st) {
-            free(b.used);
-            return st;
-        }
+    m->weights = calloc(2, sizeof(lm_buffer *));
+    if (!m->weights) st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+    for (int d = 0; d < m->n_dev && !st; d++) {
+        if (d == 0 && !wrap) continue;
+        st = m->devs[d]->ops->buffer_from_host(m->devs[d], (void *)lm_gguf_base(m->gguf), lm_gguf_file_size(m->gguf),
+                                               LM_BUF_WEIGHTS, &m->weights[m->n_weights]);
+        if (!st) m->n_weights++;
     }
-    /* aux buffer for converted vectors: bounded by the f32 size of all 1-D/small tensors */
+    /* aux buffers for converted vectors: bounded by the f32 size of all 1-D/small tensors, and a
+       copy of the rope factors */
     size_t aux = 4096;
     for (int64_t i = 0; i < nt; i++) {
         const lm_gguf_tensor *gt = lm_gguf_tensor_at(m->gguf, i);
         if (gt->type != LM_F32 && gt->ne[1] == 1) aux += lm_pad((size_t)gt->ne[0] * 4, 256);
+        if (!strcmp(gt->name, "rope_freqs.weight")) aux += lm_pad((size_t)gt->ne[0] * 4, 256);
     }
-    if ((st = m->be->ops->buffer_alloc(m->be, aux, LM_BUF_WEIGHTS, &b.aux)) != LM_STATUS_OK) {
+    for (int d = 0; d < m->n_dev && !st; d++) st = m->devs[d]->ops->buffer_alloc(m->devs[d], aux, LM_BUF_WEIGHTS, &b.aux[d]);
+    for (int d = 0; d < m->n_dev; d++) m->aux[d] = b.aux[d];
+    if (st) {
         free(b.used);
+        free(dev);
         return st;
     }
 
@@ -408,13 +519,37 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
         }
     }
 #undef NAME
-    /* place the tensors: in the wrapped file, or packed in file order into device buffers no
-       larger than the device allows, and uploaded */
-    if (!b.st && wrap) {
-        for (int64_t i = 0; i < nt; i++)
-            if (b.used[i] && !m->tensors[i].buf) m->tensors[i].buf = m->weights[0];
-        if (p->progress) p->progress(1.0f, p->progress_user);
-    } else if (!b.st) {
+    /* the rope factors on every device that runs a layer using them */
+    if (!b.st && m->rope_freqs) {
+        const lm_gguf_tensor *rf = lm_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+        const int home = dev[gguf_index(m->gguf, rf)];
+        lm_tensor *copy[LM_GRAPH_MAX_DEVS] = {NULL};
+        copy[home] = m->rope_freqs;
+        for (int il = 0; il < hp->n_layer && !b.st; il++) {
+            lm_layer *L = &m->layers[il];
+            if (!L->rope_factors) continue;
+            if (!copy[L->dev]) {
+                float *tmp = malloc((size_t)rf->ne[0] * sizeof(float));
+                if (!tmp) {
+                    b.st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+                    break;
+                }
+                lm_dequant_row(rf->type, rf->data, tmp, rf->ne[0]);
+                copy[L->dev] = aux_copy(&b, &m->tensors[nt], L->dev, tmp, 1, &rf->ne[0], "rope_freqs.weight");
+                free(tmp);
+            }
+            L->rope_freqs = copy[L->dev];
+        }
+    }
+    /* place the tensors: in the wrapped file (devices that read host memory), or packed in file
+       order into buffers of the main device no larger than it allows, and uploaded */
+    lm_buffer *wrapped[LM_GRAPH_MAX_DEVS] = {NULL};
+    for (int i = 0; i < m->n_weights; i++)
+        for (int d = 0; d < m->n_dev; d++)
+            if (m->weights[i]->be == m->devs[d]) wrapped[d] = m->weights[i];
+    for (int64_t i = 0; i < nt && !b.st; i++)
+        if (b.used[i] && !m->tensors[i].buf && wrapped[dev[i]]) m->tensors[i].buf = wrapped[dev[i]];
+    if (!b.st) {
         const uint64_t limit = di.max_alloc ? di.max_alloc : UINT64_MAX;
         uint64_t total = 0, done = 0;
         int n_chunks = 0;
@@ -432,8 +567,9 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
             fill += sz;
             total += sz;
         }
-        m->weights = calloc((size_t)n_chunks + 1, sizeof(lm_buffer *));
-        if (!b.st && !m->weights) b.st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+        lm_buffer **w = realloc(m->weights, ((size_t)m->n_weights + (size_t)n_chunks + 1) * sizeof(lm_buffer *));
+        if (!b.st && !w) b.st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+        if (w) m->weights = w;
         /* second pass: allocate each chunk once its size is known, then upload its tensors */
         int64_t first = 0;
         while (!b.st && first < nt) {
@@ -462,9 +598,10 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
             }
             first = last;
         }
+        if (!b.st && total == 0 && p->progress) p->progress(1.0f, p->progress_user);
     }
-    m->aux = b.aux;
     free(b.used);
+    free(dev);
     return b.st;
 }
 
@@ -528,9 +665,11 @@ fail:
 void lm_model_free(lm_model *m) {
     if (!m) return;
     if (m->be) {
-        for (int i = 0; i < m->n_weights; i++) m->be->ops->buffer_free(m->weights[i]);
+        for (int i = 0; i < m->n_weights; i++) m->weights[i]->be->ops->buffer_free(m->weights[i]);
         free(m->weights);
-        if (m->aux) m->be->ops->buffer_free(m->aux);
+        for (int d = 0; d < LM_GRAPH_MAX_DEVS; d++)
+            if (m->aux[d]) m->aux[d]->be->ops->buffer_free(m->aux[d]);
+        if (m->n_dev > 1) lm_backend_destroy(m->devs[1]);
         lm_backend_destroy(m->be);
     }
     free(m->layers);
@@ -555,6 +694,12 @@ lm_status lm_model_get_info(const lm_model *m, lm_model_info *out) {
     out->n_expert_used = m->hp.n_expert_used;
     out->n_params = m->n_params;
     out->weight_bytes = m->weight_bytes;
+    out->n_gpu_layers = m->vocab_only ? 0 : m->n_gpu_layers;
+    if (m->n_dev > 1) {
+        out->host_backend = m->devs[1]->ops->name;
+        for (int64_t i = 0; i < m->n_tensors; i++)
+            if (m->tensors[i].buf && m->tensors[i].buf->be == m->devs[1]) out->host_weight_bytes += lm_tensor_nbytes(&m->tensors[i]);
+    }
     return LM_STATUS_OK;
 }
 

@@ -30,6 +30,9 @@ typedef struct lm_layer {
     float out_scale;       /* layer_scalar (1 if absent) */
     lm_rope_params rope;
     bool rope_factors;     /* use model rope_freqs as frequency factors */
+    const lm_tensor *rope_freqs; /* the model's rope_freqs on this layer's device (rope_factors) */
+    int dev, exp_dev;      /* device (index into lm_model.devs) of the layer's attention + dense FFN,
+                              and of its MoE experts */
     /* weights (NULL when absent) */
     lm_tensor *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *post_attn_norm;
     lm_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *post_ffw_norm;
@@ -63,11 +66,18 @@ struct lm_model {
 
     lm_gguf *gguf;
     lm_vocab *vocab;
-    lm_backend *be;
+    lm_backend *be;      /* the main device (devs[0]) */
+    /* split execution: devs[0] is the backend the model was loaded for, devs[1] (when present)
+       the CPU backend running the stages the plan left on the host. A stage's weights, its KV
+       cache and its ops live on one device; activations cross at stage boundaries. */
+    lm_backend *devs[LM_GRAPH_MAX_DEVS];
+    int n_dev;
+    int embd_dev, ple_dev, head_dev; /* devices of the input lookup, the per-layer inputs, the head */
+    int32_t n_gpu_layers;            /* layers on devs[0] when split (n_layer otherwise) */
     lm_buffer **weights; /* buffers holding (or wrapping) the tensor data; one on the CPU (the mapped
                             file), several on devices with an allocation size limit */
     int n_weights;
-    lm_buffer *aux;     /* f32 copies of vectors stored in other types */
+    lm_buffer *aux[LM_GRAPH_MAX_DEVS]; /* per device: f32 copies of vectors stored in other types */
     lm_tensor *tensors; /* bound tensors, one per GGUF tensor used */
     int64_t n_tensors;
     uint64_t n_params, weight_bytes;

@@ -5,6 +5,7 @@
 #include "ops.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void lm_graph_init(lm_graph *g, lm_backend *be, lm_buffer *arena_buf, bool measure) {
@@ -12,17 +13,136 @@ void lm_graph_init(lm_graph *g, lm_backend *be, lm_buffer *arena_buf, bool measu
     g->arena.buf = arena_buf;
     g->arena.used = 0;
     g->arena.peak = 0;
+    g->cur = 0;
+    g->n_dev = 1;
+    g->dev[0] = (lm_graph_dev){.be = be, .arena = g->arena};
     g->measure = measure;
     g->err = LM_STATUS_OK;
     g->errmsg[0] = 0;
     g->n_tensors = 0;
     g->n_nodes = 0;
+    g->n_switches = 0;
+    g->moved_bytes = 0;
+    g->staging = NULL;
+    g->staging_size = 0;
 }
 
-lm_graph_mark lm_graph_get_mark(const lm_graph *g) { return (lm_graph_mark){g->arena.used, g->n_tensors}; }
+int lm_graph_add_device(lm_graph *g, lm_backend *be, lm_buffer *arena_buf) {
+    if (g->n_dev >= LM_GRAPH_MAX_DEVS) {
+        lm_graph_fail(g, "more than %d devices in one step", LM_GRAPH_MAX_DEVS);
+        return g->n_dev - 1;
+    }
+    g->dev[g->n_dev] = (lm_graph_dev){.be = be, .arena = {.buf = arena_buf}};
+    return g->n_dev++;
+}
+
+int lm_graph_device_of(const lm_graph *g, const lm_tensor *t) {
+    if (t && t->buf)
+        for (int d = 0; d < g->n_dev; d++)
+            if (g->dev[d].be == t->buf->be) return d;
+    return g->cur;
+}
+
+size_t lm_graph_peak(const lm_graph *g, int dev) {
+    if (dev < 0 || dev >= g->n_dev) return 0;
+    return dev == g->cur ? g->arena.peak : g->dev[dev].arena.peak;
+}
+
+void lm_graph_free_staging(lm_graph *g) {
+    free(g->staging);
+    g->staging = NULL;
+    g->staging_size = 0;
+}
+
+/* close the current device's part of the step: launch it and wait for it */
+static void close_part(lm_graph *g) {
+    lm_backend *be = g->be;
+    lm_status st = be->ops->submit(be);
+    lm_status st2 = be->ops->sync(be);
+    if (!st) st = st2;
+    if (st && g->err == LM_STATUS_OK) {
+        g->err = st;
+        snprintf(g->errmsg, sizeof g->errmsg, "%s part of a split step: %s", be->ops->name, lm_last_error());
+    }
+}
+
+/* copy a contiguous tensor between devices (the source's results are complete) */
+static void copy_across(lm_graph *g, lm_tensor *dst, const lm_tensor *src) {
+    const size_t n = lm_tensor_nbytes(src);
+    lm_backend *sb = src->buf->be, *db = dst->buf->be;
+    lm_status st;
+    if (src->buf->host) {
+        st = db->ops->tensor_set(db, dst, lm_tensor_host(src), 0, n);
+    } else if (dst->buf->host) {
+        st = sb->ops->tensor_get(sb, src, lm_tensor_host(dst), 0, n);
+    } else {
+        if (g->staging_size < n) {
+            void *p = realloc(g->staging, n);
+            if (!p) {
+                lm_graph_fail(g, "out of memory for a %zu-byte transfer between devices", n);
+                g->err = LM_STATUS_OUT_OF_MEMORY;
+                return;
+            }
+            g->staging = p;
+            g->staging_size = n;
+        }
+        st = sb->ops->tensor_get(sb, src, g->staging, 0, n);
+        if (!st) st = db->ops->tensor_set(db, dst, g->staging, 0, n);
+    }
+    if (st && g->err == LM_STATUS_OK) {
+        g->err = st;
+        snprintf(g->errmsg, sizeof g->errmsg, "copy of '%s' from %s to %s: %s", src->name, sb->ops->name, db->ops->name,
+                 lm_last_error());
+    }
+    g->moved_bytes += n;
+}
+
+void lm_graph_switch(lm_graph *g, int dev, lm_tensor **carry, int n_carry) {
+    if (dev == g->cur) return;
+    if (dev < 0 || dev >= g->n_dev) {
+        lm_graph_fail(g, "switch to device %d of %d", dev, g->n_dev);
+        return;
+    }
+    for (int i = 0; i < n_carry; i++)
+        if (carry[i] && !lm_tensor_is_contiguous(carry[i])) {
+            lm_graph_fail(g, "tensor '%s' crosses devices but is not contiguous", carry[i]->name);
+            return;
+        }
+    const bool run = !g->measure && g->err == LM_STATUS_OK;
+    if (run) close_part(g);
+    g->dev[g->cur].arena = g->arena;
+    g->cur = dev;
+    g->be = g->dev[dev].be;
+    g->arena = g->dev[dev].arena;
+    g->n_switches++;
+    for (int i = 0; i < n_carry; i++) {
+        if (!carry[i]) continue;
+        const lm_tensor *src = carry[i];
+        lm_tensor *dst = lm_new_tensor(g, src->type, 4, src->ne);
+        snprintf(dst->name, sizeof dst->name, "%s", src->name);
+        if (run && g->err == LM_STATUS_OK) copy_across(g, dst, src);
+        carry[i] = dst;
+    }
+    if (run) {
+        lm_status st = g->be->ops->begin(g->be);
+        if (st && g->err == LM_STATUS_OK) {
+            g->err = st;
+            snprintf(g->errmsg, sizeof g->errmsg, "%s: %s", g->be->ops->name, lm_last_error());
+        }
+    }
+}
+
+lm_graph_mark lm_graph_get_mark(const lm_graph *g) {
+    lm_graph_mark m = {.n_tensors = g->n_tensors};
+    for (int d = 0; d < g->n_dev; d++) m.used[d] = d == g->cur ? g->arena.used : g->dev[d].arena.used;
+    return m;
+}
 
 void lm_graph_release(lm_graph *g, lm_graph_mark m) {
-    g->arena.used = m.used;
+    for (int d = 0; d < g->n_dev; d++) {
+        if (d == g->cur) g->arena.used = m.used[d];
+        else g->dev[d].arena.used = m.used[d];
+    }
     g->n_tensors = m.n_tensors;
 }
 

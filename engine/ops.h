@@ -2,7 +2,8 @@
  * ops.h — typed op builders. Model code calls these; each validates shapes and dtypes, takes its
  * output from the step's scratch arena, fills an lm_node and hands it to the backend.
  *
- * A graph (lm_graph) is one step on one backend. In measure mode nothing runs and the arena only
+ * A graph (lm_graph) is one step on one backend, or on several (split execution: a model's layers
+ * on a GPU and on the CPU; lm_graph_switch moves the activations at stage boundaries). In measure mode nothing runs and the arena only
  * counts bytes: a context runs its worst-case step once in measure mode to size the arena, so the
  * decode path never allocates. Temporaries are released at layer boundaries with mark/release
  * (execution is in order on every backend, so memory reuse needs no more than the barriers the
@@ -66,24 +67,53 @@ typedef struct lm_arena {
 } lm_arena;
 
 #define LM_GRAPH_MAX_TENSORS 4096
+#define LM_GRAPH_MAX_DEVS 2
+
+/* A device a step runs on (split execution: the GPU part and the CPU part of one model). */
+typedef struct lm_graph_dev {
+    lm_backend *be;
+    lm_arena arena; /* saved here while another device is current */
+} lm_graph_dev;
 
 typedef struct lm_graph {
-    lm_backend *be;
+    lm_backend *be;  /* the current device: builders enqueue here and allocate from `arena` */
     lm_arena arena;
-    bool measure; /* count only; run nothing */
+    int cur, n_dev;
+    lm_graph_dev dev[LM_GRAPH_MAX_DEVS];
+    bool measure;    /* count only; run nothing */
     lm_status err;
     char errmsg[256];
     int n_tensors;
     int n_nodes;
+    int n_switches;      /* device changes in this step */
+    uint64_t moved_bytes; /* activations copied between devices in this step */
+    void *staging;       /* host bounce buffer for device-to-device copies */
+    size_t staging_size;
     lm_tensor tensors[LM_GRAPH_MAX_TENSORS];
 } lm_graph;
 
 typedef struct lm_graph_mark {
-    size_t used;
+    size_t used[LM_GRAPH_MAX_DEVS];
     int n_tensors;
 } lm_graph_mark;
 
+/* One device (index 0). Outside measure mode the caller brackets the step with the backend's
+ * begin() and submit()/sync(). */
 void lm_graph_init(lm_graph *g, lm_backend *be, lm_buffer *arena_buf, bool measure);
+/* Another device for split execution; returns its index. Devices keep their own arenas. */
+int lm_graph_add_device(lm_graph *g, lm_backend *be, lm_buffer *arena_buf);
+/* Make device `dev` current and copy the activations carry[0..n) there (each replaced by its
+ * copy in dev's arena; contiguous tensors of the current device). Outside measure mode this
+ * closes the current device's part of the step (submit and sync: the copies need its results),
+ * copies, and begins dev's part; the caller submits and syncs whichever device is current at
+ * the end. A no-op when dev is already current. */
+void lm_graph_switch(lm_graph *g, int dev, lm_tensor **carry, int n_carry);
+/* The device whose backend holds tensor t (the current one for tensors without a buffer, or on
+ * a backend the graph does not have: measure-mode estimates of a vocab-only model). */
+int lm_graph_device_of(const lm_graph *g, const lm_tensor *t);
+/* Peak arena bytes of a device so far (measure mode sizes each device's arena with it). */
+size_t lm_graph_peak(const lm_graph *g, int dev);
+void lm_graph_free_staging(lm_graph *g);
 lm_graph_mark lm_graph_get_mark(const lm_graph *g);
 void lm_graph_release(lm_graph *g, lm_graph_mark m);
 /* Latch a validation error into the graph (first one wins). */

@@ -170,7 +170,6 @@ static void settle(lm_plan *pl, bool head_gpu) {
         }
         if (t->forced_cpu) pc = LM_PLACE_CPU;
         t->place = pc;
-        s->weights[pc] += t->bytes;
     }
     /* where each layer's units ended up: a unit with any tensor on the CPU runs there */
     for (int il = 0; il < L; il++) pl->eff_layer[il] = pl->layer_place[il], pl->eff_exp[il] = (lm_place)-1;
@@ -183,6 +182,12 @@ static void settle(lm_plan *pl, bool head_gpu) {
     }
     for (int il = 0; il < L; il++)
         if (pl->eff_exp[il] == (lm_place)-1) pl->eff_exp[il] = pl->eff_layer[il];
+    /* a unit's tensors live where it runs (an op reads its weights on its own device) */
+    for (int64_t i = 0; i < pl->n_t; i++) {
+        plan_tensor *t = &pl->t[i];
+        if (t->layer >= 0) t->place = t->unit == U_EXPERTS ? pl->eff_exp[t->layer] : pl->eff_layer[t->layer];
+        s->weights[t->place] += t->bytes;
+    }
     bool kind_on[2][LM_KV_KINDS] = {{false}};
     s->n_gpu_layers = s->n_gpu_expert_layers = 0;
     for (int il = 0; il < L; il++) {

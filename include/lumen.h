@@ -75,6 +75,8 @@ typedef struct lm_model lm_model;
 /* Called during long operations with a fraction in [0, 1]. */
 typedef void (*lm_progress_fn)(float fraction, void *user);
 
+typedef struct lm_context_params lm_context_params;
+
 typedef struct lm_model_params {
     const char *backend;     /* "cpu" (default), "vulkan" or "cuda" */
     int device;              /* device index within the backend (default 0) */
@@ -83,6 +85,14 @@ typedef struct lm_model_params {
     bool vocab_only;         /* load metadata and tokenizer only, no weights */
     lm_progress_fn progress; /* optional load progress */
     void *progress_user;
+    /* Split execution (GPU backends): the stages the GPU cannot hold run on the CPU backend, in
+     * the same forward pass; activations cross at stage boundaries. Placement is the memory
+     * planner's (see lm_plan_create). Devices that share the host's memory never split. */
+    int32_t gpu_layers;      /* -1 = automatic (default): the plan for `context` in the GPU's free
+                                memory; N = the last N layers and the output head on the GPU */
+    const char *cpu_tensors; /* extended regex: tensors kept on the CPU (e.g. "_exps") */
+    uint64_t gpu_bytes;      /* GPU memory the automatic plan may use; 0 = the device's free memory */
+    const lm_context_params *context; /* contexts the automatic plan makes room for (NULL: defaults) */
 } lm_model_params;
 
 lm_model_params lm_model_default_params(void);
@@ -118,6 +128,9 @@ typedef struct lm_model_info {
     int32_t n_expert_used;
     uint64_t n_params;     /* parameters in the file (elements of all tensors) */
     uint64_t weight_bytes; /* bytes of tensor data in the file */
+    const char *host_backend; /* split execution: the backend of the offloaded stages, else NULL */
+    int32_t n_gpu_layers;  /* layers on `backend` (n_layer unless split) */
+    uint64_t host_weight_bytes; /* split: weight bytes the host backend runs */
 } lm_model_info;
 
 lm_status lm_model_get_info(const lm_model *model, lm_model_info *out);
@@ -141,7 +154,6 @@ int64_t lm_model_tensor_count(const lm_model *model);
 lm_status lm_model_tensor_info(const lm_model *model, int64_t i, lm_tensor_info *out);
 
 /* Memory a context would need (KV cache + activations + logits), in bytes. */
-typedef struct lm_context_params lm_context_params;
 lm_status lm_model_estimate_memory(const lm_model *model, const lm_context_params *params,
                                    uint64_t *kv_bytes, uint64_t *compute_bytes);
 

@@ -209,7 +209,7 @@ double golden_kv_vs_cpu(const char *name, lm_kv_type kv, const char *backend, ui
 
 /* ---- the real model on a backend against the CPU backend ------------------------------------ */
 
-static int32_t *text_tokens(int32_t *n) {
+int32_t *real_text_tokens(int32_t *n) {
     size_t size;
     char *txt = tu_read_file(tu_fixture("real/tokens.txt"), &size);
     cr_assert_not_null(txt);
@@ -245,7 +245,7 @@ static lm_model *real_model(const char *backend) {
 
 void real_model_vs_cpu(const char *backend, int32_t n_positions, int32_t greedy_steps) {
     int32_t n_all;
-    int32_t *toks = text_tokens(&n_all);
+    int32_t *toks = real_text_tokens(&n_all);
     const int32_t n = n_positions < n_all ? n_positions : n_all;
     lm_model *mc = real_model("cpu"), *mv = real_model(backend);
     const int32_t V = lm_vocab_size(mc);
@@ -310,4 +310,90 @@ void real_model_vs_cpu(const char *backend, int32_t n_positions, int32_t greedy_
     lm_model_free(mc);
     lm_model_free(mv);
     free(toks);
+}
+
+/* ---- split execution against the CPU backend alone ----------------------------------------- */
+
+double split_vs_cpu(const char *path, const char *backend, int32_t gpu_layers, const char *cpu_tensors,
+                    const int32_t *toks, int32_t n, int32_t chunk, int32_t greedy) {
+    lm_model *mc = load_model_path(path, "cpu"), *ms;
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    mp.n_threads = 2;
+    mp.gpu_layers = gpu_layers;
+    mp.cpu_tensors = cpu_tensors;
+    cr_assert_eq(lm_model_load(path, &mp, &ms), LM_STATUS_OK, "%s", lm_last_error());
+    lm_model_info mi;
+    lm_model_get_info(ms, &mi);
+    cr_assert_str_eq(mi.backend, backend);
+    if (gpu_layers >= 0) cr_expect_eq(mi.n_gpu_layers, gpu_layers);
+    cr_assert_not_null(mi.host_backend, "the model was not split");
+    cr_expect_str_eq(mi.host_backend, "cpu");
+    cr_expect_gt(mi.host_weight_bytes, 0);
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = (uint32_t)chunk;
+    cp.n_outputs_max = (uint32_t)chunk;
+    cp.kv_type = LM_KV_F32;
+    lm_context *cc, *cs;
+    cr_assert_eq(lm_context_create(mc, &cp, &cc), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_create(ms, &cp, &cs), LM_STATUS_OK, "%s", lm_last_error());
+    const int32_t V = lm_vocab_size(mc);
+    lm_batch_entry e[64];
+    cr_assert(chunk <= 64);
+    double md = 0, mr = 0;
+    for (int32_t i = 0; i < n; i += chunk) {
+        const int32_t b = n - i < chunk ? n - i : chunk;
+        for (int32_t j = 0; j < b; j++) e[j] = (lm_batch_entry){toks[i + j], i + j, 0, true};
+        cr_assert_eq(lm_context_decode(cc, e, b), LM_STATUS_OK, "%s", lm_last_error());
+        cr_assert_eq(lm_context_decode(cs, e, b), LM_STATUS_OK, "%s", lm_last_error());
+        for (int32_t j = 0; j < b; j++) {
+            const float *r = lm_context_logits(cc, j), *l = lm_context_logits(cs, j);
+            for (int32_t v = 0; v < V; v++) {
+                md = fmax(md, fabs((double)l[v] - r[v]));
+                mr = fmax(mr, fabs((double)r[v]));
+            }
+        }
+    }
+    int32_t pos = n, same = 0, row = (n - 1) % chunk; /* the last token's row in the last chunk */
+    for (int32_t s = 0; s < greedy; s++, row = 0) {
+        const int32_t a = lm_context_argmax(cc, row), b = lm_context_argmax(cs, row);
+        cr_expect_eq(a, b, "greedy step %d: cpu %d, split %d", s, a, b);
+        same += a == b;
+        lm_batch_entry d = {a, pos++, 0, true};
+        cr_assert_eq(lm_context_decode(cc, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
+        cr_assert_eq(lm_context_decode(cs, &d, 1), LM_STATUS_OK, "%s", lm_last_error());
+        const float *r = lm_context_logits(cc, 0), *l = lm_context_logits(cs, 0);
+        for (int32_t v = 0; v < V; v++) {
+            md = fmax(md, fabs((double)l[v] - r[v]));
+            mr = fmax(mr, fabs((double)r[v]));
+        }
+    }
+    const double rel = md / mr;
+    fprintf(stderr, "split %s: %d of %d layers on %s%s%s, %.1f MiB of weights on the cpu: logits vs cpu alone %.2e, %d/%d greedy tokens equal\n",
+            strrchr(path, '/') ? strrchr(path, '/') + 1 : path, mi.n_gpu_layers, mi.n_layer, backend,
+            cpu_tensors ? ", cpu tensors " : "", cpu_tensors ? cpu_tensors : "", (double)mi.host_weight_bytes / (1 << 20), rel, same,
+            greedy);
+    lm_context_free(cc);
+    lm_context_free(cs);
+    lm_model_free(mc);
+    lm_model_free(ms);
+    return rel;
+}
+
+const char *golden_fixture_path(const char *name) {
+    static char path[4096];
+    char rel[128];
+    snprintf(rel, sizeof rel, "hf/%s.gguf", name);
+    snprintf(path, sizeof path, "%s", tu_fixture(rel));
+    return path;
+}
+
+void split_fixture(const char *backend, const char *name, int32_t gpu_layers, const char *cpu_tensors) {
+    golden g;
+    load_golden(name, &g);
+    const double err = split_vs_cpu(golden_fixture_path(name), backend, gpu_layers, cpu_tensors, g.tok[0],
+                                    (int32_t)(g.n_tok[0] < 40 ? g.n_tok[0] : 40), 5, 6);
+    cr_expect_leq(err, TOL, "%s split at %d on %s: %.3g", name, gpu_layers, backend, err);
+    free(g.blob);
 }

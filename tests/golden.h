@@ -49,4 +49,20 @@ double golden_quantized_vs_cpu(const char *name, const char *type, const char *b
    mode, identical to the CPU's. The caller skips when the model is not installed. */
 void real_model_vs_cpu(const char *backend, int32_t n_positions, int32_t greedy_steps);
 
+/* Split execution: the model file at `path` with the last `gpu_layers` layers and the head on
+   `backend` (-1: the automatic plan) and the rest on the CPU backend, tensors matching
+   `cpu_tensors` (NULL: none) kept on the CPU, against the CPU backend alone. Feeds toks[0..n)
+   in chunks of `chunk` with logits for every token (max|d|/max|ref| over all rows returned),
+   then `greedy` greedy steps whose tokens must be identical. The split is checked to be real
+   (layers on both sides as asked). */
+double split_vs_cpu(const char *path, const char *backend, int32_t gpu_layers, const char *cpu_tensors,
+                    const int32_t *toks, int32_t n, int32_t chunk, int32_t greedy);
+/* a split point of a tiny fixture on `backend` (split_vs_cpu on the fixture's first sequence, at
+   most 40 tokens in chunks of 5, then 6 greedy tokens), expected within TOL of the CPU alone */
+void split_fixture(const char *backend, const char *name, int32_t gpu_layers, const char *cpu_tensors);
+/* tests/fixtures/hf/NAME.gguf (static buffer) */
+const char *golden_fixture_path(const char *name);
+/* the tokens of the real-text fixture (malloc'ed) */
+int32_t *real_text_tokens(int32_t *n);
+
 #endif

@@ -104,6 +104,17 @@ Test(cuda, gemma4_dense_emulated_no_graphs, .timeout = 900) {
     setenv("LUMEN_CUDA_GRAPHS", "0", 1);
     golden_run("cuda-emu", "gemma4_dense");
 }
+/* split execution: the CUDA device and the CPU backend in one forward pass (whole layers; and
+   every layer on the device with the MoE experts on the CPU) */
+static void split(const char *backend) {
+    if (!have(backend)) cr_skip("backend %s not built or no device", backend);
+    split_fixture(backend, "gemma3_tiny", 3, NULL);
+    split_fixture(backend, "gemma4_dense", 2, NULL);
+    split_fixture(backend, "gemma4_moe", -1, "_exps");
+}
+Test(cuda, split_execution_emulated, .timeout = 900) { split("cuda-emu"); }
+Test(cuda, split_execution_gpu, .timeout = 900) { split("cuda"); }
+
 Test(cuda, gemma3_tiny_gpu, .timeout = 900) { golden_run("cuda", "gemma3_tiny"); }
 Test(cuda, gemma4_dense_gpu, .timeout = 900) { golden_run("cuda", "gemma4_dense"); }
 Test(cuda, gemma4_moe_gpu, .timeout = 900) { golden_run("cuda", "gemma4_moe"); }

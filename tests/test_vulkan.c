@@ -142,3 +142,39 @@ Test(vulkan, real_model_matches_cpu, .timeout = 1800) {
     real_model_vs_cpu("vulkan", 64, 8);
     cr_expect_eq(lm_vk_validation_messages(), 0, "%d Vulkan validation messages", lm_vk_validation_messages());
 }
+
+/* ---- split execution: Vulkan + the CPU backend in one forward pass ------------------------- */
+
+Test(vulkan, split_execution, .timeout = 1200) {
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    const int32_t g3[] = {0, 1, 3, 6};
+    for (int i = 0; i < 4; i++) split_fixture("vulkan", "gemma3_tiny", g3[i], NULL);
+    const int32_t g4[] = {1, 2, 5};
+    for (int i = 0; i < 3; i++) split_fixture("vulkan", "gemma4_dense", g4[i], NULL);
+    split_fixture("vulkan", "gemma4_moe", 3, NULL);
+    split_fixture("vulkan", "gemma4_moe", -1, "_exps"); /* every layer on Vulkan, the experts on the CPU */
+    split_fixture("vulkan", "gemma4_moe", 4, "blk\\.5\\.ffn_(gate_up|down)_exps"); /* one layer's experts back */
+    split_fixture("vulkan", "gemma4_e", 7, NULL);
+}
+
+/* a KV-shared layer and the layer whose cache it reads must share a device */
+Test(vulkan, split_kv_shared_error) {
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = "vulkan";
+    mp.gpu_layers = 6; /* layers 4..9: the shared sliding layers read layer 3, left on the CPU */
+    lm_model *m = NULL;
+    cr_assert_eq(lm_model_load(golden_fixture_path("gemma4_e"), &mp, &m), LM_STATUS_UNSUPPORTED);
+    cr_expect_null(m);
+    cr_expect(strstr(lm_last_error(), "reads the KV cache of layer 3") != NULL, "%s", lm_last_error());
+}
+
+Test(vulkan, split_real_model, .timeout = 1800) {
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    if (!tu_real_model_path()) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+    int32_t n;
+    int32_t *toks = real_text_tokens(&n);
+    const double err = split_vs_cpu(tu_real_model_path(), "vulkan", 9, NULL, toks, 24, 8, 8);
+    cr_expect_leq(err, 1e-3, "%.3g", err);
+    free(toks);
+}

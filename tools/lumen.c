@@ -75,7 +75,8 @@ static void usage(FILE *f) {
             "      --type T            quantize: i4_g128 (4.25 bits) or f8_e4m3 (8.25 bits)\n"
             "      --per-channel       quantize f8_e4m3: one scale per row\n"
             "      --requantize        quantize: also convert matrices already quantized\n"
-            "plan options:\n"
+            "placement (plan; and run, chat, bench, perplexity, logits on a cuda/vulkan backend, which split the\n"
+            "model between the GPU and the CPU when it does not fit: the automatic plan, or these overrides):\n"
             "      --vram SIZE         GPU memory to plan for (16G, 24GiB, 12000M; default: the device's free memory)\n"
             "      --gpu NAME          a card's memory and bandwidth: rtx3060-12 rtx3090 rtx4060ti-16 rtx4080\n"
             "                          rtx4090 rtx5080 rtx5090 a100-80 h100\n"
@@ -240,6 +241,17 @@ static lm_model *load(const opts *o, bool vocab_only) {
     if (o->backend) mp.backend = o->backend;
     mp.n_threads = o->threads;
     mp.vocab_only = vocab_only;
+    /* split execution on a GPU backend: the automatic plan for this command's context, or the
+       --gpu-layers / --cpu-tensors / --vram overrides */
+    lm_context_params plan_ctx = lm_context_default_params();
+    if (o->n_ctx) plan_ctx.n_ctx = (uint32_t)o->n_ctx;
+    if (o->n_batch) plan_ctx.n_batch = (uint32_t)o->n_batch;
+    if (o->parallel) plan_ctx.n_seq_max = (uint32_t)o->parallel;
+    plan_ctx.kv_type = o->kv_type;
+    mp.context = &plan_ctx;
+    mp.gpu_layers = o->gpu_layers;
+    mp.cpu_tensors = o->cpu_tensors;
+    mp.gpu_bytes = o->vram;
     if (!o->quiet && isatty(2)) mp.progress = progress;
     lm_model *m;
     double t0 = now();
@@ -249,6 +261,9 @@ static lm_model *load(const opts *o, bool vocab_only) {
         lm_model_get_info(m, &mi);
         fprintf(stderr, "lumen: %s '%s' (%d layers, %.2f B params, %.1f MiB) on %s, loaded in %.2f s\n", mi.arch, mi.name,
                 mi.n_layer, (double)mi.n_params / 1e9, (double)mi.weight_bytes / (1 << 20), mi.backend, now() - t0);
+        if (mi.host_backend)
+            fprintf(stderr, "lumen: split: %d of %d layers on %s, %.1f MiB of weights on %s\n", mi.n_gpu_layers, mi.n_layer,
+                    mi.backend, (double)mi.host_weight_bytes / (1 << 20), mi.host_backend);
     }
     return m;
 }
