@@ -403,6 +403,18 @@ lm_status lm_context_seq_clear(lm_context *c, int32_t seq) {
     return lm_kv_seq_clear(&c->kv, seq);
 }
 
+lm_status lm_context_seq_rm(lm_context *c, int32_t seq, int32_t p0, int32_t p1) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_rm: NULL context");
+    return lm_kv_seq_rm(&c->kv, seq, p0, p1);
+}
+
+lm_status lm_context_seq_cp(lm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_cp: NULL context");
+    return lm_kv_seq_cp(&c->kv, src, dst, p0, p1);
+}
+
 int32_t lm_context_seq_pos_max(const lm_context *c, int32_t seq) {
     if (!c || seq < 0 || seq >= c->kv.n_seq) return -1;
     return c->kv.seq_pos_max[seq];

@@ -176,3 +176,114 @@ lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq) {
     kv->seq_pos_max[seq] = -1;
     return LM_STATUS_OK;
 }
+
+/* upload a sequence's cell positions of one kind to every device's copy */
+static lm_status upload_seq_pos(lm_kv *kv, lm_kv_kind *kk, int32_t seq) {
+    const int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
+    for (int d = 0; d < kv->n_dev; d++) {
+        lm_tensor *cp = &kk->cell_pos[d];
+        if (cp->buf) LM_TRY(cp->buf->be->ops->tensor_set(cp->buf->be, cp, hp, (size_t)seq * kk->cps * 4, (size_t)kk->cps * 4));
+    }
+    return LM_STATUS_OK;
+}
+
+static int32_t seq_max(const lm_kv *kv, int32_t seq) {
+    int32_t mx = -1;
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        const lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used) continue;
+        const int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
+        for (int32_t c = 0; c < kk->cps; c++) mx = hp[c] > mx ? hp[c] : mx;
+    }
+    return mx;
+}
+
+static lm_status check_seq(const lm_kv *kv, int32_t seq) {
+    if (seq < 0 || seq >= kv->n_seq) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "sequence %d out of range [0, %d)", seq, kv->n_seq);
+    return LM_STATUS_OK;
+}
+
+lm_status lm_kv_seq_rm(lm_kv *kv, int32_t seq, int32_t p0, int32_t p1) {
+    LM_TRY(check_seq(kv, seq));
+    if (p0 < 0) p0 = 0;
+    if (p1 < 0) p1 = INT32_MAX;
+    const int32_t have = kv->seq_pos_max[seq];
+    if (p0 >= p1 || have < p0) return LM_STATUS_OK;
+    if (p0 == 0 && p1 > have) return lm_kv_seq_clear(kv, seq);
+    /* a tail removed from a ring: continuing at p0 needs positions p0 - W + 1 .. p0 - 1, which
+       survive while nothing at or after them + cps was written */
+    for (int k = 0; k < LM_KV_KINDS && p1 > have; k++) {
+        const lm_kv_kind *kk = &kv->kind[k];
+        if (kk->used && kk->ring && have - p0 > kk->cps - kk->window)
+            return lm_fail(LM_STATUS_UNSUPPORTED,
+                           "sequence %d: cannot continue from position %d: the sliding-window cache (%d cells, window %d) "
+                           "already overwrote the positions before it (cached up to %d); clear the sequence",
+                           seq, p0, kk->cps, kk->window, have);
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used) continue;
+        int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
+        for (int32_t c = 0; c < kk->cps; c++)
+            if (hp[c] >= p0 && hp[c] < p1) hp[c] = -1;
+        LM_TRY(upload_seq_pos(kv, kk, seq));
+    }
+    kv->seq_pos_max[seq] = seq_max(kv, seq);
+    return LM_STATUS_OK;
+}
+
+/* copy cells [c_src, c_src + n) of a cache tensor to [c_dst, c_dst + n) through the host */
+static lm_status copy_cells(lm_tensor *t, int32_t c_src, int32_t c_dst, int32_t n, void **tmp, size_t *tmp_size) {
+    const size_t row = t->nb[1], bytes = row * (size_t)n;
+    if (*tmp_size < bytes) {
+        void *p = realloc(*tmp, bytes);
+        if (!p) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory copying %zu bytes of KV cache", bytes);
+        *tmp = p;
+        *tmp_size = bytes;
+    }
+    lm_backend *be = t->buf->be;
+    LM_TRY(be->ops->tensor_get(be, t, *tmp, row * (size_t)c_src, bytes));
+    return be->ops->tensor_set(be, t, *tmp, row * (size_t)c_dst, bytes);
+}
+
+lm_status lm_kv_seq_cp(lm_kv *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+    LM_TRY(check_seq(kv, src));
+    LM_TRY(check_seq(kv, dst));
+    if (p0 < 0) p0 = 0;
+    if (p1 < 0) p1 = INT32_MAX;
+    const int32_t have = kv->seq_pos_max[src];
+    if (src == dst || p0 >= p1 || have < p0) return LM_STATUS_OK;
+    if (p1 > have + 1) p1 = have + 1;
+    void *tmp = NULL;
+    size_t tmp_size = 0;
+    lm_status st = LM_STATUS_OK;
+    for (int k = 0; k < LM_KV_KINDS && !st; k++) {
+        lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used) continue;
+        int32_t *hs = kk->host_pos + (size_t)src * kk->cps, *hd = kk->host_pos + (size_t)dst * kk->cps;
+        /* positions of [p0, p1) that src still holds, as runs of consecutive cells */
+        int32_t p = p0;
+        while (p < p1 && !st) {
+            const int32_t c = kk->ring ? p % kk->cps : p;
+            if (c >= kk->cps || hs[c] != p) {
+                if (!kk->ring && c >= kk->cps) break;
+                p++;
+                continue;
+            }
+            int32_t n = 1;
+            while (p + n < p1 && c + n < kk->cps && hs[c + n] == p + n) n++;
+            for (int il = 0; il < kv->n_layer && !st; il++) {
+                lm_kv_layer *kl = &kv->layers[il];
+                if (!kl->has_cache || kl->kind != k) continue;
+                if (kl->has_k) st = copy_cells(&kl->k, src * kk->cps + c, dst * kk->cps + c, n, &tmp, &tmp_size);
+                if (!st) st = copy_cells(&kl->v, src * kk->cps + c, dst * kk->cps + c, n, &tmp, &tmp_size);
+            }
+            for (int32_t i = 0; i < n; i++) hd[c + i] = p + i;
+            p += n;
+        }
+        if (!st) st = upload_seq_pos(kv, kk, dst);
+    }
+    free(tmp);
+    if (!st) kv->seq_pos_max[dst] = seq_max(kv, dst);
+    return st;
+}

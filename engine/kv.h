@@ -55,6 +55,9 @@ void lm_kv_shape(const lm_model *m, int32_t n_ctx, int32_t n_batch, int32_t cps[
 lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx, int32_t n_seq, int32_t n_batch);
 void lm_kv_free(lm_kv *kv);
 lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq);
+/* see lm_context_seq_rm / lm_context_seq_cp */
+lm_status lm_kv_seq_rm(lm_kv *kv, int32_t seq, int32_t p0, int32_t p1);
+lm_status lm_kv_seq_cp(lm_kv *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 /* Cell index of (seq, pos) in a kind. */
 static inline int32_t lm_kv_cell(const lm_kv_kind *k, int32_t seq, int32_t pos) {
     return seq * k->cps + (k->ring ? pos % k->cps : pos);

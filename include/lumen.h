@@ -267,6 +267,16 @@ int32_t lm_context_n_outputs(const lm_context *ctx);
 lm_status lm_context_seq_clear(lm_context *ctx, int32_t seq);
 /* Largest position cached for a sequence, or -1. */
 int32_t lm_context_seq_pos_max(const lm_context *ctx, int32_t seq);
+/* Forget positions [p0, p1) of a sequence (p1 < 0: to the end). Removing a tail lets the sequence
+ * continue from p0 (a chat turn that re-renders the end of the history, a rejected draft). On
+ * models with sliding-window layers the cache keeps only the last n_batch + window - 1 positions
+ * of those layers, so a tail removal that would need positions already overwritten (the window
+ * before p0) returns LM_STATUS_UNSUPPORTED and changes nothing: clear the sequence instead. */
+lm_status lm_context_seq_rm(lm_context *ctx, int32_t seq, int32_t p0, int32_t p1);
+/* Copy positions [p0, p1) (p1 < 0: to the end) of sequence src into sequence dst, keys, values
+ * and positions (what dst held at those positions is replaced): a shared prompt prefix computed
+ * once and reused by several sequences. Sliding-window layers copy what src still holds. */
+lm_status lm_context_seq_cp(lm_context *ctx, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 
 /* KV-cache bytes allocated by this context, for reports and tests. */
 uint64_t lm_context_kv_bytes(const lm_context *ctx);

@@ -397,3 +397,129 @@ void split_fixture(const char *backend, const char *name, int32_t gpu_layers, co
     cr_expect_leq(err, TOL, "%s split at %d on %s: %.3g", name, gpu_layers, backend, err);
     free(g.blob);
 }
+
+/* ---- sequence operations -------------------------------------------------------------------- */
+
+typedef struct seqctx {
+    lm_context *c;
+    int32_t V;
+} seqctx;
+
+/* feed toks[0..n) at positions p0.. of sequence `seq` token by token; the last logits row */
+static const float *feed(seqctx *x, int32_t seq, const int32_t *toks, int32_t p0, int32_t n) {
+    for (int32_t i = 0; i < n; i++) {
+        lm_batch_entry e = {toks[i], p0 + i, seq, true};
+        cr_assert_eq(lm_context_decode(x->c, &e, 1), LM_STATUS_OK, "%s", lm_last_error());
+    }
+    return lm_context_logits(x->c, 0);
+}
+
+static double rel_diff(const float *a, const float *b, int32_t V) {
+    double md = 0, mr = 0;
+    for (int32_t v = 0; v < V; v++) md = fmax(md, fabs((double)a[v] - b[v])), mr = fmax(mr, fabs((double)b[v]));
+    return md / mr;
+}
+
+/* logits at the end of a fresh sequence fed toks[0..n) */
+static float *fresh(lm_model *m, const int32_t *toks, int32_t n) {
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 4;
+    lm_context *c;
+    cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
+    seqctx x = {c, lm_vocab_size(m)};
+    const float *l = feed(&x, 0, toks, 0, n);
+    float *out = malloc((size_t)x.V * sizeof(float));
+    memcpy(out, l, (size_t)x.V * sizeof(float));
+    lm_context_free(c);
+    return out;
+}
+
+void seq_ops_check(const char *backend, int32_t gpu_layers) {
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    mp.n_threads = 2;
+    mp.gpu_layers = gpu_layers;
+    lm_model *m;
+    cr_assert_eq(lm_model_load(golden_fixture_path("gemma4_dense"), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    const int32_t V = lm_vocab_size(m);
+    int32_t T[64], U[64];
+    uint32_t r = 12345;
+    for (int i = 0; i < 64; i++) {
+        r = r * 1664525u + 1013904223u;
+        T[i] = (int32_t)(r >> 8) % V;
+        r = r * 1664525u + 1013904223u;
+        U[i] = (int32_t)(r >> 8) % V;
+    }
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 4; /* sliding ring: pad(8 - 1 + 4, 32) = 32 cells */
+    cp.n_seq_max = 2;
+    lm_context *c;
+    cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
+    seqctx x = {c, V};
+    double worst = 0;
+
+    /* a draft of 20 tokens rejected: the tail removed, the sequence continues from 30 */
+    feed(&x, 0, T, 0, 30);
+    feed(&x, 0, U + 30, 30, 20);
+    cr_assert_eq(lm_context_seq_pos_max(c, 0), 49);
+    cr_assert_eq(lm_context_seq_rm(c, 0, 30, -1), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 29);
+    float *ref = fresh(m, T, 40);
+    double d = rel_diff(feed(&x, 0, T + 30, 30, 10), ref, V);
+    cr_expect_leq(d, 1e-5, "tail removed and continued: %.3g", d);
+    worst = fmax(worst, d);
+    free(ref);
+
+    /* a draft of 30: the ring (32 cells, window 8) lost the window before 40: refused, unchanged;
+       from 45 (24 behind the end) the window is intact */
+    feed(&x, 0, U, 40, 30);
+    cr_expect_eq(lm_context_seq_rm(c, 0, 40, -1), LM_STATUS_UNSUPPORTED);
+    cr_expect(strstr(lm_last_error(), "sliding-window cache") != NULL, "%s", lm_last_error());
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 69);
+    cr_expect_eq(lm_context_seq_rm(c, 0, 45, -1), LM_STATUS_OK, "%s", lm_last_error()); /* 24 behind: still served */
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 44);
+
+    /* a prefix shared: sequence 0 = T[0..20), copied to 1; each continues its own way */
+    cr_assert_eq(lm_context_seq_clear(c, 0), LM_STATUS_OK);
+    feed(&x, 0, T, 0, 20);
+    cr_assert_eq(lm_context_seq_cp(c, 0, 1, 0, -1), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(lm_context_seq_pos_max(c, 1), 19);
+    int32_t TU[32];
+    memcpy(TU, T, 20 * sizeof(int32_t));
+    memcpy(TU + 20, U + 20, 10 * sizeof(int32_t));
+    const float *l1 = feed(&x, 1, T + 20, 20, 10);
+    float *keep = malloc((size_t)V * sizeof(float));
+    memcpy(keep, l1, (size_t)V * sizeof(float));
+    const float *l0 = feed(&x, 0, U + 20, 20, 10);
+    ref = fresh(m, TU, 30);
+    d = rel_diff(l0, ref, V);
+    free(ref);
+    cr_expect_leq(d, 1e-5, "source sequence after the copy: %.3g", d);
+    worst = fmax(worst, d);
+    ref = fresh(m, T, 30);
+    d = rel_diff(keep, ref, V);
+    free(ref);
+    cr_expect_leq(d, 1e-5, "copied prefix continued: %.3g", d);
+    worst = fmax(worst, d);
+
+    /* after the ring wrapped: sequence 0 at 45 positions, copied whole (the ring's part: 13..44) */
+    cr_assert_eq(lm_context_seq_clear(c, 0), LM_STATUS_OK);
+    cr_assert_eq(lm_context_seq_clear(c, 1), LM_STATUS_OK);
+    feed(&x, 0, T, 0, 45);
+    cr_assert_eq(lm_context_seq_cp(c, 0, 1, 0, -1), LM_STATUS_OK, "%s", lm_last_error());
+    ref = fresh(m, T, 50);
+    d = rel_diff(feed(&x, 1, T + 45, 45, 5), ref, V);
+    free(ref);
+    cr_expect_leq(d, 1e-5, "copy of a wrapped ring: %.3g", d);
+    worst = fmax(worst, d);
+
+    cr_expect_eq(lm_context_seq_rm(c, 2, 0, -1), LM_STATUS_INVALID_ARGUMENT);
+    cr_expect_eq(lm_context_seq_cp(c, 0, 5, 0, -1), LM_STATUS_INVALID_ARGUMENT);
+    fprintf(stderr, "sequence ops on %s%s: worst max|d|/max|ref| against fresh contexts %.2e\n", backend,
+            gpu_layers >= 0 ? " (split)" : "", worst);
+    free(keep);
+    lm_context_free(c);
+    lm_model_free(m);
+}

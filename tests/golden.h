@@ -60,6 +60,12 @@ double split_vs_cpu(const char *path, const char *backend, int32_t gpu_layers, c
 /* a split point of a tiny fixture on `backend` (split_vs_cpu on the fixture's first sequence, at
    most 40 tokens in chunks of 5, then 6 greedy tokens), expected within TOL of the CPU alone */
 void split_fixture(const char *backend, const char *name, int32_t gpu_layers, const char *cpu_tensors);
+/* Sequence operations on the gemma4_dense fixture (sliding window 8, ring of 32 cells with
+   n_batch 4) on `backend` (gpu_layers as in lm_model_params; -1: the whole model there):
+   a removed tail then a different continuation, a prefix copied to another sequence (also after
+   the ring wrapped), each against a fresh context fed the same tokens; a removal the ring can no
+   longer serve fails and changes nothing. */
+void seq_ops_check(const char *backend, int32_t gpu_layers);
 /* tests/fixtures/hf/NAME.gguf (static buffer) */
 const char *golden_fixture_path(const char *name);
 /* the tokens of the real-text fixture (malloc'ed) */

@@ -175,3 +175,6 @@ Test(models, kv_type_names_and_bad_values) {
     cr_assert(strstr(lm_last_error(), "KV type") != NULL, "%s", lm_last_error());
     lm_model_free(m);
 }
+
+/* sequence operations (remove a range, copy a prefix) against fresh contexts */
+Test(models, sequence_ops) { seq_ops_check("cpu", -1); }

@@ -368,3 +368,44 @@ Test(real_model, perplexity_cli_and_quantized_kv, .init = setup, .fini = teardow
     cr_expect(q8 > 0 && fabs(q8 / ppl - 1.0) <= 0.01, "q8_0 KV perplexity %.4f vs f16 %.4f", q8, ppl);
     cr_expect(f8 > 0 && fabs(f8 / ppl - 1.0) <= 0.01, "fp8 KV perplexity %.4f vs f16 %.4f", f8, ppl);
 }
+
+/* `lumen chat` over two turns: the second turn reuses the cache of the first (its prompt and the
+ * reply, rolled back only where the template renders the reply differently) and processes only
+ * the new tokens. */
+Test(real_model, chat_second_turn_processes_only_new_tokens, .init = setup, .fini = teardown, .timeout = 300) {
+    if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "printf 'What is the capital of France?\\nAnd the capital of Italy?\\n' | %s/lumen chat -m '%s' -n 24 --temp 0 "
+             "-t 2 -c 1024 2>&1 >/dev/null",
+             LUMEN_BINARY_DIR, tu_real_model_path());
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char line[1024];
+    int turns = 0, fresh[2] = {0}, cached[2] = {0}, gen[2] = {0};
+    while (fgets(line, sizeof line, p)) {
+        const char *at = strstr(line, "new prompt tokens (");
+        if (!at || turns >= 2) continue;
+        const char *b = strrchr(line, '[');
+        cr_assert_not_null(b);
+        fresh[turns] = atoi(b + 1);
+        cached[turns] = atoi(at + strlen("new prompt tokens ("));
+        const char *g = strstr(line, " s, ");
+        cr_assert_not_null(g);
+        gen[turns] = atoi(g + 4);
+        turns++;
+    }
+    cr_assert_eq(pclose(p), 0, "lumen chat failed");
+    cr_assert_eq(turns, 2, "expected two turns");
+    fprintf(stderr, "chat: turn 1 %d prompt tokens, %d generated; turn 2 %d new, %d cached (turn 1 held %d)\n", fresh[0], gen[0],
+            fresh[1], cached[1], fresh[0] + gen[0]);
+    cr_expect_eq(cached[0], 0);
+    cr_expect_gt(gen[0], 0);
+    /* all of turn 1's prompt is reused, and the reply up to where the template differs */
+    cr_expect_geq(cached[1], fresh[0], "turn 2 reprocessed turn 1's prompt");
+    cr_expect_leq(cached[1], fresh[0] + gen[0]);
+    /* what turn 2 processes: at most the reply's re-rendered tail and the new user message with
+       its template markup (fewer tokens than turn 1's whole prompt plus its reply) */
+    cr_expect_gt(fresh[1], 0);
+    cr_expect_lt(fresh[1], fresh[0] + gen[0], "turn 2 processed %d tokens", fresh[1]);
+}

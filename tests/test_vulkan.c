@@ -178,3 +178,9 @@ Test(vulkan, split_real_model, .timeout = 1800) {
     cr_expect_leq(err, 1e-3, "%.3g", err);
     free(toks);
 }
+
+Test(vulkan, sequence_ops, .timeout = 600) {
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    seq_ops_check("vulkan", -1);
+    seq_ops_check("vulkan", 3); /* split: the caches on both devices */
+}

@@ -427,14 +427,18 @@ static int cmd_chat(opts *o) {
         int32_t n;
         lm_token *toks = tokenize(m, text, false, true, &n);
         free(text);
-        /* reuse the cached prefix: only the new tokens of this turn are processed */
+        /* reuse the cached prefix: only the new tokens of this turn are processed. When the
+           template renders the history differently from what was generated (a reply that
+           tokenizes another way, dropped thinking), the cache is rolled back to the common
+           prefix; only when the sliding-window layers no longer hold the window before it is
+           the conversation processed again from the start. */
         int32_t common = 0;
         while (common < n_hist && common < n && hist[common] == toks[common]) common++;
-        if (common < n_hist) {
+        if (common == n) common--; /* need logits for the last prompt token */
+        if (common < n_hist && lm_context_seq_rm(c, 0, common, -1) != LM_STATUS_OK) {
             lm_context_seq_clear(c, 0);
             common = 0;
         }
-        if (common == n) common--; /* need logits for the last prompt token */
         double tp = prefill(c, toks + common, n - common, common, n_batch);
         hist = realloc(hist, (size_t)(n + o->n_predict + 1) * sizeof *hist);
         memcpy(hist, toks, (size_t)n * sizeof *hist);
@@ -465,8 +469,8 @@ static int cmd_chat(opts *o) {
         }
         answer[alen] = 0;
         printf("\n");
-        fprintf(stderr, "[%d new prompt tokens in %.2f s, %d tokens at %.2f tok/s]\n", n - common, tp, gen,
-                gen / (now() - t0 + 1e-9));
+        fprintf(stderr, "[%d new prompt tokens (%d cached) in %.2f s, %d tokens at %.2f tok/s]\n", n - common, common, tp,
+                gen, gen / (now() - t0 + 1e-9));
         free(toks);
         if (nm + 1 > cap) {
             cap = (nm + 1) * 2;
