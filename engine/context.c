@@ -421,6 +421,33 @@ int32_t lm_context_seq_pos_max(const lm_context *c, int32_t seq) {
 }
 
 uint64_t lm_context_kv_bytes(const lm_context *c) { return c ? c->kv.bytes : 0; }
+
+lm_status lm_context_get_memory(const lm_context *c, lm_context_memory *out) {
+    if (!c || !out) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_get_memory: NULL argument");
+    memset(out, 0, sizeof *out);
+    const lm_backend *host = c->n_dev > 1 ? c->model->devs[1] : NULL;
+    for (int il = 0; il < c->kv.n_layer; il++) {
+        const lm_kv_layer *kl = &c->kv.layers[il];
+        if (!kl->has_cache) continue;
+        uint64_t b = lm_pad(lm_tensor_nbytes(&kl->v), 256) + (kl->has_k ? lm_pad(lm_tensor_nbytes(&kl->k), 256) : 0);
+        if (kl->kind == LM_KV_KIND_SWA) out->kv_sliding += b;
+        else out->kv_full += b;
+        if (host && kl->v.buf && kl->v.buf->be == host) out->kv_host += b;
+    }
+    for (int k = 0; k < LM_KV_KINDS; k++)
+        for (int d = 0; d < c->n_dev; d++) {
+            const lm_tensor *cp = &c->kv.kind[k].cell_pos[d];
+            if (!cp->buf) continue;
+            out->kv_positions += lm_pad(lm_tensor_nbytes(cp), 256);
+            if (d == 1) out->kv_host += lm_pad(lm_tensor_nbytes(cp), 256);
+        }
+    for (int d = 0; d < c->n_dev; d++) {
+        const uint64_t b = (c->arena_buf[d] ? c->arena_buf[d]->size : 0) + (c->step_buf[d] ? c->step_buf[d]->size : 0);
+        out->compute += b;
+        if (d == 1) out->compute_host += b;
+    }
+    return LM_STATUS_OK;
+}
 double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_decode_s : 0; }
 
 lm_status lm_context_set_profiling(lm_context *c, bool on) {

@@ -281,6 +281,18 @@ lm_status lm_context_seq_cp(lm_context *ctx, int32_t src, int32_t dst, int32_t p
 /* KV-cache bytes allocated by this context, for reports and tests. */
 uint64_t lm_context_kv_bytes(const lm_context *ctx);
 
+/* Memory a context allocated, from its buffers (split models: both sides together, and the
+ * host side's part). */
+typedef struct lm_context_memory {
+    uint64_t kv_sliding;  /* KV cache of the sliding-window layers (rings: constant in n_ctx) */
+    uint64_t kv_full;     /* KV cache of the global layers (n_ctx cells per sequence) */
+    uint64_t kv_positions; /* the cells' position arrays */
+    uint64_t compute;     /* activation arenas and step inputs */
+    uint64_t kv_host, compute_host; /* split execution: the parts on the CPU backend */
+} lm_context_memory;
+
+lm_status lm_context_get_memory(const lm_context *ctx, lm_context_memory *out);
+
 /* Timing of the last decode call (host wall clock), seconds. */
 double lm_context_last_decode_seconds(const lm_context *ctx);
 

@@ -338,6 +338,11 @@ double split_vs_cpu(const char *path, const char *backend, int32_t gpu_layers, c
     lm_context *cc, *cs;
     cr_assert_eq(lm_context_create(mc, &cp, &cc), LM_STATUS_OK, "%s", lm_last_error());
     cr_assert_eq(lm_context_create(ms, &cp, &cs), LM_STATUS_OK, "%s", lm_last_error());
+    lm_context_memory mem;
+    cr_assert_eq(lm_context_get_memory(cs, &mem), LM_STATUS_OK);
+    cr_expect_gt(mem.compute_host, 0);
+    if (mi.n_gpu_layers < mi.n_layer) cr_expect_gt(mem.kv_host, 0, "the CPU layers' caches are on the CPU");
+    if (mi.n_gpu_layers > 0) cr_expect_lt(mem.kv_host, mem.kv_sliding + mem.kv_full + mem.kv_positions);
     const int32_t V = lm_vocab_size(mc);
     lm_batch_entry e[64];
     cr_assert(chunk <= 64);

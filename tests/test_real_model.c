@@ -409,3 +409,30 @@ Test(real_model, chat_second_turn_processes_only_new_tokens, .init = setup, .fin
     cr_expect_gt(fresh[1], 0);
     cr_expect_lt(fresh[1], fresh[0] + gen[0], "turn 2 processed %d tokens", fresh[1]);
 }
+
+/* The sliding layers' KV cache, measured from the context's allocations, is the same at every
+ * context length (rings of window - 1 + n_batch cells); the global layers' grows with n_ctx,
+ * exactly n_ctx cells. Gemma 3 270M: 15 sliding + 3 global layers, 1 KV head of 256, f16. */
+Test(real_model, sliding_kv_constant_in_context, .init = setup, .fini = teardown, .timeout = 300) {
+    if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
+    const uint32_t ctxs[] = {1024, 8192, 32768, 131072};
+    uint64_t swa0 = 0;
+    fprintf(stderr, "| n_ctx | sliding KV | global KV |\n|---:|---:|---:|\n");
+    for (int i = 0; i < 4; i++) {
+        lm_context_params cp = lm_context_default_params();
+        cp.n_ctx = ctxs[i];
+        lm_context *c;
+        cr_assert_eq(lm_context_create(model, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
+        lm_context_memory mem;
+        cr_assert_eq(lm_context_get_memory(c, &mem), LM_STATUS_OK);
+        lm_context_free(c);
+        fprintf(stderr, "| %u | %.2f MiB | %.2f MiB |\n", ctxs[i], mem.kv_sliding / 1048576.0, mem.kv_full / 1048576.0);
+        const uint64_t ring = 1024; /* pad32(512 - 1 + 512) cells */
+        cr_expect_eq(mem.kv_sliding, 15ull * ring * 2 * 256 * 2, "sliding KV at %u", ctxs[i]);
+        cr_expect_eq(mem.kv_full, 3ull * ctxs[i] * 2 * 256 * 2, "global KV at %u", ctxs[i]);
+        if (i == 0) swa0 = mem.kv_sliding;
+        cr_expect_eq(mem.kv_sliding, swa0);
+        cr_expect_gt(mem.compute, 0);
+        cr_expect_eq(mem.kv_host, 0);
+    }
+}
