@@ -218,7 +218,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     for (int d = 0; d < c->n_dev; d++)
         if ((st = dev_be(m, d)->ops->buffer_alloc(dev_be(m, d), off, LM_BUF_STEP, &c->step_buf[d]))) goto fail;
     c->step_host = calloc(1, off);
-    c->graph = malloc(sizeof(lm_graph));
+    c->graph = calloc(1, sizeof(lm_graph)); /* zeroed: lm_context_free may see it before its first step */
     c->logits = malloc((size_t)logits_bytes);
     c->argmax = malloc((size_t)c->p.n_outputs_max * sizeof(int32_t));
     c->sort_scratch = malloc((size_t)c->p.n_batch * sizeof(int64_t));
