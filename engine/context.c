@@ -90,8 +90,6 @@ lm_status lm_kv_type_parse(const char *name, lm_kv_type *out) {
     return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown KV type '%s' (f32, f16, bf16, q8_0, fp8)", name ? name : "(null)");
 }
 
-static lm_backend *dev_be(const lm_model *m, int d) { return d == 0 ? m->be : m->devs[d]; }
-
 /* Views of the step buffers for a step of n tokens and n_out outputs. */
 static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[][ST_COUNT]) {
     for (int d = 0; d < c->n_dev; d++)
@@ -105,7 +103,7 @@ static void step_views(lm_context *c, int32_t n, int32_t n_out, lm_tensor t[][ST
 
 static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, lm_tensor views[][ST_COUNT]) {
     lm_graph_init(c->graph, c->model->be, c->arena_buf[0], measure);
-    for (int d = 1; d < c->n_dev; d++) lm_graph_add_device(c->graph, dev_be(c->model, d), c->arena_buf[d]);
+    for (int d = 1; d < c->n_dev; d++) lm_graph_add_device(c->graph, c->model->devs[d], c->arena_buf[d]);
     step_views(c, n, n_out, views);
     lm_step s = {.n_tokens = n, .n_outputs = n_out};
     for (int d = 0; d < c->n_dev; d++)
@@ -216,7 +214,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     }
     c->step_bytes = off;
     for (int d = 0; d < c->n_dev; d++)
-        if ((st = dev_be(m, d)->ops->buffer_alloc(dev_be(m, d), off, LM_BUF_STEP, &c->step_buf[d]))) goto fail;
+        if ((st = m->devs[d]->ops->buffer_alloc(m->devs[d], off, LM_BUF_STEP, &c->step_buf[d]))) goto fail;
     c->step_host = calloc(1, off);
     c->graph = calloc(1, sizeof(lm_graph)); /* zeroed: lm_context_free may see it before its first step */
     c->logits = malloc((size_t)logits_bytes);
@@ -233,7 +231,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
     record(c, (int32_t)c->p.n_batch, (int32_t)c->p.n_outputs_max, true, views);
     if ((st = lm_graph_status(c->graph))) goto fail;
     for (int d = 0; d < c->n_dev; d++) {
-        lm_backend *b = dev_be(m, d);
+        lm_backend *b = m->devs[d];
         if ((st = b->ops->buffer_alloc(b, lm_graph_peak(c->graph, d) + 256, LM_BUF_COMPUTE, &c->arena_buf[d]))) goto fail;
     }
     *out = c;
@@ -432,19 +430,19 @@ lm_status lm_context_get_memory(const lm_context *c, lm_context_memory *out) {
         uint64_t b = lm_pad(lm_tensor_nbytes(&kl->v), 256) + (kl->has_k ? lm_pad(lm_tensor_nbytes(&kl->k), 256) : 0);
         if (kl->kind == LM_KV_KIND_SWA) out->kv_sliding += b;
         else out->kv_full += b;
-        if (host && kl->v.buf && kl->v.buf->be == host) out->kv_host += b;
+        if (kl->v.buf && kl->v.buf->be == host) out->kv_host += b;
     }
     for (int k = 0; k < LM_KV_KINDS; k++)
         for (int d = 0; d < c->n_dev; d++) {
             const lm_tensor *cp = &c->kv.kind[k].cell_pos[d];
             if (!cp->buf) continue;
             out->kv_positions += lm_pad(lm_tensor_nbytes(cp), 256);
-            if (d == 1) out->kv_host += lm_pad(lm_tensor_nbytes(cp), 256);
+            if (cp->buf->be == host) out->kv_host += lm_pad(lm_tensor_nbytes(cp), 256);
         }
     for (int d = 0; d < c->n_dev; d++) {
         const uint64_t b = (c->arena_buf[d] ? c->arena_buf[d]->size : 0) + (c->step_buf[d] ? c->step_buf[d]->size : 0);
         out->compute += b;
-        if (d == 1) out->compute_host += b;
+        if (c->model->devs[d] == host) out->compute_host += b;
     }
     return LM_STATUS_OK;
 }
@@ -454,10 +452,10 @@ lm_status lm_context_set_profiling(lm_context *c, bool on) {
     lm_clear_error();
     if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_set_profiling: NULL context");
     for (int d = 0; d < c->n_dev; d++) {
-        lm_backend *be = dev_be(c->model, d);
+        lm_backend *be = c->model->devs[d];
         if (!be->ops->profile_enable) return lm_fail(LM_STATUS_UNSUPPORTED, "%s backend has no profiler", be->ops->name);
     }
-    for (int d = 0; d < c->n_dev; d++) dev_be(c->model, d)->ops->profile_enable(dev_be(c->model, d), on);
+    for (int d = 0; d < c->n_dev; d++) c->model->devs[d]->ops->profile_enable(c->model->devs[d], on);
     return LM_STATUS_OK;
 }
 
@@ -465,7 +463,7 @@ int32_t lm_context_profile(const lm_context *c, lm_op_stat *out, int32_t cap) {
     if (!c) return 0;
     lm_op_profile sum = c->model->be->prof; /* split: both devices' time, added */
     for (int d = 1; d < c->n_dev; d++) {
-        const lm_op_profile *q = &dev_be(c->model, d)->prof;
+        const lm_op_profile *q = &c->model->devs[d]->prof;
         for (int op = 0; op < LM_OP_COUNT; op++) {
             sum.seconds[op] += q->seconds[op];
             sum.calls[op] += q->calls[op];

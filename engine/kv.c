@@ -33,7 +33,7 @@ static lm_status zero_fill(lm_backend *be, lm_tensor *t) {
 lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx, int32_t n_seq, int32_t n_batch) {
     memset(kv, 0, sizeof *kv);
     kv->n_dev = m->n_dev > 0 ? m->n_dev : 1;
-    for (int d = 0; d < kv->n_dev; d++) kv->devs[d] = d == 0 ? m->be : m->devs[d];
+    for (int d = 0; d < kv->n_dev; d++) kv->devs[d] = m->devs[d];
     kv->type = type;
     kv->n_seq = n_seq;
     kv->n_ctx = n_ctx;
@@ -264,9 +264,8 @@ lm_status lm_kv_seq_cp(lm_kv *kv, int32_t src, int32_t dst, int32_t p0, int32_t 
         /* positions of [p0, p1) that src still holds, as runs of consecutive cells */
         int32_t p = p0;
         while (p < p1 && !st) {
-            const int32_t c = kk->ring ? p % kk->cps : p;
-            if (c >= kk->cps || hs[c] != p) {
-                if (!kk->ring && c >= kk->cps) break;
+            const int32_t c = kk->ring ? p % kk->cps : p; /* full kinds: p < n_ctx = cps */
+            if (hs[c] != p) {
                 p++;
                 continue;
             }

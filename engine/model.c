@@ -294,6 +294,13 @@ static float read_scalar(const lm_model *m, const char *name, float def) {
 /* ---------------------------------------------------------------------------------------- */
 /* placement (split execution)                                                              */
 
+int lm_tensor_layer(const char *name) {
+    if (strncmp(name, "blk.", 4)) return -1;
+    char *end;
+    long il = strtol(name + 4, &end, 10);
+    return end != name + 4 && *end == '.' && il >= 0 && il < (1 << 20) ? (int)il : -1;
+}
+
 static int tensor_dev(const lm_plan *pl, const lm_model *m, const char *name) {
     return lm_plan_tensor_place(pl, name) == LM_PLACE_GPU || m->n_dev < 2 ? 0 : 1;
 }
@@ -340,39 +347,34 @@ static lm_status place_devices(lm_model *m, const lm_model_params *p, uint8_t *d
         return st;
     }
     m->n_dev = 2;
-    /* stage devices */
+    /* stage devices (the planner places layer units whole; the head and the per-layer-input
+       projection follow their matrices) */
     const bool tied = !lm_gguf_find_tensor(m->gguf, "output.weight");
-    m->head_dev = tensor_dev(pl, m, tied ? "token_embd.weight" : "output.weight");
-    m->embd_dev = tensor_dev(pl, m, "token_embd.weight");
-    m->ple_dev = tensor_dev(pl, m, "per_layer_model_proj.weight");
+    const int head_dev = tensor_dev(pl, m, tied ? "token_embd.weight" : "output.weight");
+    const int ple_dev = tensor_dev(pl, m, "per_layer_model_proj.weight");
     m->n_gpu_layers = 0;
     char nm[96];
     for (int il = 0; il < hp->n_layer; il++) {
-        lm_layer *L = &m->layers[il];
         snprintf(nm, sizeof nm, "blk.%d.attn_q.weight", il);
-        L->dev = tensor_dev(pl, m, nm);
-        snprintf(nm, sizeof nm, "blk.%d.ffn_down_exps.weight", il);
-        L->exp_dev = lm_gguf_find_tensor(m->gguf, nm) ? tensor_dev(pl, m, nm) : L->dev;
-        m->n_gpu_layers += L->dev == 0;
+        m->layers[il].dev = tensor_dev(pl, m, nm);
+        m->n_gpu_layers += m->layers[il].dev == 0;
     }
     /* every tensor with its stage */
     for (int64_t i = 0; i < nt; i++) {
         const char *name = lm_gguf_tensor_at(m->gguf, i)->name;
+        const int il = lm_tensor_layer(name);
         int d = 0;
-        if (!strncmp(name, "blk.", 4)) {
-            char *end;
-            const long il = strtol(name + 4, &end, 10);
-            if (end == name + 4 || *end != '.' || il < 0 || il >= hp->n_layer) continue;
-            d = strstr(name, "_exps") ? m->layers[il].exp_dev : m->layers[il].dev;
+        if (il >= 0) {
+            if (il >= hp->n_layer) continue;
+            d = strstr(name, "_exps") ? tensor_dev(pl, m, name) : m->layers[il].dev;
         } else if (!strcmp(name, "output.weight") || !strcmp(name, "output_norm.weight")) {
-            d = m->head_dev;
-        } else if (!strcmp(name, "token_embd.weight")) {
-            d = m->embd_dev;
+            d = head_dev;
         } else if (!strcmp(name, "per_layer_model_proj.weight") || !strcmp(name, "per_layer_proj_norm.weight")) {
-            d = m->ple_dev;
+            d = ple_dev;
         } else {
-            d = tensor_dev(pl, m, name); /* per-layer embeddings (a lookup: the CPU), rope factors (copied
-                                            to the other device when its layers need them) */
+            d = tensor_dev(pl, m, name); /* the input embedding (with the head when tied), per-layer
+                                            embeddings (a lookup: the CPU), rope factors (copied to
+                                            the other device when its layers need them) */
         }
         dev[i] = (uint8_t)d;
     }

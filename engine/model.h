@@ -31,8 +31,8 @@ typedef struct lm_layer {
     lm_rope_params rope;
     bool rope_factors;     /* use model rope_freqs as frequency factors */
     const lm_tensor *rope_freqs; /* the model's rope_freqs on this layer's device (rope_factors) */
-    int dev, exp_dev;      /* device (index into lm_model.devs) of the layer's attention + dense FFN,
-                              and of its MoE experts */
+    int dev;               /* device (index into lm_model.devs) of the layer's attention + dense FFN
+                              and KV cache (its experts may be elsewhere) */
     /* weights (NULL when absent) */
     lm_tensor *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *post_attn_norm;
     lm_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *post_ffw_norm;
@@ -72,7 +72,6 @@ struct lm_model {
        cache and its ops live on one device; activations cross at stage boundaries. */
     lm_backend *devs[LM_GRAPH_MAX_DEVS];
     int n_dev;
-    int embd_dev, ple_dev, head_dev; /* devices of the input lookup, the per-layer inputs, the head */
     int32_t n_gpu_layers;            /* layers on devs[0] when split (n_layer otherwise) */
     lm_buffer **weights; /* buffers holding (or wrapping) the tensor data; one on the CPU (the mapped
                             file), several on devices with an allocation size limit */
@@ -88,6 +87,9 @@ struct lm_model {
 lm_status lm_context_params_normalize(const lm_model *m, const lm_context_params *in, lm_context_params *out);
 /* The cache's element type for a KV type. */
 lm_dtype lm_kv_dtype(lm_kv_type t);
+
+/* The layer of a tensor named "blk.N.…", or -1. */
+int lm_tensor_layer(const char *name);
 
 /* Bytes of KV cache per cell for each layer kind, as the context allocates it. */
 uint64_t lm_model_kv_bytes_per_cell(const lm_model *m, int kind, lm_dtype kv_type);

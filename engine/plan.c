@@ -66,13 +66,6 @@ lm_plan_params lm_plan_default_params(void) {
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int tensor_layer(const char *name) {
-    if (strncmp(name, "blk.", 4)) return -1;
-    char *end;
-    long il = strtol(name + 4, &end, 10);
-    return end != name + 4 && *end == '.' && il >= 0 && il < (1 << 20) ? (int)il : -1;
-}
-
 /* host read bandwidth: threads summing disjoint slices of a 256 MiB buffer (best of 3), GB/s */
 typedef struct bw_job {
     const uint64_t *p;
@@ -346,7 +339,7 @@ lm_status lm_plan_create(const lm_model *m, const lm_plan_params *params, lm_pla
         plan_tensor *t = &pl->t[i];
         t->name = gt->name;
         t->bytes = gt->size;
-        t->layer = tensor_layer(gt->name);
+        t->layer = lm_tensor_layer(gt->name);
         t->read_frac = 1.0;
         if (t->layer >= L) t->layer = -1;
         if (t->layer >= 0) {

@@ -32,7 +32,6 @@ static lm_tensor *mlp(lm_graph *g, const lm_tensor *x, const lm_tensor *gate, co
 /* the live activations of a forward pass, and which devices have their cell positions written */
 typedef struct fwd {
     lm_graph *g;
-    const lm_model *m;
     lm_kv *kv;
     const lm_step *s;
     lm_tensor *h, *ple;
@@ -105,7 +104,7 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
     const int64_t H = hp->n_embd, n = s->n_tokens, nh = hp->n_head;
     const float eps = hp->eps;
     const bool g4 = m->arch == LM_ARCH_GEMMA4;
-    fwd f = {.g = g, .m = m, .kv = kv, .s = s};
+    fwd f = {.g = g, .kv = kv, .s = s};
 
     const lm_step_io *io = stage(&f, m->tok_embd);
     f.h = lm_get_rows(g, m->tok_embd, io->tokens, hp->emb_scale); /* [H, n] residual */
