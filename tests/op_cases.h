@@ -179,6 +179,11 @@ static const lm_op_case lm_op_cases[] = {
     {"attn_tc_e4m3_softcap", LM_OP_ATTENTION, LM_E4M3, {128, 128, 6, 2, 33, 50}, {2, 0, 0, 0, 0}, {0.09f, 30.0f}, TOL_FA},
     {"attn_tc_bf16_hd64", LM_OP_ATTENTION, LM_BF16, {64, 64, 4, 4, 19, 40}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_FA},
     {"attn_tc_e4m3_kv_ring", LM_OP_ATTENTION, LM_E4M3, {512, 512, 2, 1, 18, 48}, {1, 1, 30, 1, 200}, {1.0f, 0}, TOL_FA},
+    /* prefill over several blocks of cells (the CPU's tiled attention walks 128 at a time):
+       interleaved sequences, a ring with a window across block edges, K=V keys over 300 cells */
+    {"attn_prefill_blocks", LM_OP_ATTENTION, LM_F16, {128, 128, 4, 2, 12, 400}, {2, 0, 0, 0, 0}, {0.088f, 0}, TOL_FA},
+    {"attn_prefill_ring_blocks", LM_OP_ATTENTION, LM_Q8_0, {64, 64, 6, 2, 30, 300}, {1, 1, 200, 0, 900}, {0.125f, 0}, TOL_FA},
+    {"attn_prefill_kv_blocks", LM_OP_ATTENTION, LM_BF16, {256, 256, 2, 1, 9, 300}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_FA},
 
     /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar; fp1 = input scale */
     {"geglu", LM_OP_GEGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},

@@ -1,6 +1,6 @@
 /*
  * test_ops.c — the op-conformance suite: every case of op_cases.h on every CPU code path (the
- * AVX2 kernels and the generic C kernels) against the scalar double-precision reference ("ref"
+ * AVX-512, AVX2 and generic C kernel tables) against the scalar double-precision reference ("ref"
  * backend), on seeded random data with odd shapes. Checks: finite output, normalised MSE under
  * the case's tolerance (exact equality for integer outputs), no bytes written outside the
  * destination. GPU backends run the same table in their own suites.
@@ -14,18 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void check_backend(const char *name, bool generic) {
-    if (generic) setenv("LUMEN_CPU_GENERIC", "1", 1);
-    else unsetenv("LUMEN_CPU_GENERIC");
-    const int failures = lm_conformance_run(name, generic ? "cpu/generic" : name, getenv("LUMEN_TEST_VERBOSE") != NULL);
-    unsetenv("LUMEN_CPU_GENERIC");
-    cr_assert_eq(failures, 0, "%d op cases failed on %s", failures, name);
+/* env: a variable that forces a narrower kernel table (NULL = the best this CPU has) */
+static void check_backend(const char *label, const char *env) {
+    if (env) setenv(env, "1", 1);
+    const int failures = lm_conformance_run("cpu", label, getenv("LUMEN_TEST_VERBOSE") != NULL);
+    if (env) unsetenv(env);
+    cr_assert_eq(failures, 0, "%d op cases failed on %s", failures, label);
 }
 
-Test(conformance, cpu_simd) { check_backend("cpu", false); }
-Test(conformance, cpu_generic) { check_backend("cpu", true); }
+/* the best table here (AVX-512 where the CPU has it), AVX2 with AVX-512 turned off, plain C */
+Test(conformance, cpu_simd) { check_backend("cpu", NULL); }
+Test(conformance, cpu_avx2) { check_backend("cpu/avx2", "LUMEN_CPU_NO_AVX512"); }
+Test(conformance, cpu_generic) { check_backend("cpu/generic", "LUMEN_CPU_GENERIC"); }
 
-/* The reference itself against closed forms, so the oracle is not only checked against itself. */
 Test(conformance, reference_closed_forms) {
     lm_backend *ref;
     lm_backend_config cfg = {0, 1};

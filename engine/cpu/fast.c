@@ -24,6 +24,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cos / sin of every (token, frequency) of a step, shared by every rope op of the step with the
+ * same positions and frequencies (a model's layers use one or two frequency sets) */
+#define ROPE_TABLES 4
+typedef struct rope_table {
+    bool valid;
+    lm_rope_params rp;
+    int32_t n;        /* tokens */
+    int32_t *pos;     /* [n] */
+    float *factors;   /* [rp.n_pairs] copy of the frequency factors, or NULL */
+    double *cs, *sn;  /* [n][rp.n_pairs] */
+    size_t cap_pos, cap_fac, cap_cs;
+    uint64_t stamp;   /* last use, for replacement */
+} rope_table;
+
 struct lm_cpu_fast {
     lm_threadpool *tp;
     int nth;
@@ -33,12 +47,18 @@ struct lm_cpu_fast {
     float **tbuf; /* per-thread scratch */
     size_t tsize; /* floats per thread */
     float e4m3[256]; /* e4m3 code -> f32 (the fp8 KV cache) */
+    rope_table rope[ROPE_TABLES];
+    uint64_t rope_clock;
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && getenv("LUMEN_CPU_GENERIC") == NULL) {
+    if (getenv("LUMEN_CPU_GENERIC") != NULL) return &lm_cpu_kernels_generic;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && getenv("LUMEN_CPU_NO_AVX512") == NULL)
+        return &lm_cpu_kernels_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         /* F16C has no __builtin_cpu_supports name on every compiler; every AVX2 CPU has it */
         return &lm_cpu_kernels_avx2;
     }
@@ -75,6 +95,11 @@ void lm_cpu_fast_free(lm_cpu_fast *f) {
         for (int i = 0; i < f->nth; i++) lm_afree(f->tbuf[i]);
     free(f->tbuf);
     lm_afree(f->wdata);
+    for (int i = 0; i < ROPE_TABLES; i++) {
+        free(f->rope[i].pos);
+        free(f->rope[i].factors);
+        free(f->rope[i].cs);
+    }
     free(f);
 }
 
@@ -122,6 +147,10 @@ typedef struct task {
     float *xsum; /* [cols][K / 16]: d * (sum of each half-block), for the prefill min terms */
     int n_split;
     float *part;
+    const struct attn_tile *tiles;
+    const int32_t *order;
+    int64_t next; /* dynamic work distribution (atomic) */
+    rope_table *rope;
 } task;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -323,6 +352,117 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
     }
 }
 
+/* Prefill with many columns: weights dequantized to f32 (exact), an MR x NR register-tiled f32
+ * GEMM (the kernel table's sgemm: 16 x 6 with AVX2, 32 x 12 with AVX-512). Rows are split across
+ * threads in panels of MR. A thread takes SG_MP panels at a time; for each SG_KC-step slice of K
+ * their rows are dequantized and packed [k][MR] (L2), and every NR-column slice of x (packed
+ * once per matmul as [K][NR] in tk->xq) is loaded into L1 once and multiplied by all SG_MP
+ * panels, so x streams from L3 once per SG_MP * MR rows. The outputs collect in a contiguous
+ * [N][SG_MP * MR] buffer (dst's columns are M floats apart, which for M a multiple of 1024
+ * would put them all in one L1 set). Dequantization is one pass over W per matmul, 1/N of the
+ * arithmetic; the FMA ports are the limit. More exact than the q16 path (no activation
+ * rounding), so it is used from SG_MIN_N columns up, where it is faster. */
+#define SG_KC 256
+#define SG_MP 4 /* panels per pass over x: each slice of x loaded into L1 serves SG_MP * MR rows */
+#define SG_MIN_N 16
+
+static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x) {
+    const lm_dtype_traits *tr = lm_dtype_get(w->type);
+    return f->k->sgemm && getenv("LUMEN_CPU_NO_SGEMM") == NULL && x->type == LM_F32 && x->ne[1] >= SG_MIN_N &&
+           x->ne[2] == 1 && tr && tr->dequant && SG_KC % tr->block == 0;
+}
+
+static void pack_x_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_tensor *x = tk->n->src[1];
+    const int NR = tk->f->k->sg_nr;
+    const int64_t K = x->ne[0], N = x->ne[1], npan = (N + NR - 1) / NR;
+    int64_t a, b;
+    lm_split(npan, ith, nth, &a, &b);
+    for (int64_t p = a; p < b; p++) {
+        float *o = (float *)tk->xq + (size_t)p * (size_t)K * (size_t)NR;
+        for (int j = 0; j < NR; j++) {
+            const int64_t c = p * NR + j;
+            if (c < N) {
+                const float *src = frow(x, c, 0, 0);
+                for (int64_t k = 0; k < K; k++) o[k * NR + j] = src[k];
+            } else {
+                for (int64_t k = 0; k < K; k++) o[k * NR + j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* a row slice to f32: the SIMD converters for the 16-bit types, the code table for FP8 blocks
+ * (bit-identical to lm_dequant_row, which does these one value at a time), else lm_dequant_row */
+static void sg_dequant(const lm_cpu_fast *f, lm_dtype t, const void *src, float *y, int64_t n) {
+    switch (t) {
+    case LM_F16: f->k->cvt_f16(src, y, n); break;
+    case LM_BF16: f->k->cvt_bf16(src, y, n); break;
+    case LM_F32: memcpy(y, src, (size_t)n * sizeof(float)); break;
+    case LM_F8_E4M3: {
+        const lm_block_f8_e4m3 *x = src;
+        for (int64_t i = 0; i < n / LM_QK_G128; i++, y += LM_QK_G128)
+            for (int j = 0; j < LM_QK_G128; j++) y[j] = x[i].d * f->e4m3[x[i].qs[j]];
+        break;
+    }
+    default: lm_dequant_row(t, src, y, n);
+    }
+}
+
+static void sgemm_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_tensor *w = n->src[0], *x = n->src[1];
+    lm_tensor *dst = n->dst;
+    const lm_cpu_kernels *k = tk->f->k;
+    const int MR = k->sg_mr, NR = k->sg_nr;
+    const int64_t K = w->ne[0], M = w->ne[1], N = x->ne[1];
+    const lm_dtype_traits *tr = lm_dtype_get(w->type);
+    /* per thread: SG_MP packed panels, one row before packing, the panels' outputs [N][SG_MP * MR] */
+    const int64_t MC = (int64_t)SG_MP * MR;
+    float *ap = tk->f->tbuf[ith], *row = ap + MC * SG_KC, *cp = row + SG_KC;
+    int64_t a, b;
+    lm_split((M + MR - 1) / MR, ith, nth, &a, &b);
+    for (int64_t p0 = a; p0 < b; p0 += SG_MP) {
+        const int64_t np = lm_min64(SG_MP, b - p0), r0 = p0 * MR, rows = lm_min64(np * MR, M - r0);
+        for (int64_t k0 = 0; k0 < K; k0 += SG_KC) {
+            const int64_t kc = lm_min64(SG_KC, K - k0);
+            const size_t off = (size_t)(k0 / tr->block) * (size_t)tr->block_bytes;
+            /* row r goes to panel r / MR, lane r % MR: ap[panel][k][lane] */
+            for (int64_t r = 0; r < np * MR; r++) {
+                float *o = ap + (r / MR) * kc * MR + r % MR;
+                if (r < rows) {
+                    sg_dequant(tk->f, w->type, (const uint8_t *)lm_tensor_row(w, r0 + r, 0, 0) + off, row, kc);
+                    for (int64_t kk = 0; kk < kc; kk++) o[kk * MR] = row[kk];
+                } else {
+                    for (int64_t kk = 0; kk < kc; kk++) o[kk * MR] = 0.0f;
+                }
+            }
+            /* each NR-column slice of x is used by all the panels while it is in L1 */
+            for (int64_t c0 = 0; c0 < N; c0 += NR) {
+                const float *bp = (const float *)tk->xq + (size_t)(c0 / NR) * (size_t)K * (size_t)NR + (size_t)k0 * (size_t)NR;
+                for (int64_t ip = 0; ip < np; ip++)
+                    k->sgemm(kc, ap + ip * kc * MR, bp, cp + c0 * MC + ip * MR, MC, (int)lm_min64(MR, rows - ip * MR),
+                             (int)lm_min64(NR, N - c0), k0 > 0);
+            }
+        }
+        for (int64_t c = 0; c < N; c++) memcpy(frow(dst, c, 0, 0) + r0, cp + c * MC, (size_t)rows * sizeof(float));
+    }
+}
+
+static bool op_sgemm(lm_cpu_fast *f, const lm_node *n) {
+    const lm_tensor *w = n->src[0], *x = n->src[1];
+    const int64_t K = w->ne[0], N = x->ne[1];
+    const size_t MR = (size_t)f->k->sg_mr, NR = (size_t)f->k->sg_nr;
+    if (!need_tbuf(f, (SG_MP * MR + 1) * SG_KC + SG_MP * MR * lm_pad((size_t)N, NR) + 64)) return false;
+    if (!need_wdata(f, lm_pad((size_t)N, NR) * (size_t)K * sizeof(float) + 64)) return false;
+    task tk = {.f = f, .n = n, .xq = f->wdata};
+    lm_threadpool_run(f->tp, pack_x_task, &tk);
+    lm_threadpool_run(f->tp, sgemm_task, &tk);
+    return true;
+}
+
 static void matmul_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -375,6 +515,7 @@ static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_ten
 }
 
 static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
+    if (sgemm_ok(f, n->src[0], n->src[1])) return op_sgemm(f, n);
     task tk = {.f = f, .n = n};
     if (!prepare_x(f, &tk, n->src[0], n->src[1], 0)) return false;
     lm_threadpool_run(f->tp, matmul_task, &tk);
@@ -590,28 +731,88 @@ static void rope_freqs(const lm_rope_params *rp, const lm_tensor *factors, doubl
     }
 }
 
+static void rope_table_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const rope_table *rt = tk->rope;
+    const int32_t np = rt->rp.n_pairs;
+    double *fr = (double *)tk->f->tbuf[ith];
+    rope_freqs(&rt->rp, tk->n->src[2], fr);
+    int64_t a, b;
+    lm_split(rt->n, ith, nth, &a, &b);
+    for (int64_t t = a; t < b; t++) {
+        const double p = (double)rt->pos[t];
+        for (int32_t i = 0; i < np; i++) {
+            rt->cs[t * np + i] = cos(p * fr[i]);
+            rt->sn[t * np + i] = sin(p * fr[i]);
+        }
+    }
+}
+
+static bool grow(void **p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return true;
+    void *q = realloc(*p, bytes);
+    if (!q) return false;
+    *p = q;
+    *cap = bytes;
+    return true;
+}
+
+/* the step's table for this op's positions and frequencies: found, or made in the least recently
+ * used slot */
+static rope_table *rope_table_for(lm_cpu_fast *f, const lm_node *n) {
+    const lm_tensor *x = n->src[0], *pos = n->src[1], *fac = n->src[2];
+    const lm_rope_params rp = lm_node_rope_unpack(n, 0, 0);
+    const int32_t T = (int32_t)x->ne[2], np = rp.n_pairs;
+    const float *fv = fac ? frow(fac, 0, 0, 0) : NULL;
+    rope_table *lru = &f->rope[0];
+    for (int i = 0; i < ROPE_TABLES; i++) {
+        rope_table *rt = &f->rope[i];
+        if (rt->stamp < lru->stamp) lru = rt;
+        if (!rt->valid || rt->n != T || rt->rp.n_pairs != np || rt->rp.freq_dim != rp.freq_dim || rt->rp.theta != rp.theta ||
+            rt->rp.freq_scale != rp.freq_scale || (rt->factors != NULL) != (fv != NULL))
+            continue;
+        if (fv && memcmp(rt->factors, fv, (size_t)np * sizeof(float)) != 0) continue;
+        int32_t t = 0;
+        while (t < T && rt->pos[t] == ival(pos, t, 0)) t++;
+        if (t < T) continue;
+        rt->stamp = ++f->rope_clock;
+        return rt;
+    }
+    rope_table *rt = lru;
+    rt->valid = false;
+    if (!grow((void **)&rt->pos, &rt->cap_pos, (size_t)T * sizeof(int32_t)) ||
+        (fv && !grow((void **)&rt->factors, &rt->cap_fac, (size_t)np * sizeof(float))) ||
+        !grow((void **)&rt->cs, &rt->cap_cs, 2 * (size_t)T * (size_t)np * sizeof(double)) || !need_tbuf(f, 2 * (size_t)np + 16))
+        return NULL;
+    rt->rp = rp;
+    rt->n = T;
+    for (int32_t t = 0; t < T; t++) rt->pos[t] = ival(pos, t, 0);
+    if (fv) memcpy(rt->factors, fv, (size_t)np * sizeof(float));
+    else {
+        free(rt->factors);
+        rt->factors = NULL;
+        rt->cap_fac = 0;
+    }
+    rt->sn = rt->cs + (size_t)T * (size_t)np;
+    task tk = {.f = f, .n = n, .rope = rt};
+    lm_threadpool_run(f->tp, rope_table_task, &tk);
+    rt->valid = true;
+    rt->stamp = ++f->rope_clock;
+    return rt;
+}
+
 static void rope_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
-    const lm_tensor *x = n->src[0], *pos = n->src[1];
-    const lm_rope_params rp = lm_node_rope_unpack(n, 0, 0);
+    const lm_tensor *x = n->src[0];
+    const rope_table *rt = tk->rope;
+    const int32_t np = rt->rp.n_pairs;
     const int64_t d = x->ne[0], H = x->ne[1];
-    double *fr = (double *)tk->f->tbuf[ith], *cs = fr + rp.n_pairs, *sn = cs + rp.n_pairs;
-    rope_freqs(&rp, n->src[2], fr);
-    int64_t last_t = -1;
     int64_t a, b;
     lm_split(H * x->ne[2], ith, nth, &a, &b);
     for (int64_t r = a; r < b; r++) {
         const int64_t h = r % H, t = r / H;
-        if (t != last_t) {
-            const double p = (double)ival(pos, t, 0);
-            for (int32_t i = 0; i < rp.n_pairs; i++) {
-                cs[i] = cos(p * fr[i]);
-                sn[i] = sin(p * fr[i]);
-            }
-            last_t = t;
-        }
-        rope_row(frow(n->dst, h, t, 0), frow(x, h, t, 0), d, cs, sn, rp.n_pairs, rp.mode);
+        rope_row(frow(n->dst, h, t, 0), frow(x, h, t, 0), d, rt->cs + t * np, rt->sn + t * np, np, rt->rp.mode);
     }
 }
 
@@ -658,6 +859,51 @@ static inline int64_t attn_cells(const lm_attn_params *ap, int32_t p) {
 
 #define ATT_CHUNK 128
 
+/* K = V layers: a cell's key is its value times k_norm, rotated to the cell's position. The
+ * rotation's cos / sin advance by a recurrence (in double) along consecutive positions and are
+ * recomputed directly at any jump. */
+typedef struct key_rope {
+    double *fr, *stc, *sts, *cc, *ss; /* frequencies, per-step cos / sin, current cos / sin */
+    int32_t np;
+    int64_t last_p;
+} key_rope;
+
+static void key_rope_init(key_rope *kr, const lm_attn_params *ap, const lm_tensor *factors, double *mem) {
+    kr->np = ap->rope.n_pairs;
+    kr->fr = mem;
+    kr->stc = kr->fr + kr->np;
+    kr->sts = kr->stc + kr->np;
+    kr->cc = kr->sts + kr->np;
+    kr->ss = kr->cc + kr->np;
+    rope_freqs(&ap->rope, factors, kr->fr);
+    for (int32_t i = 0; i < kr->np; i++) {
+        kr->stc[i] = cos(kr->fr[i]);
+        kr->sts[i] = sin(kr->fr[i]);
+    }
+    kr->last_p = INT64_MIN;
+}
+
+static void key_from_v(const lm_cpu_fast *f, const lm_attn_params *ap, const lm_tensor *V, int64_t g, int64_t cell,
+                       int32_t pc, const float *knw, key_rope *kr, float *kt) {
+    const int64_t dk = V->ne[0];
+    kv_row_f32(f, V->type, lm_tensor_row(V, g, cell, 0), kt, dk);
+    for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
+    if (pc == kr->last_p + 1 && kr->last_p != INT64_MIN) {
+        for (int32_t i = 0; i < kr->np; i++) {
+            const double c2 = kr->cc[i] * kr->stc[i] - kr->ss[i] * kr->sts[i];
+            kr->ss[i] = kr->ss[i] * kr->stc[i] + kr->cc[i] * kr->sts[i];
+            kr->cc[i] = c2;
+        }
+    } else {
+        for (int32_t i = 0; i < kr->np; i++) {
+            kr->cc[i] = cos((double)pc * kr->fr[i]);
+            kr->ss[i] = sin((double)pc * kr->fr[i]);
+        }
+    }
+    kr->last_p = pc;
+    rope_row(kt, kt, dk, kr->cc, kr->ss, kr->np, ap->rope.mode);
+}
+
 /* floats of per-thread scratch the attention task needs */
 static size_t attn_tbuf(const lm_node *n) {
     const int64_t dk = n->src[0]->ne[0], dv = n->src[2]->ne[0], G = n->src[0]->ne[1] / n->src[1]->ne[1];
@@ -686,15 +932,8 @@ static void attn_task(void *arg, int ith, int nth) {
     int32_t *vis = (int32_t *)(sc + G * ATT_CHUNK); /* [ATT_CHUNK] visible cells of the chunk */
     const int64_t rc_off = (dk + dv + G * dv + 2 * G + G * ATT_CHUNK + ATT_CHUNK + 1) & ~(int64_t)1;
     double *rc = (double *)(kt + rc_off);    /* rope recurrence: fr, step c/s, cur c/s */
-    const int32_t np = ap.k_from_v ? ap.rope.n_pairs : 0;
-    double *fr = rc, *stc = fr + np, *sts = stc + np, *cc = sts + np, *ss = cc + np;
-    if (ap.k_from_v) {
-        rope_freqs(&ap.rope, n->src[7], fr);
-        for (int32_t i = 0; i < np; i++) {
-            stc[i] = cos(fr[i]);
-            sts[i] = sin(fr[i]);
-        }
-    }
+    key_rope kr = {0};
+    if (ap.k_from_v) key_rope_init(&kr, &ap, n->src[7], rc);
     const float *knw = kn ? frow(kn, 0, 0, 0) : NULL;
     const bool conv_k = ap.k_from_v || (K->type != LM_F32 && G > 1) || kv_quantized(K->type);
     const bool conv_v = (V->type != LM_F32 && G > 1) || kv_quantized(V->type);
@@ -709,7 +948,7 @@ static void attn_task(void *arg, int ith, int nth) {
             ml[2 * h + 1] = 0;
         }
         memset(acc, 0, (size_t)(G * dv) * sizeof(float));
-        int64_t last_p = INT64_MIN;
+        kr.last_p = INT64_MIN;
         for (int64_t cs = c0; cs < c1; cs += ATT_CHUNK) {
             const int64_t ce = lm_min64(cs + ATT_CHUNK, c1);
             int nv = 0;
@@ -719,22 +958,7 @@ static void attn_task(void *arg, int ith, int nth) {
                 if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
                 const void *krow;
                 if (ap.k_from_v) {
-                    kv_row_f32(tk->f, V->type, lm_tensor_row(V, g, base + c, 0), kt, dk);
-                    for (int64_t j = 0; j < dk; j++) kt[j] *= knw[j];
-                    if (pc == last_p + 1 && last_p != INT64_MIN) {
-                        for (int32_t i = 0; i < np; i++) {
-                            const double c2 = cc[i] * stc[i] - ss[i] * sts[i];
-                            ss[i] = ss[i] * stc[i] + cc[i] * sts[i];
-                            cc[i] = c2;
-                        }
-                    } else {
-                        for (int32_t i = 0; i < np; i++) {
-                            cc[i] = cos((double)pc * fr[i]);
-                            ss[i] = sin((double)pc * fr[i]);
-                        }
-                    }
-                    last_p = pc;
-                    rope_row(kt, kt, dk, cc, ss, np, ap.rope.mode);
+                    key_from_v(tk->f, &ap, V, g, base + c, pc, knw, &kr, kt);
                     krow = kt;
                 } else if (conv_k) {
                     kv_row_f32(tk->f, K->type, lm_tensor_row(K, g, base + c, 0), kt, dk);
@@ -839,10 +1063,211 @@ static void attn_merge_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Prefill attention, tiled (flash attention with the f32 GEMM micro-kernel): a work item is a
+ * tile of a sequence's tokens (ATT_QR query rows = tokens x the query heads of one KV head) and
+ * walks the cells in blocks of ATT_CB. Per block, the cells some token of the tile can see are
+ * gathered, their keys and values converted to f32 once for the whole tile (K = V layers make
+ * the keys here), S = Q K^T runs as 16-cell x 6-row GEMM tiles, each row's online softmax
+ * rescales its output, and O += P V runs as 16-dim x 6-row tiles. K and V are read once per tile
+ * instead of once per token, and the arithmetic runs at the FMA units' rate. */
+#define ATT_QR 192
+#define ATT_CB 128
+#define ATT_TILE_MIN_T 8
+
+typedef struct attn_tile { int32_t first, count; } attn_tile; /* a range of tk->order */
+
+static int64_t attn_tile_tokens(int64_t G) { return lm_max64(1, ATT_QR / G); }
+
+static size_t attn_tiled_tbuf(const lm_cpu_fast *f, const lm_node *n) {
+    const int64_t dk = n->src[0]->ne[0], dv = n->src[2]->ne[0], G = n->src[0]->ne[1] / n->src[1]->ne[1];
+    const int64_t qr = (int64_t)lm_pad((size_t)(attn_tile_tokens(G) * G), (size_t)f->k->sg_nr);
+    const int64_t dvp = (int64_t)lm_pad((size_t)dv, (size_t)f->k->sg_mr);
+    return (size_t)(qr * dk + 16 + ATT_CB * dk + ATT_CB * dvp + qr * ATT_CB * 2 + qr * dvp + 2 * qr + dk + dv + ATT_CB +
+                    10 * (dk / 2) + 64);
+}
+
+static void attn_tiled_task(void *arg, int ith, int nth) {
+    (void)nth;
+    task *tk = arg;
+    const lm_node *n = tk->n;
+    const lm_cpu_kernels *k = tk->f->k;
+    const lm_tensor *q = n->src[0], *K = n->src[1], *V = n->src[2], *cell_pos = n->src[3];
+    const lm_tensor *pos = n->src[4], *seq = n->src[5], *kn = n->src[6];
+    const lm_attn_params ap = lm_node_attn_unpack(n);
+    const int64_t dk = q->ne[0], dv = V->ne[0], H = q->ne[1], Hkv = K->ne[1], G = H / Hkv;
+    const int MR = k->sg_mr, NR = k->sg_nr;
+    const int64_t qrmax = (int64_t)lm_pad((size_t)(attn_tile_tokens(G) * G), (size_t)NR), dvp = (int64_t)lm_pad((size_t)dv, (size_t)MR);
+    float *qp = tk->f->tbuf[ith];       /* [qr/NR][dk][NR] the tile's queries, packed */
+    float *kp = qp + lm_pad((size_t)(qrmax * dk), 16); /* [CB/MR][dk][MR] the block's keys, packed (64-byte aligned) */
+    float *vp = kp + ATT_CB * dk;       /* [dv/MR][CB][MR] the block's values, packed */
+    float *sc = vp + ATT_CB * dvp;      /* [qr][CB]        scores, then probabilities */
+    float *pp = sc + qrmax * ATT_CB;    /* [qr/NR][CB][NR] probabilities, packed */
+    float *o = pp + qrmax * ATT_CB;     /* [qr][dvp]       output accumulators */
+    float *ml = o + qrmax * dvp;        /* [qr][2]         running max, running sum */
+    float *kt = ml + 2 * qrmax, *vt = kt + dk;
+    int32_t *vis = (int32_t *)(vt + dv); /* [CB] the block's cells some token sees */
+    key_rope kr = {0};
+    if (ap.k_from_v) key_rope_init(&kr, &ap, n->src[7], (double *)(void *)(((uintptr_t)(vis + ATT_CB) + 7) & ~(uintptr_t)7));
+    const float *knw = kn ? frow(kn, 0, 0, 0) : NULL;
+    const attn_tile *tiles = tk->tiles;
+    for (;;) {
+        /* largest tiles (latest positions) first, handed out dynamically */
+        const int64_t it = __atomic_fetch_add(&tk->next, 1, __ATOMIC_RELAXED);
+        if (it >= tk->n_items) break;
+        const int64_t item = tk->n_items - 1 - it;
+        const attn_tile tl = tiles[item / Hkv];
+        const int64_t g = item % Hkv, qr = tl.count * G, npan = (qr + NR - 1) / NR;
+        const int32_t *tok = tk->order + tl.first;
+        const int32_t sq = ival(seq, tok[0], 0);
+        const int64_t base = (int64_t)sq * ap.cells_per_seq;
+        int32_t pmin = INT32_MAX, pmax = INT32_MIN;
+        int64_t nc = 0;
+        for (int32_t i = 0; i < tl.count; i++) {
+            const int32_t p = ival(pos, tok[i], 0);
+            pmin = p < pmin ? p : pmin;
+            pmax = p > pmax ? p : pmax;
+            nc = lm_max64(nc, attn_cells(&ap, p));
+        }
+        /* pack Q: query row j = token j / G, head g * G + j % G */
+        for (int64_t j = 0; j < npan * NR; j++) {
+            float *dst = qp + (j / NR) * dk * NR + j % NR;
+            if (j < qr) {
+                const float *src = frow(q, g * G + j % G, tok[j / G], 0);
+                for (int64_t c = 0; c < dk; c++) dst[c * NR] = src[c];
+            } else {
+                for (int64_t c = 0; c < dk; c++) dst[c * NR] = 0.0f;
+            }
+        }
+        for (int64_t j = 0; j < qr; j++) {
+            ml[2 * j] = -INFINITY;
+            ml[2 * j + 1] = 0;
+        }
+        memset(o, 0, (size_t)(qrmax * dvp) * sizeof(float));
+        kr.last_p = INT64_MIN;
+        for (int64_t cb = 0; cb < nc; cb += ATT_CB) {
+            /* cells some token of the tile may see (exact masking per row below) */
+            int nv = 0;
+            for (int64_t c = cb; c < lm_min64(cb + ATT_CB, nc); c++) {
+                const int32_t pc = ival(cell_pos, base + c, 0);
+                if (pc < 0 || pc > pmax || (ap.window > 0 && pmin - pc >= ap.window)) continue;
+                vis[nv++] = (int32_t)c;
+            }
+            if (nv == 0) continue;
+            const int64_t nkp = (nv + MR - 1) / MR;
+            /* keys [dk][MR] per MR cells, values [cells][MR] per MR dims */
+            for (int i = 0; i < nkp * MR; i++) {
+                float *kd = kp + (i / MR) * dk * MR + i % MR;
+                if (i >= nv) {
+                    for (int64_t c = 0; c < dk; c++) kd[c * MR] = 0.0f;
+                    continue;
+                }
+                const int64_t cell = base + vis[i];
+                const float *krow;
+                if (ap.k_from_v) {
+                    key_from_v(tk->f, &ap, V, g, cell, ival(cell_pos, cell, 0), knw, &kr, kt);
+                    krow = kt;
+                } else if (K->type == LM_F32) {
+                    krow = lm_tensor_row(K, g, cell, 0);
+                } else {
+                    kv_row_f32(tk->f, K->type, lm_tensor_row(K, g, cell, 0), kt, dk);
+                    krow = kt;
+                }
+                for (int64_t c = 0; c < dk; c++) kd[c * MR] = krow[c];
+                const float *vrow;
+                if (V->type == LM_F32) {
+                    vrow = lm_tensor_row(V, g, cell, 0);
+                } else {
+                    kv_row_f32(tk->f, V->type, lm_tensor_row(V, g, cell, 0), vt, dv);
+                    vrow = vt;
+                }
+                for (int64_t c = 0; c < dvp; c++) vp[(c / MR) * ATT_CB * MR + i * MR + c % MR] = c < dv ? vrow[c] : 0.0f;
+            }
+            /* S = K Q^T, stored [row][cell] */
+            for (int64_t cp = 0; cp < nkp; cp++)
+                for (int64_t jp = 0; jp < npan; jp++)
+                    k->sgemm(dk, kp + cp * dk * MR, qp + jp * dk * NR, sc + jp * NR * ATT_CB + cp * MR, ATT_CB,
+                             (int)lm_min64(MR, nv - cp * MR), (int)lm_min64(NR, qr - jp * NR), 0);
+            /* online softmax per row; probabilities packed [cell][NR] per NR rows */
+            for (int64_t j = 0; j < npan * NR; j++) {
+                float *pr = pp + (j / NR) * ATT_CB * NR + j % NR;
+                if (j >= qr) {
+                    for (int i = 0; i < nv; i++) pr[i * NR] = 0.0f;
+                    continue;
+                }
+                const int32_t p = ival(pos, tok[j / G], 0);
+                float *sr = sc + j * ATT_CB, cm = -INFINITY;
+                for (int i = 0; i < nv; i++) {
+                    const int32_t pc = ival(cell_pos, base + vis[i], 0);
+                    float v = sr[i] * ap.scale;
+                    if (ap.softcap > 0) v = ap.softcap * tanhf(v / ap.softcap);
+                    if (pc > p || (ap.window > 0 && p - pc >= ap.window)) v = -INFINITY;
+                    sr[i] = v;
+                    cm = fmaxf(cm, v);
+                }
+                float *m = &ml[2 * j], *l = &ml[2 * j + 1];
+                if (cm == -INFINITY) {
+                    for (int i = 0; i < nv; i++) pr[i * NR] = 0.0f;
+                    continue;
+                }
+                if (cm > *m) {
+                    const float r = expf(*m - cm);
+                    if (*l > 0)
+                        for (int64_t c = 0; c < dv; c++) o[j * dvp + c] *= r;
+                    *l *= r;
+                    *m = cm;
+                }
+                *l += k->exp_sub(sr, *m, nv);
+                for (int i = 0; i < nv; i++) pr[i * NR] = sr[i];
+            }
+            /* O += P V */
+            for (int64_t dp = 0; dp < dvp / MR; dp++)
+                for (int64_t jp = 0; jp < npan; jp++)
+                    k->sgemm(nv, vp + dp * ATT_CB * MR, pp + jp * ATT_CB * NR, o + jp * NR * dvp + dp * MR, dvp,
+                             (int)lm_min64(MR, dv - dp * MR), (int)lm_min64(NR, qr - jp * NR), 1);
+        }
+        for (int64_t j = 0; j < qr; j++) {
+            float *dst = frow(n->dst, g * G + j % G, tok[j / G], 0);
+            const float l = ml[2 * j + 1], inv = l > 0 ? 1.0f / l : 0.0f;
+            for (int64_t c = 0; c < dv; c++) dst[c] = o[j * dvp + c] * inv;
+        }
+    }
+}
+
+/* tokens grouped by sequence (stable), cut into tiles of at most attn_tile_tokens */
+static bool op_attention_tiled(lm_cpu_fast *f, const lm_node *n) {
+    const lm_tensor *q = n->src[0], *K = n->src[1], *seq = n->src[5];
+    const int64_t T = q->ne[2], G = q->ne[1] / K->ne[1], tt = attn_tile_tokens(G);
+    if (!need_tbuf(f, attn_tiled_tbuf(f, n))) return false;
+    if (!need_wdata(f, (size_t)(2 * T + 1) * sizeof(int32_t) + (size_t)T * sizeof(attn_tile) + 64)) return false;
+    attn_tile *tiles = (attn_tile *)f->wdata;
+    int32_t *order = (int32_t *)(tiles + T);
+    int64_t n_order = 0, n_tiles = 0;
+    /* a counting pass per distinct sequence id, in first-appearance order */
+    int32_t *seen = order + T; /* [T] tokens already placed: 1 */
+    memset(seen, 0, (size_t)T * sizeof(int32_t));
+    for (int64_t t0 = 0; t0 < T; t0++) {
+        if (seen[t0]) continue;
+        const int32_t sq = ival(seq, t0, 0);
+        int64_t run = 0;
+        for (int64_t t = t0; t < T; t++) {
+            if (seen[t] || ival(seq, t, 0) != sq) continue;
+            seen[t] = 1;
+            if (run == 0) tiles[n_tiles++] = (attn_tile){(int32_t)n_order, 0};
+            order[n_order++] = (int32_t)t;
+            tiles[n_tiles - 1].count++;
+            if (++run == tt) run = 0;
+        }
+    }
+    task tk = {.f = f, .n = n, .tiles = tiles, .order = order, .n_items = n_tiles * K->ne[1]};
+    lm_threadpool_run(f->tp, attn_tiled_task, &tk);
+    return true;
+}
+
 static bool op_attention(lm_cpu_fast *f, const lm_node *n) {
     const lm_tensor *q = n->src[0], *K = n->src[1], *pos = n->src[4];
     const lm_attn_params ap = lm_node_attn_unpack(n);
     const int64_t T = q->ne[2], Hkv = K->ne[1], H = q->ne[1], dv = n->src[2]->ne[0];
+    if (T >= ATT_TILE_MIN_T && f->k->sgemm && getenv("LUMEN_CPU_NO_TILED_ATTN") == NULL) return op_attention_tiled(f, n);
     int64_t max_cells = 0;
     for (int64_t t = 0; t < T; t++) max_cells = lm_max64(max_cells, attn_cells(&ap, ival(pos, t, 0)));
     /* split the cells when (tokens x kv heads) alone cannot keep every thread busy */
@@ -963,12 +1388,11 @@ void lm_cpu_fast_run(lm_cpu_fast *f, const lm_node *n) {
     case LM_OP_GET_ROWS: lm_threadpool_run(f->tp, get_rows_task, &tk); break;
     case LM_OP_SET_ROWS: lm_threadpool_run(f->tp, set_rows_task, &tk); break;
     case LM_OP_RMS_NORM: lm_threadpool_run(f->tp, rms_norm_task, &tk); break;
-    case LM_OP_ROPE: {
-        const int32_t np = n->ip[0];
-        ok = need_tbuf(f, (size_t)np * 6 + 16);
+    case LM_OP_ROPE:
+        tk.rope = rope_table_for(f, n);
+        ok = tk.rope != NULL;
         if (ok) lm_threadpool_run(f->tp, rope_task, &tk);
         break;
-    }
     case LM_OP_GEGLU:
     case LM_OP_ADD:
     case LM_OP_MUL:

@@ -18,6 +18,9 @@
 #include <immintrin.h>
 #define HAVE_AVX2 1
 #endif
+#if defined(HAVE_AVX2) && defined(__AVX512F__)
+#define HAVE_AVX512 1
+#endif
 
 #ifndef LM_KERNELS_NAME
 #define LM_KERNELS_NAME lm_cpu_kernels_generic
@@ -514,6 +517,102 @@ static void gemm_q16_1x4(int64_t nblk, const int16_t *w, const float *d, const l
 }
 #endif
 
+#ifndef HAVE_AVX512
+/* 16 x 6 f32 tile, outer products: per k step two 8-row loads of A, six broadcasts of B and 12
+ * FMAs into 12 accumulators (15 of the 16 ymm registers). 96 multiply-adds per 2 + 6 loads, so
+ * the FMA ports (2 per core) are the limit: 16 multiply-adds per cycle per core at best. */
+static void sgemm_16x6(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+#ifdef HAVE_AVX2
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a += 16, b += 6) {
+        const __m256 a0 = _mm256_load_ps(a), a1 = _mm256_load_ps(a + 8);
+        __m256 bj = _mm256_broadcast_ss(b + 0);
+        c00 = _mm256_fmadd_ps(a0, bj, c00);
+        c01 = _mm256_fmadd_ps(a1, bj, c01);
+        bj = _mm256_broadcast_ss(b + 1);
+        c10 = _mm256_fmadd_ps(a0, bj, c10);
+        c11 = _mm256_fmadd_ps(a1, bj, c11);
+        bj = _mm256_broadcast_ss(b + 2);
+        c20 = _mm256_fmadd_ps(a0, bj, c20);
+        c21 = _mm256_fmadd_ps(a1, bj, c21);
+        bj = _mm256_broadcast_ss(b + 3);
+        c30 = _mm256_fmadd_ps(a0, bj, c30);
+        c31 = _mm256_fmadd_ps(a1, bj, c31);
+        bj = _mm256_broadcast_ss(b + 4);
+        c40 = _mm256_fmadd_ps(a0, bj, c40);
+        c41 = _mm256_fmadd_ps(a1, bj, c41);
+        bj = _mm256_broadcast_ss(b + 5);
+        c50 = _mm256_fmadd_ps(a0, bj, c50);
+        c51 = _mm256_fmadd_ps(a1, bj, c51);
+    }
+    float t[6][16] __attribute__((aligned(32)));
+    _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
+    _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
+    _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
+    _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
+    _mm256_store_ps(t[4], c40), _mm256_store_ps(t[4] + 8, c41);
+    _mm256_store_ps(t[5], c50), _mm256_store_ps(t[5] + 8, c51);
+#else
+    float t[6][16] = {{0}};
+    for (int64_t k = 0; k < kc; k++, a += 16, b += 6)
+        for (int j = 0; j < 6; j++)
+            for (int r = 0; r < 16; r++) t[j][r] += a[r] * b[j];
+#endif
+    for (int j = 0; j < nr; j++) {
+        float *cj = c + j * ldc;
+        if (acc)
+            for (int r = 0; r < mr; r++) cj[r] += t[j][r];
+        else
+            memcpy(cj, t[j], (size_t)mr * sizeof(float));
+    }
+}
+
+#endif
+
+#ifdef HAVE_AVX512
+/* 32 x 12 f32 tile with AVX-512: per k step two 16-row loads of A and 24 FMAs whose B operand is
+ * an embedded broadcast from memory; 24 accumulators + 2 A registers of the 32 zmm. 384
+ * multiply-adds per 2 + 12 loads: the FMA ports are the limit (2 x 16 lanes per cycle per core
+ * where they are 512 bits wide, as on Zen 5 and Intel server cores; half that on Zen 4). */
+static void sgemm_32x12(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+    __m512 c0[12], c1[12];
+    for (int j = 0; j < 12; j++) c0[j] = c1[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a += 32, b += 12) {
+        const __m512 a0 = _mm512_load_ps(a), a1 = _mm512_load_ps(a + 16);
+        for (int j = 0; j < 12; j++) {
+            const __m512 bj = _mm512_set1_ps(b[j]);
+            c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
+            c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
+        }
+    }
+    if (mr == 32) {
+        for (int j = 0; j < nr; j++) {
+            float *cj = c + j * ldc;
+            if (acc) {
+                c0[j] = _mm512_add_ps(c0[j], _mm512_loadu_ps(cj));
+                c1[j] = _mm512_add_ps(c1[j], _mm512_loadu_ps(cj + 16));
+            }
+            _mm512_storeu_ps(cj, c0[j]);
+            _mm512_storeu_ps(cj + 16, c1[j]);
+        }
+        return;
+    }
+    const __mmask16 m0 = (__mmask16)(mr >= 16 ? 0xFFFF : (1u << mr) - 1);
+    const __mmask16 m1 = (__mmask16)(mr >= 32 ? 0xFFFF : mr <= 16 ? 0 : (1u << (mr - 16)) - 1);
+    for (int j = 0; j < nr; j++) {
+        float *cj = c + j * ldc;
+        if (acc) {
+            c0[j] = _mm512_add_ps(c0[j], _mm512_maskz_loadu_ps(m0, cj));
+            c1[j] = _mm512_add_ps(c1[j], _mm512_maskz_loadu_ps(m1, cj + 16));
+        }
+        _mm512_mask_storeu_ps(cj, m0, c0[j]);
+        _mm512_mask_storeu_ps(cj + 16, m1, c1[j]);
+    }
+}
+#endif
+
 /* q16 activation quantizer (see quant_blocks.h); bit-identical to lm_quant_row_q16 */
 static void quant_q16(const float *x, void *dst, int64_t n) {
 #ifdef HAVE_AVX2
@@ -571,6 +670,11 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f32_multi = axpy_f32_multi,
     .cvt_bf16 = cvt_bf16,
     .quant_q16 = quant_q16,
+#ifdef HAVE_AVX512
+    .sg_mr = 32, .sg_nr = 12, .sgemm = sgemm_32x12,
+#else
+    .sg_mr = 16, .sg_nr = 6, .sgemm = sgemm_16x6,
+#endif
 #ifdef HAVE_AVX2
     .gemm_q16_1x4 = gemm_q16_1x4,
     .vec_type = {[LM_Q4_0] = LM_Q16, [LM_Q4_1] = LM_Q16, [LM_Q5_0] = LM_Q16, [LM_Q5_1] = LM_Q16, [LM_Q8_0] = LM_Q16,

@@ -40,6 +40,13 @@ typedef struct lm_cpu_kernels {
      * per 32 in d) times 4 q16 activation columns over nblk blocks of 32 (min terms excluded).
      * NULL when the instruction set has none. */
     void (*gemm_q16_1x4)(int64_t nblk, const int16_t *w, const float *d, const lm_block_q16 *const x[4], float out[4]);
+    /* Prefill f32 micro-kernel (all weight types, after dequantization): the sg_mr x sg_nr tile
+     * C[r][j] (+)= sum_k A[k][r] * B[k][j] over kc steps, A packed [kc][sg_mr] (sg_mr weight rows
+     * per k step), B packed [kc][sg_nr] (sg_nr activation columns); C is column-major (column j at
+     * c + j * ldc) and only its first mr rows and nr columns are written. 16 x 6 with AVX2 (and
+     * in plain C), 32 x 12 with AVX-512. */
+    int sg_mr, sg_nr;
+    void (*sgemm)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc);
     /* activation format expected by vec_dot[t] (LM_F32 = plain floats) */
     lm_dtype vec_type[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot[LM_DTYPE_COUNT];
@@ -48,6 +55,7 @@ typedef struct lm_cpu_kernels {
 extern const lm_cpu_kernels lm_cpu_kernels_generic;
 #if defined(__x86_64__)
 extern const lm_cpu_kernels lm_cpu_kernels_avx2;
+extern const lm_cpu_kernels lm_cpu_kernels_avx512;
 #endif
 
 #endif /* LM_CPU_KERNELS_H */
