@@ -3,7 +3,7 @@
 model (31B dense or 26B-A4B MoE) and synthetic weights, for benchmarks and the memory planner
 where the real file is not available (no model hub access here).
 
-  gen_synthetic.py --model gemma4-31b|gemma4-26b-a4b [--fill zero|random] [--seed N] OUT.gguf
+  gen_synthetic.py --model gemma4-31b|gemma4-26b-a4b [--fill zero|random] [--seed N] [--layers N] OUT.gguf
 
 Shapes and metadata follow ../shared/docs/gemma4.md (section 4.2 and the per-model tables):
 token_embd Q6_K (tied output), attention / MLP matrices Q4_K with attn_v and ffn_down in Q6_K on
@@ -13,7 +13,9 @@ entries) padded with unused tokens to the real 262144-entry vocabulary.
 --fill zero (default) writes a sparse file: the data section is a hole, so a 19 GB model costs no
 disk and no time, and reads as zeros (bandwidth-wise identical to real weights: the kernels read
 every byte). --fill random writes valid random blocks (finite scales), for runs whose outputs
-should not be degenerate.
+should not be degenerate. --layers N keeps the first N layers (the same 5 sliding : 1 global
+pattern and per-layer shapes): a small file with the real model's matrix shapes, for end-to-end
+speed comparisons that fit a small machine (bench/compare_llamacpp.py).
 """
 import argparse
 import os
@@ -109,12 +111,16 @@ def main():
     ap.add_argument("--model", choices=sorted(MODELS), default="gemma4-31b")
     ap.add_argument("--fill", choices=["zero", "random"], default="zero")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=0, help="keep the first N layers (default: all)")
     a = ap.parse_args()
-    cfg = MODELS[a.model]
+    cfg = dict(MODELS[a.model])
+    if a.layers > 0:
+        cfg["L"] = min(a.layers, cfg["L"])
     H, L = cfg["H"], cfg["L"]
 
     w = gguf.GGUFWriter(a.out, "gemma4")
-    w.add_name(f"synthetic {a.model} (lumen tools/gen_synthetic.py, {a.fill} weights)")
+    depth = f", {L} layers" if a.layers > 0 else ""
+    w.add_name(f"synthetic {a.model} (lumen tools/gen_synthetic.py, {a.fill} weights{depth})")
     w.add_file_type(15)  # Q4_K_M
     w.add_quantization_version(2)
     arch = "gemma4"

@@ -283,61 +283,61 @@ static inline float asum(const lm_block_q16 *x) { return x->d * (float)(x->bsum[
 static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_0 *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / 32; i++) {
         const __m256i q = _mm256_sub_epi8(nibbles32(w[i].qs), _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc[i & 1]);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
 }
 
 static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_1 *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summ[2] = {0, 0};
     for (int64_t i = 0; i < n / 32; i++) {
-        summ += H2F(w[i].m) * asum(&x[i]);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(nibbles32(w[i].qs), x[i].qs), acc);
+        summ[i & 1] += H2F(w[i].m) * asum(&x[i]);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(nibbles32(w[i].qs), x[i].qs), acc[i & 1]);
     }
-    return hsum8(acc) + summ;
+    return hsum8(_mm256_add_ps(acc[0], acc[1])) + (summ[0] + summ[1]);
 }
 
 static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_0 *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / 32; i++) {
         /* bit clear -> value - 16: OR 0xF0 makes the byte (nib - 16) as int8 */
         const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
         const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), hi);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc[i & 1]);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
 }
 
 static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_1 *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summ[2] = {0, 0};
     for (int64_t i = 0; i < n / 32; i++) {
-        summ += H2F(w[i].m) * asum(&x[i]);
+        summ[i & 1] += H2F(w[i].m) * asum(&x[i]);
         const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(0x10)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc[i & 1]);
     }
-    return hsum8(acc) + summ;
+    return hsum8(_mm256_add_ps(acc[0], acc[1])) + (summ[0] + summ[1]);
 }
 
 static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q8_0 *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / 32; i++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc[i & 1]);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
 }
 
 /* q4_K / q5_K: unpack the 12 scale bytes into 8 scales (bytes 0..7) and 8 mins (bytes 8..15) */
@@ -351,71 +351,135 @@ static inline void k4_unpack(const uint8_t *s12, uint32_t u[4]) {
     u[0] &= kmask1;
 }
 
-/* q4_K: 8 sub-blocks of 32, each with a 6-bit scale and min; sub-block j = activation block j */
-static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
+/* lane j = sum of the 8 int32 lanes of p[j]: 6 in-lane hadds, 2 cross-lane permutes, 1 add */
+static inline __m256i hsum_8x8(const __m256i p[8]) {
+    const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* the scales of 8 consecutive q16 blocks, and their integer sums (bsum[0] + bsum[1]) */
+static inline __m256 q16_d8(const lm_block_q16 *x) {
+    const __m256i idx = _mm256_setr_epi32(0, 19, 38, 57, 76, 95, 114, 133); /* 76-byte blocks, in floats */
+    return _mm256_i32gather_ps(&x->d, idx, 4);
+}
+static inline __m256i q16_bsum8(const lm_block_q16 *x) {
+    const __m256i idx = _mm256_setr_epi32(0, 19, 38, 57, 76, 95, 114, 133);
+    return _mm256_add_epi32(_mm256_i32gather_epi32(&x->bsum[0], idx, 4), _mm256_i32gather_epi32(&x->bsum[1], idx, 4));
+}
+
+/* 32 weight bytes (signed, or unsigned < 128) x 32 q16 values -> 8 int32 lanes */
+static inline __m256i idot32(__m256i w, const int16_t *a) { return _mm256_add_epi32(dot_lo16(w, a), dot_hi16(w, a)); }
+
+/* q4_K / q5_K: 8 sub-blocks of 32, each with a 6-bit scale and min; sub-block j = activation
+ * block j. The 8 sub-blocks' integer dots are reduced into the 8 lanes of one vector, so the
+ * scales (d * sc[j] * x[j].d) and the min terms (dmin * mn[j] * x[j].d * sum x[j]) are applied
+ * with one vector FMA each per 256 weights instead of per-block scalar arithmetic. */
+static inline void k4_scales(const uint8_t *s12, __m256 *sc, __m256 *mn) {
+    uint32_t u[4];
+    k4_unpack(s12, u);
+    sc[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u)));
+    mn[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + 2))));
+}
+
+static __attribute__((unused)) float dot_q4_K(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_K *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF);
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
-        const float d = H2F(w[i].d), dmin = H2F(w[i].dmin);
-        uint32_t u[4];
-        k4_unpack(w[i].scales, u);
-        const uint8_t *sc = (const uint8_t *)u, *mn = sc + 8;
-        for (int j = 0; j < 8; j++) accm -= dmin * (float)mn[j] * asum(&x[j]);
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        __m256i p[8];
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j] * x[2 * j].d), dot32(lo, x[2 * j].qs), acc);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j + 1] * x[2 * j + 1].d), dot32(hi, x[2 * j + 1].qs), acc);
+            p[2 * j] = idot32(_mm256_and_si256(bits, m4), x[2 * j].qs);
+            p[2 * j + 1] = idot32(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), x[2 * j + 1].qs);
         }
+        const __m256 xd = q16_d8(x);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), xd), _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_mul_ps(xd, _mm256_cvtepi32_ps(q16_bsum8(x))), accm);
     }
-    return hsum8(acc) + accm;
+    return hsum8(_mm256_sub_ps(acc, accm));
 }
 
 static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_K *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
-        const float d = H2F(w[i].d), dmin = H2F(w[i].dmin);
-        uint32_t u[4];
-        k4_unpack(w[i].scales, u);
-        const uint8_t *sc = (const uint8_t *)u, *mn = sc + 8;
-        for (int j = 0; j < 8; j++) accm -= dmin * (float)mn[j] * asum(&x[j]);
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        __m256i p[8];
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
             const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
             __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
             hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j] * x[2 * j].d), dot32(lo, x[2 * j].qs), acc);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * j + 1] * x[2 * j + 1].d), dot32(hi, x[2 * j + 1].qs), acc);
+            p[2 * j] = idot32(lo, x[2 * j].qs);
+            p[2 * j + 1] = idot32(hi, x[2 * j + 1].qs);
         }
+        const __m256 xd = q16_d8(x);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), xd), _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_mul_ps(xd, _mm256_cvtepi32_ps(q16_bsum8(x))), accm);
     }
-    return hsum8(acc) + accm;
+    return hsum8(_mm256_sub_ps(acc, accm));
 }
 
-/* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
-static inline __m256 acc_halves(__m256 acc, __m256i q, const lm_block_q16 *x, float s_lo, float s_hi) {
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(s_lo * x->d), _mm256_cvtepi32_ps(dot_lo16(q, x->qs)), acc);
-    return _mm256_fmadd_ps(_mm256_set1_ps(s_hi * x->d), _mm256_cvtepi32_ps(dot_hi16(q, x->qs)), acc);
+#ifdef HAVE_AVX512
+/* AVX-512 variants: a whole 32-value block is one zmm of int16 (one widening, one madd), and each
+ * block's int32 lanes are scaled in float by its own factor (broadcast from a small array the
+ * super-block's scale vector was stored to): 4 zmm operations per 32 weights, no reduction
+ * shuffles. */
+static inline __m512i idot32_512(__m256i w8u, const int16_t *a) {
+    return _mm512_madd_epi16(_mm512_cvtepu8_epi16(w8u), _mm512_loadu_si512((const void *)a));
+}
+static inline __m512i idot32_512s(__m256i w8s, const int16_t *a) {
+    return _mm512_madd_epi16(_mm512_cvtepi8_epi16(w8s), _mm512_loadu_si512((const void *)a));
 }
 
-/* q6_K: 16 groups of 16 with 8-bit scales; values 6-bit minus 32 */
-static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+static float dot_q4_K_512(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q4_K *w = vw;
+    const lm_block_q16 *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    float sv[8] __attribute__((aligned(32)));
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        const __m256 xd = q16_d8(x);
+        _mm256_store_ps(sv, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), xd));
+        for (int j = 0; j < 4; j++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
+            const __m512i lo = idot32_512(_mm256_and_si256(bits, m4), x[2 * j].qs);
+            const __m512i hi = idot32_512(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), x[2 * j + 1].qs);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(sv[2 * j]), _mm512_cvtepi32_ps(lo), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(sv[2 * j + 1]), _mm512_cvtepi32_ps(hi), acc1);
+        }
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_mul_ps(xd, _mm256_cvtepi32_ps(q16_bsum8(x))), accm);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
+}
+
+static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
     const lm_block_q6_K *w = vw;
     const lm_block_q16 *x = vx;
-    __m256 acc = _mm256_setzero_ps();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    /* lanes 0..7 of a madd of one block: its first 16 values; lanes 8..15: its last 16 */
+    float sv[16] __attribute__((aligned(64)));
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
-        const float d = H2F(w[i].d);
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
-        const int8_t *sc = w[i].scales;
+        const __m512 d = _mm512_set1_ps(H2F(w[i].d));
+        _mm512_store_ps(sv, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales)))));
+        const __m256 xd = q16_d8(x);
+        float xs[8] __attribute__((aligned(32)));
+        _mm256_store_ps(xs, xd);
         for (int half = 0; half < 2; half++) {
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
             const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
@@ -427,12 +491,65 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
-            for (int k = 0; k < 4; k++)
-                acc = acc_halves(acc, _mm256_sub_epi8(q[k], k32), &x[half * 4 + k], d * (float)sc[2 * k], d * (float)sc[2 * k + 1]);
+            for (int k = 0; k < 4; k++) {
+                const int b = half * 4 + k; /* activation block; groups 2b (lanes 0..7) and 2b + 1 (8..15) */
+                const __m512i p = idot32_512s(_mm256_sub_epi8(q[k], k32), x[b].qs);
+                const __m512 s = _mm512_mul_ps(_mm512_set1_ps(xs[b]),
+                                               _mm512_insertf32x8(_mm512_set1_ps(sv[2 * b]), _mm256_set1_ps(sv[2 * b + 1]), 1));
+                if (k & 1) acc1 = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc1);
+                else acc0 = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(p), acc0);
+            }
             ql += 64;
             qh += 32;
-            sc += 8;
         }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+#endif
+
+/* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
+static inline __m256 acc_halves(__m256 acc, __m256i q, const lm_block_q16 *x, float s_lo, float s_hi) {
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(s_lo * x->d), _mm256_cvtepi32_ps(dot_lo16(q, x->qs)), acc);
+    return _mm256_fmadd_ps(_mm256_set1_ps(s_hi * x->d), _mm256_cvtepi32_ps(dot_hi16(q, x->qs)), acc);
+}
+
+/* q6_K: 16 groups of 16 with 8-bit scales; values 6-bit minus 32. The 16 groups' integer dots
+ * are reduced into two 8-lane vectors (group order 0, 2, 4, .. then 1, 3, 5, ..: the low and high
+ * halves of each activation block) and scaled with one vector FMA each per 256 weights. */
+static __attribute__((unused)) float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q6_K *w = vw;
+    const lm_block_q16 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
+        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+        __m256i plo[8], phi[8]; /* [activation block]: its first 16 values, its last 16 */
+        for (int half = 0; half < 2; half++) {
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i qk = _mm256_sub_epi8(q[k], k32);
+                plo[half * 4 + k] = dot_lo16(qk, x[half * 4 + k].qs);
+                phi[half * 4 + k] = dot_hi16(qk, x[half * 4 + k].qs);
+            }
+            ql += 64;
+            qh += 32;
+        }
+        /* scales: group 2b + h of the super-block holds activation block b's half h */
+        const __m128i sc = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const __m128i even = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
+        const __m128i odd = _mm_shuffle_epi8(sc, _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1));
+        const __m256 dx = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), q16_d8(x));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even))), _mm256_cvtepi32_ps(hsum_8x8(plo)), acc);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(odd))), _mm256_cvtepi32_ps(hsum_8x8(phi)), acc);
     }
     return hsum8(acc);
 }
@@ -679,8 +796,14 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .gemm_q16_1x4 = gemm_q16_1x4,
     .vec_type = {[LM_Q4_0] = LM_Q16, [LM_Q4_1] = LM_Q16, [LM_Q5_0] = LM_Q16, [LM_Q5_1] = LM_Q16, [LM_Q8_0] = LM_Q16,
                  [LM_Q2_K] = LM_Q16, [LM_Q3_K] = LM_Q16, [LM_Q4_K] = LM_Q16, [LM_Q5_K] = LM_Q16, [LM_Q6_K] = LM_Q16},
+#ifdef HAVE_AVX512
+    .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
+                [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K_512,
+                [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K_512},
+#else
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
                 [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K,
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K},
+#endif
 #endif
 };
