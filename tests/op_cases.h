@@ -139,6 +139,9 @@ static const lm_op_case lm_op_cases[] = {
     {"matmul_id", LM_OP_MATMUL_ID, LM_Q5_K, {256, 9, 4, 2, 3, 1}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_I4_G128, {256, 9, 5, 2, 3, 2}, {0}, {0}, TOL_ACT16},
     {"matmul_id", LM_OP_MATMUL_ID, LM_F8_E4M3, {128, 11, 4, 3, 2, 1}, {0}, {0}, TOL_ACT16},
+    /* prefill-sized: experts with >= 16 tokens take the CPU's f32 GEMM, the others the dot path */
+    {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_K, {256, 40, 4, 2, 40, 2}, {0}, {0}, TOL_TC},
+    {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q8_0, {96, 33, 3, 2, 30, 1}, {0}, {0}, TOL_TC},
 
     /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
     {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},

@@ -2,7 +2,9 @@
  * test_quant.c — the numerical definition of every tensor type.
  *
  *   - lm_dequant_row is bit-exact with gguf.quants.dequantize (the gguf Python package) on the
- *     random blocks of tests/fixtures/quant/<type>.bin, written by tools/gen_quant_fixtures.py.
+ *     random blocks of tests/fixtures/quant/<type>.bin, written by tools/gen_quant_fixtures.py;
+ *     so are the CPU kernel tables' own (per-ISA vectorized) dequantizers, each table this CPU
+ *     can run.
  *     Fixture format (little-endian): "LMQF", u32 version 1, u32 ggml type id, u32 elements per
  *     block, u32 bytes per block, u32 n_blocks, u32 n_elements, u32 n_bytes, then n_bytes of
  *     blocks and n_elements float32 expected values.
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/kernels.h"
 #include "dtype.h"
 #include "test_util.h"
 
@@ -77,6 +80,25 @@ static void check_fixture(lm_dtype type, const char *file) {
                      bad, n, first, first / block, (double)out[first], f2u(out[first]), (double)want[first],
                      f2u(want[first]));
     cr_assert_eq(bad, 0u, "%s dequantization is not bit-exact with gguf-py", tr->name);
+
+    /* the CPU kernel tables' dequantizers (the prefill GEMM's), where they have one */
+    const lm_cpu_kernels *tables[3] = {&lm_cpu_kernels_generic, NULL, NULL};
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tables[1] = &lm_cpu_kernels_avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
+        tables[2] = &lm_cpu_kernels_avx512;
+#endif
+    for (int k = 0; k < 3; k++) {
+        if (!tables[k] || !tables[k]->dequant[type]) continue;
+        memset(out, 0xA5, (size_t)n * 4);
+        tables[k]->dequant[type](src, out, n);
+        uint32_t kbad = 0;
+        for (uint32_t i = 0; i < n; i++) kbad += !(f2u(out[i]) == f2u(want[i]) || (isnan(out[i]) && isnan(want[i])));
+        cr_assert_eq(kbad, 0u, "%s: the %s kernel table's dequantizer differs from gguf-py in %u of %u values", tr->name,
+                     tables[k]->isa, kbad, n);
+    }
 
     /* and row by row in sub-ranges: a dequantizer must not depend on where a row starts */
     const uint32_t half = n_blocks / 2;

@@ -49,6 +49,8 @@ struct lm_cpu_fast {
     float e4m3[256]; /* e4m3 code -> f32 (the fp8 KV cache) */
     rope_table rope[ROPE_TABLES];
     uint64_t rope_clock;
+    int32_t *meta; /* matmul_id's expert buckets */
+    size_t msize;
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
@@ -95,6 +97,7 @@ void lm_cpu_fast_free(lm_cpu_fast *f) {
         for (int i = 0; i < f->nth; i++) lm_afree(f->tbuf[i]);
     free(f->tbuf);
     lm_afree(f->wdata);
+    free(f->meta);
     for (int i = 0; i < ROPE_TABLES; i++) {
         free(f->rope[i].pos);
         free(f->rope[i].factors);
@@ -151,6 +154,9 @@ typedef struct task {
     const int32_t *order;
     int64_t next; /* dynamic work distribution (atomic) */
     rope_table *rope;
+    /* sgemm over a matmul_id expert: its index, and its (j, t) pairs as the columns */
+    int64_t sg_e, sg_n;
+    const int32_t *sg_cols;
 } task;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -352,49 +358,64 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
     }
 }
 
-/* Prefill with many columns: weights dequantized to f32 (exact), an MR x NR register-tiled f32
- * GEMM (the kernel table's sgemm: 16 x 6 with AVX2, 32 x 12 with AVX-512). Rows are split across
- * threads in panels of MR. A thread takes SG_MP panels at a time; for each SG_KC-step slice of K
- * their rows are dequantized and packed [k][MR] (L2), and every NR-column slice of x (packed
- * once per matmul as [K][NR] in tk->xq) is loaded into L1 once and multiplied by all SG_MP
- * panels, so x streams from L3 once per SG_MP * MR rows. The outputs collect in a contiguous
- * [N][SG_MP * MR] buffer (dst's columns are M floats apart, which for M a multiple of 1024
- * would put them all in one L1 set). Dequantization is one pass over W per matmul, 1/N of the
- * arithmetic; the FMA ports are the limit. More exact than the q16 path (no activation
- * rounding), so it is used from SG_MIN_N columns up, where it is faster. */
-#define SG_KC 256
-#define SG_MP 4 /* panels per pass over x: each slice of x loaded into L1 serves SG_MP * MR rows */
+/* Prefill with many columns: weights dequantized to f32 (exact) and a register-tiled f32 GEMM
+ * (the kernel table's tile: 16 tokens x 6 rows with AVX2, 32 x 12 with AVX-512). The columns of
+ * x are packed once per matmul into panels [K][MR] (MR tokens in the vector lanes). A thread
+ * takes SG_RG groups of NR weight rows at a time and, per LM_SG_KC-long slice of K, dequantizes
+ * them row-major into its own buffer (the tile broadcasts each row's values from there, so they
+ * need no transposed copy), then runs every token panel's slice (L1-sized) past all the groups.
+ * The outputs collect as [rows][tokens] and are written to dst's columns once at the end.
+ * Dequantization is one pass over W per matmul, 1/N of the arithmetic; the FMA ports are the
+ * limit. More exact than the q16 path (no activation rounding), and from SG_MIN_N columns up
+ * faster. */
+#define SG_KC LM_SG_KC
+#define SG_RG 4
 #define SG_MIN_N 16
 
-static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x) {
+/* N: the columns (matmul) or one expert's tokens (matmul_id) */
+static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x, int64_t N) {
     const lm_dtype_traits *tr = lm_dtype_get(w->type);
-    return f->k->sgemm && getenv("LUMEN_CPU_NO_SGEMM") == NULL && x->type == LM_F32 && x->ne[1] >= SG_MIN_N &&
-           x->ne[2] == 1 && tr && tr->dequant && SG_KC % tr->block == 0;
+    return f->k->sgemm && getenv("LUMEN_CPU_NO_SGEMM") == NULL && x->type == LM_F32 && N >= SG_MIN_N && tr &&
+           tr->dequant && SG_KC % tr->block == 0;
+}
+
+/* column c of the GEMM: x's column c, or for an expert its c-th (j, t) pair (x shared by the
+ * J slots when x->ne[1] == 1); the output column likewise */
+static const float *sg_xcol(const task *tk, int64_t c) {
+    const lm_tensor *x = tk->n->src[1];
+    if (!tk->sg_cols) return frow(x, c, 0, 0);
+    const int64_t J = tk->n->src[2]->ne[0], pair = tk->sg_cols[c], j = pair % J, t = pair / J;
+    return frow(x, x->ne[1] == 1 ? 0 : j, t, 0);
+}
+static float *sg_dcol(const task *tk, int64_t c) {
+    if (!tk->sg_cols) return frow(tk->n->dst, c, 0, 0);
+    const int64_t J = tk->n->src[2]->ne[0], pair = tk->sg_cols[c];
+    return frow(tk->n->dst, pair % J, pair / J, 0);
 }
 
 static void pack_x_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_tensor *x = tk->n->src[1];
-    const int NR = tk->f->k->sg_nr;
-    const int64_t K = x->ne[0], N = x->ne[1], npan = (N + NR - 1) / NR;
+    const int MR = tk->f->k->sg_mr;
+    const int64_t K = x->ne[0], N = tk->sg_n, npan = (N + MR - 1) / MR;
     int64_t a, b;
     lm_split(npan, ith, nth, &a, &b);
     for (int64_t p = a; p < b; p++) {
-        float *o = (float *)tk->xq + (size_t)p * (size_t)K * (size_t)NR;
-        for (int j = 0; j < NR; j++) {
-            const int64_t c = p * NR + j;
+        float *o = (float *)tk->xq + (size_t)p * (size_t)K * (size_t)MR;
+        for (int j = 0; j < MR; j++) {
+            const int64_t c = p * MR + j;
             if (c < N) {
-                const float *src = frow(x, c, 0, 0);
-                for (int64_t k = 0; k < K; k++) o[k * NR + j] = src[k];
+                const float *src = sg_xcol(tk, c);
+                for (int64_t k = 0; k < K; k++) o[k * MR + j] = src[k];
             } else {
-                for (int64_t k = 0; k < K; k++) o[k * NR + j] = 0.0f;
+                for (int64_t k = 0; k < K; k++) o[k * MR + j] = 0.0f;
             }
         }
     }
 }
 
-/* a row slice to f32: the SIMD converters for the 16-bit types, the code table for FP8 blocks
- * (bit-identical to lm_dequant_row, which does these one value at a time), else lm_dequant_row */
+/* a row slice to f32: the SIMD converters for the 16-bit types, the code table for FP8 blocks,
+ * the kernel table's dequantizers for the GGUF blocks (all bit-identical to lm_dequant_row) */
 static void sg_dequant(const lm_cpu_fast *f, lm_dtype t, const void *src, float *y, int64_t n) {
     switch (t) {
     case LM_F16: f->k->cvt_f16(src, y, n); break;
@@ -406,58 +427,56 @@ static void sg_dequant(const lm_cpu_fast *f, lm_dtype t, const void *src, float 
             for (int j = 0; j < LM_QK_G128; j++) y[j] = x[i].d * f->e4m3[x[i].qs[j]];
         break;
     }
-    default: lm_dequant_row(t, src, y, n);
+    default:
+        if (f->k->dequant[t]) f->k->dequant[t](src, y, n);
+        else lm_dequant_row(t, src, y, n);
     }
 }
 
 static void sgemm_task(void *arg, int ith, int nth) {
     task *tk = arg;
-    const lm_node *n = tk->n;
-    const lm_tensor *w = n->src[0], *x = n->src[1];
-    lm_tensor *dst = n->dst;
+    const lm_tensor *w = tk->n->src[0];
     const lm_cpu_kernels *k = tk->f->k;
     const int MR = k->sg_mr, NR = k->sg_nr;
-    const int64_t K = w->ne[0], M = w->ne[1], N = x->ne[1];
+    const int64_t K = w->ne[0], M = w->ne[1], N = tk->sg_n, npan = (N + MR - 1) / MR, ldc = npan * MR;
     const lm_dtype_traits *tr = lm_dtype_get(w->type);
-    /* per thread: SG_MP packed panels, one row before packing, the panels' outputs [N][SG_MP * MR] */
-    const int64_t MC = (int64_t)SG_MP * MR;
-    float *ap = tk->f->tbuf[ith], *row = ap + MC * SG_KC, *cp = row + SG_KC;
+    /* per thread: SG_RG * NR dequantized row slices [row][SG_KC], their outputs [row][ldc] */
+    float *rb = tk->f->tbuf[ith], *cb = rb + (size_t)SG_RG * NR * SG_KC;
     int64_t a, b;
-    lm_split((M + MR - 1) / MR, ith, nth, &a, &b);
-    for (int64_t p0 = a; p0 < b; p0 += SG_MP) {
-        const int64_t np = lm_min64(SG_MP, b - p0), r0 = p0 * MR, rows = lm_min64(np * MR, M - r0);
+    lm_split((M + NR - 1) / NR, ith, nth, &a, &b);
+    for (int64_t g0 = a; g0 < b; g0 += SG_RG) {
+        const int64_t ng = lm_min64(SG_RG, b - g0), r0 = g0 * NR, rows = lm_min64(ng * NR, M - r0);
         for (int64_t k0 = 0; k0 < K; k0 += SG_KC) {
             const int64_t kc = lm_min64(SG_KC, K - k0);
             const size_t off = (size_t)(k0 / tr->block) * (size_t)tr->block_bytes;
-            /* row r goes to panel r / MR, lane r % MR: ap[panel][k][lane] */
-            for (int64_t r = 0; r < np * MR; r++) {
-                float *o = ap + (r / MR) * kc * MR + r % MR;
-                if (r < rows) {
-                    sg_dequant(tk->f, w->type, (const uint8_t *)lm_tensor_row(w, r0 + r, 0, 0) + off, row, kc);
-                    for (int64_t kk = 0; kk < kc; kk++) o[kk * MR] = row[kk];
-                } else {
-                    for (int64_t kk = 0; kk < kc; kk++) o[kk * MR] = 0.0f;
-                }
+            for (int64_t r = 0; r < ng * NR; r++) {
+                if (r < rows)
+                    sg_dequant(tk->f, w->type, (const uint8_t *)lm_tensor_row(w, r0 + r, tk->sg_e, 0) + off, rb + r * SG_KC, kc);
+                else
+                    memset(rb + r * SG_KC, 0, (size_t)kc * sizeof(float));
             }
-            /* each NR-column slice of x is used by all the panels while it is in L1 */
-            for (int64_t c0 = 0; c0 < N; c0 += NR) {
-                const float *bp = (const float *)tk->xq + (size_t)(c0 / NR) * (size_t)K * (size_t)NR + (size_t)k0 * (size_t)NR;
-                for (int64_t ip = 0; ip < np; ip++)
-                    k->sgemm(kc, ap + ip * kc * MR, bp, cp + c0 * MC + ip * MR, MC, (int)lm_min64(MR, rows - ip * MR),
-                             (int)lm_min64(NR, N - c0), k0 > 0);
+            /* each token panel's slice of x (L1-sized) serves all the row groups */
+            for (int64_t p = 0; p < npan; p++) {
+                const float *ap = (const float *)tk->xq + (size_t)p * (size_t)K * (size_t)MR + (size_t)k0 * (size_t)MR;
+                for (int64_t gi = 0; gi < ng; gi++)
+                    k->sgemm_rows(kc, ap, rb + gi * NR * SG_KC, cb + gi * NR * ldc + p * MR, ldc, (int)lm_min64(MR, N - p * MR),
+                                  (int)lm_min64(NR, rows - gi * NR), k0 > 0);
             }
         }
-        for (int64_t c = 0; c < N; c++) memcpy(frow(dst, c, 0, 0) + r0, cp + c * MC, (size_t)rows * sizeof(float));
+        for (int64_t c = 0; c < N; c++) {
+            float *d = sg_dcol(tk, c) + r0;
+            for (int64_t r = 0; r < rows; r++) d[r] = cb[r * ldc + c];
+        }
     }
 }
 
-static bool op_sgemm(lm_cpu_fast *f, const lm_node *n) {
-    const lm_tensor *w = n->src[0], *x = n->src[1];
-    const int64_t K = w->ne[0], N = x->ne[1];
-    const size_t MR = (size_t)f->k->sg_mr, NR = (size_t)f->k->sg_nr;
-    if (!need_tbuf(f, (SG_MP * MR + 1) * SG_KC + SG_MP * MR * lm_pad((size_t)N, NR) + 64)) return false;
-    if (!need_wdata(f, lm_pad((size_t)N, NR) * (size_t)K * sizeof(float) + 64)) return false;
-    task tk = {.f = f, .n = n, .xq = f->wdata};
+/* the matmul (cols == NULL: N = x's columns) or expert e of a matmul_id (its N pairs in cols) */
+static bool op_sgemm(lm_cpu_fast *f, const lm_node *n, int64_t e, const int32_t *cols, int64_t N) {
+    const int64_t K = n->src[0]->ne[0];
+    const size_t MR = (size_t)f->k->sg_mr, NR = (size_t)f->k->sg_nr, Np = lm_pad((size_t)N, MR);
+    if (!need_tbuf(f, SG_RG * NR * SG_KC + SG_RG * NR * Np + 64)) return false;
+    if (!need_wdata(f, Np * (size_t)K * sizeof(float) + 64)) return false;
+    task tk = {.f = f, .n = n, .xq = f->wdata, .sg_e = e, .sg_n = N, .sg_cols = cols};
     lm_threadpool_run(f->tp, pack_x_task, &tk);
     lm_threadpool_run(f->tp, sgemm_task, &tk);
     return true;
@@ -498,26 +517,26 @@ static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
-static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, size_t extra) {
+static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x) {
     tk->vt = vec_type_for(f, w->type);
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
-    if (tk->vt == LM_F32) return need_wdata(f, extra + 64);
+    if (tk->vt == LM_F32) return true;
     tk->xrow = lm_row_bytes(tk->vt, x->ne[0]);
     const size_t cols = (size_t)(x->ne[1] * x->ne[2]);
     const bool sums = gemm_ok(f, w->type, tk->vt, x->ne[1]);
     const size_t xbytes = lm_pad(tk->xrow * cols, 64), sbytes = sums ? cols * (size_t)(x->ne[0] / 16) * sizeof(float) : 0;
-    if (!need_wdata(f, xbytes + sbytes + extra + 64)) return false;
+    if (!need_wdata(f, xbytes + sbytes + 64)) return false;
     tk->xq = f->wdata;
-    tk->xsum = sums ? (float *)(f->wdata + xbytes + extra) : NULL;
+    tk->xsum = sums ? (float *)(f->wdata + xbytes) : NULL;
     lm_threadpool_run(f->tp, quant_cols_task, tk);
     return true;
 }
 
 static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
-    if (sgemm_ok(f, n->src[0], n->src[1])) return op_sgemm(f, n);
+    if (n->src[1]->ne[2] == 1 && sgemm_ok(f, n->src[0], n->src[1], n->src[1]->ne[1])) return op_sgemm(f, n, 0, NULL, n->src[1]->ne[1]);
     task tk = {.f = f, .n = n};
-    if (!prepare_x(f, &tk, n->src[0], n->src[1], 0)) return false;
+    if (!prepare_x(f, &tk, n->src[0], n->src[1])) return false;
     lm_threadpool_run(f->tp, matmul_task, &tk);
     return true;
 }
@@ -554,16 +573,21 @@ static void matmul_id_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Experts with at least SG_MIN_N tokens in the step run as their own f32 GEMM (their tokens'
+ * columns gathered, outputs scattered), one after another with all threads; the rest share one
+ * pass of the q16 dot path, (expert, row-chunk) items spread over the threads. */
 static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
     const lm_tensor *w = n->src[0], *ids = n->src[2];
     const int64_t E = w->ne[2], J = ids->ne[0], T = ids->ne[1], pairs = J * T;
+    /* bucket (j, t) pairs by expert (counting sort) */
     const size_t meta = (size_t)(E + 1 + pairs + 2 * E) * sizeof(int32_t);
-    task tk = {.f = f, .n = n};
-    if (!prepare_x(f, &tk, w, n->src[1], meta)) return false;
-    /* bucket (j, t) pairs by expert (counting sort), in wdata after the quantized columns */
-    size_t xbytes = tk.vt == LM_F32 ? 0 : tk.xrow * (size_t)(n->src[1]->ne[1] * n->src[1]->ne[2]);
-    int32_t *off = (int32_t *)(f->wdata + lm_pad(xbytes, 64));
-    int32_t *lst = off + E + 1, *active = lst + pairs, *cursor = active + E;
+    if (meta > f->msize) {
+        int32_t *m = realloc(f->meta, meta);
+        if (!m) return false;
+        f->meta = m;
+        f->msize = meta;
+    }
+    int32_t *off = f->meta, *lst = off + E + 1, *active = lst + pairs, *cursor = active + E;
     memset(off, 0, (size_t)(E + 1) * sizeof(int32_t));
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < J; j++) off[ival(ids, j, t) + 1]++;
@@ -572,8 +596,18 @@ static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < J; j++) lst[cursor[ival(ids, j, t)]++] = (int32_t)(j + t * J);
     int64_t n_active = 0;
-    for (int64_t e = 0; e < E; e++)
-        if (off[e + 1] > off[e]) active[n_active++] = (int32_t)e;
+    for (int64_t e = 0; e < E; e++) {
+        const int64_t cnt = off[e + 1] - off[e];
+        if (cnt == 0) continue;
+        if (sgemm_ok(f, w, n->src[1], cnt)) {
+            if (!op_sgemm(f, n, e, lst + off[e], cnt)) return false;
+        } else {
+            active[n_active++] = (int32_t)e;
+        }
+    }
+    if (n_active == 0) return true;
+    task tk = {.f = f, .n = n};
+    if (!prepare_x(f, &tk, w, n->src[1])) return false;
     tk.bucket_off = off;
     tk.bucket_pairs = lst;
     tk.active = active;

@@ -22,6 +22,13 @@
 #define HAVE_AVX512 1
 #endif
 
+#ifdef HAVE_AVX2
+#define H2F(x) _cvtsh_ss(x)
+#else
+#define H2F(x) lm_f16_to_f32(x)
+#endif
+#include "../dequant_blocks.h" /* the weight-block dequantizers, vectorized for this table's ISA */
+
 #ifndef LM_KERNELS_NAME
 #define LM_KERNELS_NAME lm_cpu_kernels_generic
 #define LM_KERNELS_ISA "generic"
@@ -248,7 +255,6 @@ static void geglu(float *y, const float *g, const float *u, int64_t n) {
 /* quantized dots (AVX2) against q16 activations                                            */
 
 #ifdef HAVE_AVX2
-#define H2F(x) _cvtsh_ss(x)
 
 /* 32 nibbles -> 32 bytes: low nibbles of bytes 0..15 then high nibbles */
 static inline __m256i nibbles32(const uint8_t *p) {
@@ -634,48 +640,37 @@ static void gemm_q16_1x4(int64_t nblk, const int16_t *w, const float *d, const l
 }
 #endif
 
+/* The f32 GEMM tiles. B's element (k, j) is at b[k * bk + j * bj]: bk = NR, bj = 1 for a packed
+ * panel ([k][NR]), bk = 1, bj = LM_SG_KC for NR rows of a row-major slice (each weight row
+ * dequantized into its own LM_SG_KC floats, so the broadcasts need no transposed copy). The
+ * bodies are inlined with constant strides, so every broadcast is one load at a fixed offset. */
 #ifndef HAVE_AVX512
 /* 16 x 6 f32 tile, outer products: per k step two 8-row loads of A, six broadcasts of B and 12
  * FMAs into 12 accumulators (15 of the 16 ymm registers). 96 multiply-adds per 2 + 6 loads, so
  * the FMA ports (2 per core) are the limit: 16 multiply-adds per cycle per core at best. */
-static void sgemm_16x6(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+static inline __attribute__((always_inline)) void sgemm_16x6_body(int64_t kc, const float *a, const float *b, int64_t bk,
+                                                                  int64_t bj, float *c, int64_t ldc, int mr, int nr, int acc) {
 #ifdef HAVE_AVX2
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 16, b += 6) {
+    __m256 c0[6], c1[6];
+    for (int j = 0; j < 6; j++) c0[j] = c1[j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, a += 16, b += bk) {
         const __m256 a0 = _mm256_load_ps(a), a1 = _mm256_load_ps(a + 8);
-        __m256 bj = _mm256_broadcast_ss(b + 0);
-        c00 = _mm256_fmadd_ps(a0, bj, c00);
-        c01 = _mm256_fmadd_ps(a1, bj, c01);
-        bj = _mm256_broadcast_ss(b + 1);
-        c10 = _mm256_fmadd_ps(a0, bj, c10);
-        c11 = _mm256_fmadd_ps(a1, bj, c11);
-        bj = _mm256_broadcast_ss(b + 2);
-        c20 = _mm256_fmadd_ps(a0, bj, c20);
-        c21 = _mm256_fmadd_ps(a1, bj, c21);
-        bj = _mm256_broadcast_ss(b + 3);
-        c30 = _mm256_fmadd_ps(a0, bj, c30);
-        c31 = _mm256_fmadd_ps(a1, bj, c31);
-        bj = _mm256_broadcast_ss(b + 4);
-        c40 = _mm256_fmadd_ps(a0, bj, c40);
-        c41 = _mm256_fmadd_ps(a1, bj, c41);
-        bj = _mm256_broadcast_ss(b + 5);
-        c50 = _mm256_fmadd_ps(a0, bj, c50);
-        c51 = _mm256_fmadd_ps(a1, bj, c51);
+        for (int j = 0; j < 6; j++) {
+            const __m256 bv = _mm256_broadcast_ss(b + j * bj);
+            c0[j] = _mm256_fmadd_ps(a0, bv, c0[j]);
+            c1[j] = _mm256_fmadd_ps(a1, bv, c1[j]);
+        }
     }
     float t[6][16] __attribute__((aligned(32)));
-    _mm256_store_ps(t[0], c00), _mm256_store_ps(t[0] + 8, c01);
-    _mm256_store_ps(t[1], c10), _mm256_store_ps(t[1] + 8, c11);
-    _mm256_store_ps(t[2], c20), _mm256_store_ps(t[2] + 8, c21);
-    _mm256_store_ps(t[3], c30), _mm256_store_ps(t[3] + 8, c31);
-    _mm256_store_ps(t[4], c40), _mm256_store_ps(t[4] + 8, c41);
-    _mm256_store_ps(t[5], c50), _mm256_store_ps(t[5] + 8, c51);
+    for (int j = 0; j < 6; j++) {
+        _mm256_store_ps(t[j], c0[j]);
+        _mm256_store_ps(t[j] + 8, c1[j]);
+    }
 #else
     float t[6][16] = {{0}};
-    for (int64_t k = 0; k < kc; k++, a += 16, b += 6)
+    for (int64_t k = 0; k < kc; k++, a += 16, b += bk)
         for (int j = 0; j < 6; j++)
-            for (int r = 0; r < 16; r++) t[j][r] += a[r] * b[j];
+            for (int r = 0; r < 16; r++) t[j][r] += a[r] * b[j * bj];
 #endif
     for (int j = 0; j < nr; j++) {
         float *cj = c + j * ldc;
@@ -685,7 +680,12 @@ static void sgemm_16x6(int64_t kc, const float *a, const float *b, float *c, int
             memcpy(cj, t[j], (size_t)mr * sizeof(float));
     }
 }
-
+static void sgemm_16x6(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+    sgemm_16x6_body(kc, a, b, 6, 1, c, ldc, mr, nr, acc);
+}
+static void sgemm_16x6_rows(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+    sgemm_16x6_body(kc, a, b, 1, LM_SG_KC, c, ldc, mr, nr, acc);
+}
 #endif
 
 #ifdef HAVE_AVX512
@@ -693,15 +693,16 @@ static void sgemm_16x6(int64_t kc, const float *a, const float *b, float *c, int
  * an embedded broadcast from memory; 24 accumulators + 2 A registers of the 32 zmm. 384
  * multiply-adds per 2 + 12 loads: the FMA ports are the limit (2 x 16 lanes per cycle per core
  * where they are 512 bits wide, as on Zen 5 and Intel server cores; half that on Zen 4). */
-static void sgemm_32x12(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+static inline __attribute__((always_inline)) void sgemm_32x12_body(int64_t kc, const float *a, const float *b, int64_t bk,
+                                                                   int64_t bj, float *c, int64_t ldc, int mr, int nr, int acc) {
     __m512 c0[12], c1[12];
     for (int j = 0; j < 12; j++) c0[j] = c1[j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += 32, b += 12) {
+    for (int64_t k = 0; k < kc; k++, a += 32, b += bk) {
         const __m512 a0 = _mm512_load_ps(a), a1 = _mm512_load_ps(a + 16);
         for (int j = 0; j < 12; j++) {
-            const __m512 bj = _mm512_set1_ps(b[j]);
-            c0[j] = _mm512_fmadd_ps(a0, bj, c0[j]);
-            c1[j] = _mm512_fmadd_ps(a1, bj, c1[j]);
+            const __m512 bv = _mm512_set1_ps(b[j * bj]);
+            c0[j] = _mm512_fmadd_ps(a0, bv, c0[j]);
+            c1[j] = _mm512_fmadd_ps(a1, bv, c1[j]);
         }
     }
     if (mr == 32) {
@@ -727,6 +728,12 @@ static void sgemm_32x12(int64_t kc, const float *a, const float *b, float *c, in
         _mm512_mask_storeu_ps(cj, m0, c0[j]);
         _mm512_mask_storeu_ps(cj + 16, m1, c1[j]);
     }
+}
+static void sgemm_32x12(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+    sgemm_32x12_body(kc, a, b, 12, 1, c, ldc, mr, nr, acc);
+}
+static void sgemm_32x12_rows(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc) {
+    sgemm_32x12_body(kc, a, b, 1, LM_SG_KC, c, ldc, mr, nr, acc);
 }
 #endif
 
@@ -787,10 +794,13 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f32_multi = axpy_f32_multi,
     .cvt_bf16 = cvt_bf16,
     .quant_q16 = quant_q16,
+    .dequant = {[LM_Q4_0] = deq_q4_0, [LM_Q4_1] = deq_q4_1, [LM_Q5_0] = deq_q5_0, [LM_Q5_1] = deq_q5_1,
+                [LM_Q8_0] = deq_q8_0, [LM_Q2_K] = deq_q2_K, [LM_Q3_K] = deq_q3_K, [LM_Q4_K] = deq_q4_K,
+                [LM_Q5_K] = deq_q5_K, [LM_Q6_K] = deq_q6_K},
 #ifdef HAVE_AVX512
-    .sg_mr = 32, .sg_nr = 12, .sgemm = sgemm_32x12,
+    .sg_mr = 32, .sg_nr = 12, .sgemm = sgemm_32x12, .sgemm_rows = sgemm_32x12_rows,
 #else
-    .sg_mr = 16, .sg_nr = 6, .sgemm = sgemm_16x6,
+    .sg_mr = 16, .sg_nr = 6, .sgemm = sgemm_16x6, .sgemm_rows = sgemm_16x6_rows,
 #endif
 #ifdef HAVE_AVX2
     .gemm_q16_1x4 = gemm_q16_1x4,

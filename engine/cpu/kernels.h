@@ -13,6 +13,9 @@
 
 #include "../dtype.h"
 
+/* the prefill GEMM's K step: weight rows are dequantized LM_SG_KC values at a time */
+#define LM_SG_KC 256
+
 typedef float (*lm_vec_dot_fn)(int64_t n, const void *w, const void *x);
 
 typedef struct lm_cpu_kernels {
@@ -40,13 +43,18 @@ typedef struct lm_cpu_kernels {
      * per 32 in d) times 4 q16 activation columns over nblk blocks of 32 (min terms excluded).
      * NULL when the instruction set has none. */
     void (*gemm_q16_1x4)(int64_t nblk, const int16_t *w, const float *d, const lm_block_q16 *const x[4], float out[4]);
-    /* Prefill f32 micro-kernel (all weight types, after dequantization): the sg_mr x sg_nr tile
-     * C[r][j] (+)= sum_k A[k][r] * B[k][j] over kc steps, A packed [kc][sg_mr] (sg_mr weight rows
-     * per k step), B packed [kc][sg_nr] (sg_nr activation columns); C is column-major (column j at
+    /* Prefill f32 micro-kernel: the sg_mr x sg_nr tile C[r][j] (+)= sum_k A[k][r] * B[k][j] over
+     * kc steps, A packed [kc][sg_mr], B packed [kc][sg_nr]; C is column-major (column j at
      * c + j * ldc) and only its first mr rows and nr columns are written. 16 x 6 with AVX2 (and
-     * in plain C), 32 x 12 with AVX-512. */
+     * in plain C), 32 x 12 with AVX-512. The matmul puts activation columns in A's lanes (packed
+     * once per matmul) and weight rows in B (sgemm_rows); attention uses both packed. */
     int sg_mr, sg_nr;
     void (*sgemm)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc);
+    /* the same tile with B as sg_nr rows of LM_SG_KC floats each: B[k][j] = b[j * LM_SG_KC + k] */
+    void (*sgemm_rows)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, int acc);
+    /* GGUF weight blocks to f32 (the prefill GEMM's dequantization), bit-identical to
+     * lm_dequant_row; NULL where the reference is used */
+    lm_dequant_fn dequant[LM_DTYPE_COUNT];
     /* activation format expected by vec_dot[t] (LM_F32 = plain floats) */
     lm_dtype vec_type[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot[LM_DTYPE_COUNT];
