@@ -407,6 +407,18 @@ lm_status lm_context_seq_rm(lm_context *c, int32_t seq, int32_t p0, int32_t p1) 
     return lm_kv_seq_rm(&c->kv, seq, p0, p1);
 }
 
+lm_status lm_context_seq_checkpoint(lm_context *c, int32_t seq) {
+    lm_clear_error();
+    if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_checkpoint: NULL context");
+    return lm_kv_seq_checkpoint(&c->kv, seq);
+}
+
+lm_status lm_context_seq_rollback(lm_context *c, int32_t seq, int32_t p, int32_t *pos_out) {
+    lm_clear_error();
+    if (!c || !pos_out) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_rollback: NULL argument");
+    return lm_kv_seq_rollback(&c->kv, seq, p, pos_out);
+}
+
 lm_status lm_context_seq_cp(lm_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
     lm_clear_error();
     if (!c) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_context_seq_cp: NULL context");
@@ -444,6 +456,7 @@ lm_status lm_context_get_memory(const lm_context *c, lm_context_memory *out) {
         out->compute += b;
         if (c->model->devs[d] == host) out->compute_host += b;
     }
+    out->checkpoints = lm_kv_checkpoint_bytes(&c->kv);
     return LM_STATUS_OK;
 }
 double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_decode_s : 0; }

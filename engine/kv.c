@@ -151,8 +151,26 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, int32_t n_ctx,
     return LM_STATUS_OK;
 }
 
+static void ckpt_drop(lm_kv_ckpt *ck) {
+    for (int k = 0; k < LM_KV_KINDS; k++) free(ck->host_pos[k]);
+    free(ck->data);
+    memset(ck, 0, sizeof *ck);
+}
+
+/* drop a sequence's checkpoints at or after position p (their past changed) */
+static void ckpt_invalidate(lm_kv *kv, int32_t seq, int32_t p) {
+    if (!kv->ckpt) return;
+    for (int i = 0; i < LM_KV_CKPT_PER_SEQ; i++) {
+        lm_kv_ckpt *ck = &kv->ckpt[seq * LM_KV_CKPT_PER_SEQ + i];
+        if (ck->data && ck->pos > p) ckpt_drop(ck);
+    }
+}
+
 void lm_kv_free(lm_kv *kv) {
     if (!kv) return;
+    if (kv->ckpt)
+        for (int i = 0; i < kv->n_seq * LM_KV_CKPT_PER_SEQ; i++) ckpt_drop(&kv->ckpt[i]);
+    free(kv->ckpt);
     for (int i = 0; i < kv->n_bufs; i++) kv->bufs[i]->be->ops->buffer_free(kv->bufs[i]);
     free(kv->bufs);
     for (int k = 0; k < LM_KV_KINDS; k++) free(kv->kind[k].host_pos);
@@ -174,6 +192,7 @@ lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq) {
         }
     }
     kv->seq_pos_max[seq] = -1;
+    ckpt_invalidate(kv, seq, -1);
     return LM_STATUS_OK;
 }
 
@@ -229,6 +248,7 @@ lm_status lm_kv_seq_rm(lm_kv *kv, int32_t seq, int32_t p0, int32_t p1) {
         LM_TRY(upload_seq_pos(kv, kk, seq));
     }
     kv->seq_pos_max[seq] = seq_max(kv, seq);
+    ckpt_invalidate(kv, seq, p0);
     return LM_STATUS_OK;
 }
 
@@ -284,5 +304,127 @@ lm_status lm_kv_seq_cp(lm_kv *kv, int32_t src, int32_t dst, int32_t p0, int32_t 
     }
     free(tmp);
     if (!st) kv->seq_pos_max[dst] = seq_max(kv, dst);
+    ckpt_invalidate(kv, dst, p0);
     return st;
+}
+
+/* bytes of one sequence's ring-layer rows (K and V) */
+static size_t ring_seq_bytes(const lm_kv *kv) {
+    size_t b = 0;
+    for (int il = 0; il < kv->n_layer; il++) {
+        const lm_kv_layer *kl = &kv->layers[il];
+        if (!kl->has_cache || !kv->kind[kl->kind].ring) continue;
+        const size_t cells = (size_t)kv->kind[kl->kind].cps;
+        if (kl->has_k) b += kl->k.nb[1] * cells;
+        b += kl->v.nb[1] * cells;
+    }
+    return b;
+}
+
+/* move a sequence's ring-layer rows between the cache and a checkpoint */
+static lm_status ring_rows(lm_kv *kv, int32_t seq, uint8_t *data, bool save) {
+    size_t at = 0;
+    for (int il = 0; il < kv->n_layer; il++) {
+        lm_kv_layer *kl = &kv->layers[il];
+        const lm_kv_kind *kk = &kv->kind[kl->kind];
+        if (!kl->has_cache || !kk->ring) continue;
+        lm_tensor *ts[2] = {kl->has_k ? &kl->k : NULL, &kl->v};
+        for (int i = 0; i < 2; i++) {
+            if (!ts[i]) continue;
+            lm_backend *be = ts[i]->buf->be;
+            const size_t bytes = ts[i]->nb[1] * (size_t)kk->cps, off = ts[i]->nb[1] * (size_t)seq * (size_t)kk->cps;
+            LM_TRY(save ? be->ops->tensor_get(be, ts[i], data + at, off, bytes) : be->ops->tensor_set(be, ts[i], data + at, off, bytes));
+            at += bytes;
+        }
+    }
+    return LM_STATUS_OK;
+}
+
+lm_status lm_kv_seq_checkpoint(lm_kv *kv, int32_t seq) {
+    LM_TRY(check_seq(kv, seq));
+    const int32_t pos = kv->seq_pos_max[seq] + 1;
+    const size_t bytes = ring_seq_bytes(kv);
+    if (bytes == 0 || pos == 0) return LM_STATUS_OK; /* no sliding layers, or nothing cached */
+    if (!kv->ckpt && !(kv->ckpt = calloc((size_t)kv->n_seq * LM_KV_CKPT_PER_SEQ, sizeof *kv->ckpt)))
+        return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory for KV checkpoints");
+    lm_kv_ckpt *slot = NULL;
+    for (int i = 0; i < LM_KV_CKPT_PER_SEQ; i++) {
+        lm_kv_ckpt *ck = &kv->ckpt[seq * LM_KV_CKPT_PER_SEQ + i];
+        if (ck->data && ck->pos == pos) return LM_STATUS_OK; /* have it */
+        /* a free slot, else the oldest position */
+        if (!slot || (slot->data && (!ck->data || ck->pos < slot->pos))) slot = ck;
+    }
+    ckpt_drop(slot);
+    lm_kv_ckpt ck = {.seq = seq, .pos = pos, .bytes = bytes, .data = malloc(bytes)};
+    lm_status st = ck.data ? LM_STATUS_OK : lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory for a %zu-byte KV checkpoint", bytes);
+    for (int k = 0; k < LM_KV_KINDS && !st; k++) {
+        const lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used || !kk->ring) continue;
+        if (!(ck.host_pos[k] = malloc((size_t)kk->cps * sizeof(int32_t))))
+            st = lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory for a KV checkpoint");
+        else
+            memcpy(ck.host_pos[k], kk->host_pos + (size_t)seq * kk->cps, (size_t)kk->cps * sizeof(int32_t));
+    }
+    if (!st) st = ring_rows(kv, seq, ck.data, true);
+    if (st) {
+        ckpt_drop(&ck);
+        return st;
+    }
+    *slot = ck;
+    return LM_STATUS_OK;
+}
+
+lm_status lm_kv_seq_rollback(lm_kv *kv, int32_t seq, int32_t p, int32_t *pos_out) {
+    LM_TRY(check_seq(kv, seq));
+    if (p < 0) p = 0;
+    if (p > kv->seq_pos_max[seq]) { /* nothing to remove */
+        *pos_out = kv->seq_pos_max[seq] + 1;
+        return LM_STATUS_OK;
+    }
+    /* the rings still serve p: an ordinary tail removal */
+    bool served = true;
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        const lm_kv_kind *kk = &kv->kind[k];
+        if (kk->used && kk->ring && kv->seq_pos_max[seq] - p > kk->cps - kk->window) served = false;
+    }
+    if (served || p == 0) {
+        LM_TRY(lm_kv_seq_rm(kv, seq, p, -1));
+        *pos_out = p;
+        return LM_STATUS_OK;
+    }
+    /* the newest checkpoint at or before p */
+    lm_kv_ckpt *best = NULL;
+    for (int i = 0; kv->ckpt && i < LM_KV_CKPT_PER_SEQ; i++) {
+        lm_kv_ckpt *ck = &kv->ckpt[seq * LM_KV_CKPT_PER_SEQ + i];
+        if (ck->data && ck->pos <= p && (!best || ck->pos > best->pos)) best = ck;
+    }
+    if (!best)
+        return lm_fail(LM_STATUS_UNSUPPORTED,
+                       "sequence %d: cannot roll back to position %d: the sliding-window cache overwrote the positions "
+                       "before it and no checkpoint at or before it exists (lm_context_seq_checkpoint); clear the sequence",
+                       seq, p);
+    const int32_t c = best->pos;
+    /* full kinds: forget [c, end); ring kinds: the saved cells and rows */
+    for (int k = 0; k < LM_KV_KINDS; k++) {
+        lm_kv_kind *kk = &kv->kind[k];
+        if (!kk->used) continue;
+        int32_t *hp = kk->host_pos + (size_t)seq * kk->cps;
+        if (kk->ring) memcpy(hp, best->host_pos[k], (size_t)kk->cps * sizeof(int32_t));
+        else
+            for (int32_t i = 0; i < kk->cps; i++)
+                if (hp[i] >= c) hp[i] = -1;
+        LM_TRY(upload_seq_pos(kv, kk, seq));
+    }
+    LM_TRY(ring_rows(kv, seq, best->data, false));
+    kv->seq_pos_max[seq] = seq_max(kv, seq);
+    ckpt_invalidate(kv, seq, c);
+    *pos_out = c;
+    return LM_STATUS_OK;
+}
+
+uint64_t lm_kv_checkpoint_bytes(const lm_kv *kv) {
+    uint64_t b = 0;
+    for (int i = 0; kv->ckpt && i < kv->n_seq * LM_KV_CKPT_PER_SEQ; i++)
+        if (kv->ckpt[i].data) b += kv->ckpt[i].bytes;
+    return b;
 }

@@ -36,6 +36,18 @@ typedef struct lm_kv_layer {
     lm_tensor k, v;     /* [head_dim * n_head_kv, cells] */
 } lm_kv_layer;
 
+/* A copy, in host memory, of one sequence's sliding-window caches at a position: with it the
+ * sequence can be rolled back to that position after the rings overwrote what came before. */
+typedef struct lm_kv_ckpt {
+    int32_t seq;
+    int32_t pos;                        /* the sequence held exactly positions [0, pos) */
+    int32_t *host_pos[LM_KV_KINDS];     /* ring kinds: the sequence's cell positions */
+    uint8_t *data;                      /* ring layers in order: K rows, V rows of the sequence */
+    size_t bytes;
+} lm_kv_ckpt;
+
+#define LM_KV_CKPT_PER_SEQ 3
+
 typedef struct lm_kv {
     lm_backend *devs[LM_GRAPH_MAX_DEVS]; /* the model's devices: a layer's cache is on its layer's */
     int n_dev;
@@ -48,6 +60,7 @@ typedef struct lm_kv {
     int32_t n_layer;
     uint64_t bytes;
     int32_t *seq_pos_max; /* [n_seq], -1 = empty */
+    lm_kv_ckpt *ckpt;     /* [n_seq * LM_KV_CKPT_PER_SEQ]; data NULL = free slot */
 } lm_kv;
 
 /* Cells per sequence for each kind, for a model and context shape (also used for estimates). */
@@ -58,6 +71,10 @@ lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq);
 /* see lm_context_seq_rm / lm_context_seq_cp */
 lm_status lm_kv_seq_rm(lm_kv *kv, int32_t seq, int32_t p0, int32_t p1);
 lm_status lm_kv_seq_cp(lm_kv *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1);
+/* see lm_context_seq_checkpoint / lm_context_seq_rollback */
+lm_status lm_kv_seq_checkpoint(lm_kv *kv, int32_t seq);
+lm_status lm_kv_seq_rollback(lm_kv *kv, int32_t seq, int32_t p, int32_t *pos_out);
+uint64_t lm_kv_checkpoint_bytes(const lm_kv *kv);
 /* Cell index of (seq, pos) in a kind. */
 static inline int32_t lm_kv_cell(const lm_kv_kind *k, int32_t seq, int32_t pos) {
     return seq * k->cps + (k->ring ? pos % k->cps : pos);

@@ -277,6 +277,18 @@ lm_status lm_context_seq_rm(lm_context *ctx, int32_t seq, int32_t p0, int32_t p1
  * and positions (what dst held at those positions is replaced): a shared prompt prefix computed
  * once and reused by several sequences. Sliding-window layers copy what src still holds. */
 lm_status lm_context_seq_cp(lm_context *ctx, int32_t src, int32_t dst, int32_t p0, int32_t p1);
+/* Sliding-window checkpoints: the prompt cache across chat turns on models with sliding-window
+ * layers. lm_context_seq_checkpoint copies a sequence's sliding-window caches (a few MiB to a
+ * few hundred, the size of those layers' rings) to host memory at its current end; up to 3 per
+ * sequence are kept (the oldest is replaced). lm_context_seq_rollback forgets positions >= p:
+ * where the rings still hold the window before p it is lm_context_seq_rm(seq, p, -1) and
+ * *pos_out = p; otherwise the newest checkpoint at or before p is restored and *pos_out is its
+ * position: the tokens from *pos_out on must be decoded again (with a checkpoint taken after
+ * each turn's prompt, only the new turn and the last reply). Without such a checkpoint it
+ * returns LM_STATUS_UNSUPPORTED and changes nothing. Removing or copying over positions before
+ * a checkpoint drops it; positions before a checkpoint must not be decoded again in place. */
+lm_status lm_context_seq_checkpoint(lm_context *ctx, int32_t seq);
+lm_status lm_context_seq_rollback(lm_context *ctx, int32_t seq, int32_t p, int32_t *pos_out);
 
 /* KV-cache bytes allocated by this context, for reports and tests. */
 uint64_t lm_context_kv_bytes(const lm_context *ctx);
@@ -289,6 +301,7 @@ typedef struct lm_context_memory {
     uint64_t kv_positions; /* the cells' position arrays */
     uint64_t compute;     /* activation arenas and step inputs */
     uint64_t kv_host, compute_host; /* split execution: the parts on the CPU backend */
+    uint64_t checkpoints; /* sliding-window checkpoints held in host memory */
 } lm_context_memory;
 
 lm_status lm_context_get_memory(const lm_context *ctx, lm_context_memory *out);

@@ -520,8 +520,47 @@ void seq_ops_check(const char *backend, int32_t gpu_layers) {
     cr_expect_leq(d, 1e-5, "copy of a wrapped ring: %.3g", d);
     worst = fmax(worst, d);
 
+    /* sliding-window checkpoints: T[0..20) checkpointed, then 40 tokens of U; going back to 25
+       needs the window before 25, long overwritten in the 32-cell ring: the checkpoint at 20 is
+       restored and the sequence continues from 20 as if U never came */
+    cr_assert_eq(lm_context_seq_clear(c, 0), LM_STATUS_OK);
+    cr_assert_eq(lm_context_seq_clear(c, 1), LM_STATUS_OK);
+    feed(&x, 0, T, 0, 20);
+    cr_assert_eq(lm_context_seq_checkpoint(c, 0), LM_STATUS_OK, "%s", lm_last_error());
+    lm_context_memory mem;
+    cr_assert_eq(lm_context_get_memory(c, &mem), LM_STATUS_OK);
+    cr_expect_gt(mem.checkpoints, 0u, "a checkpoint holds the rings' rows");
+    feed(&x, 0, U + 20, 20, 40);
+    cr_expect_eq(lm_context_seq_rm(c, 0, 25, -1), LM_STATUS_UNSUPPORTED);
+    int32_t from = -1;
+    cr_assert_eq(lm_context_seq_rollback(c, 0, 25, &from), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(from, 20);
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 19);
+    ref = fresh(m, T, 30);
+    d = rel_diff(feed(&x, 0, T + 20, 20, 10), ref, V);
+    free(ref);
+    cr_expect_leq(d, 1e-5, "continued from a restored checkpoint: %.3g", d);
+    worst = fmax(worst, d);
+    /* a rollback the rings still serve is a plain tail removal */
+    cr_expect_eq(lm_context_seq_rollback(c, 0, 27, &from), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(from, 27);
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 26);
+    /* no checkpoint at or before 10: refused, unchanged */
+    feed(&x, 0, U, 27, 40);
+    cr_expect_eq(lm_context_seq_rollback(c, 0, 10, &from), LM_STATUS_UNSUPPORTED);
+    cr_expect(strstr(lm_last_error(), "checkpoint") != NULL, "%s", lm_last_error());
+    cr_expect_eq(lm_context_seq_pos_max(c, 0), 66);
+    /* the checkpoint survives its own restore; removing positions before it drops it */
+    cr_expect_eq(lm_context_seq_rollback(c, 0, 22, &from), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(from, 20);
+    cr_expect_eq(lm_context_seq_rm(c, 0, 5, -1), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_get_memory(c, &mem), LM_STATUS_OK);
+    cr_expect_eq(mem.checkpoints, 0u, "a checkpoint after a removed position is dropped");
+
     cr_expect_eq(lm_context_seq_rm(c, 2, 0, -1), LM_STATUS_INVALID_ARGUMENT);
     cr_expect_eq(lm_context_seq_cp(c, 0, 5, 0, -1), LM_STATUS_INVALID_ARGUMENT);
+    cr_expect_eq(lm_context_seq_checkpoint(c, 2), LM_STATUS_INVALID_ARGUMENT);
+    cr_expect_eq(lm_context_seq_rollback(c, 0, 0, NULL), LM_STATUS_INVALID_ARGUMENT);
     fprintf(stderr, "sequence ops on %s%s: worst max|d|/max|ref| against fresh contexts %.2e\n", backend,
             gpu_layers >= 0 ? " (split)" : "", worst);
     free(keep);

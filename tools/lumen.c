@@ -430,16 +430,22 @@ static int cmd_chat(opts *o) {
         /* reuse the cached prefix: only the new tokens of this turn are processed. When the
            template renders the history differently from what was generated (a reply that
            tokenizes another way, dropped thinking), the cache is rolled back to the common
-           prefix; only when the sliding-window layers no longer hold the window before it is
-           the conversation processed again from the start. */
+           prefix; where the sliding-window layers no longer hold the window before it, to the
+           checkpoint taken after the previous turn's prompt (the last reply is processed
+           again); only without one is the conversation processed from the start. */
         int32_t common = 0;
         while (common < n_hist && common < n && hist[common] == toks[common]) common++;
         if (common == n) common--; /* need logits for the last prompt token */
-        if (common < n_hist && lm_context_seq_rm(c, 0, common, -1) != LM_STATUS_OK) {
-            lm_context_seq_clear(c, 0);
-            common = 0;
+        if (common < n_hist) {
+            int32_t from = 0;
+            if (lm_context_seq_rollback(c, 0, common, &from) != LM_STATUS_OK) {
+                lm_context_seq_clear(c, 0);
+                from = 0;
+            }
+            common = from;
         }
         double tp = prefill(c, toks + common, n - common, common, n_batch);
+        lm_context_seq_checkpoint(c, 0); /* a failure only costs the next turn time */
         hist = realloc(hist, (size_t)(n + o->n_predict + 1) * sizeof *hist);
         memcpy(hist, toks, (size_t)n * sizeof *hist);
         n_hist = n;
