@@ -714,11 +714,7 @@ static void elementwise_task(void *arg, int ith, int nth) {
         case LM_OP_ADD: for (int64_t j = 0; j < d; j++) o[j] = x[j] + y[j]; break;
         case LM_OP_MUL: for (int64_t j = 0; j < d; j++) o[j] = x[j] * y[j]; break;
         case LM_OP_SCALE: for (int64_t j = 0; j < d; j++) o[j] = x[j] * fp; break;
-        case LM_OP_SOFTCAP: {
-            const float inv = 1.0f / fp;
-            for (int64_t j = 0; j < d; j++) o[j] = fp * tanhf(x[j] * inv);
-            break;
-        }
+        case LM_OP_SOFTCAP: tk->f->k->softcap(o, x, fp, d); break;
         default: break;
         }
     }

@@ -251,6 +251,21 @@ static void geglu(float *y, const float *g, const float *u, int64_t n) {
     }
 }
 
+/* y[i] = cap * tanh(x[i] / cap), tanh(t) = 1 - 2 / (1 + exp(2t)) (exact limits at +-inf; the
+ * absolute error stays at float rounding level, which is all a logit cap needs) */
+static void softcap(float *y, const float *x, float cap, int64_t n) {
+    int64_t i = 0;
+    const float inv = 1.0f / cap;
+#ifdef HAVE_AVX2
+    const __m256 two_inv = _mm256_set1_ps(2.0f * inv), vc = _mm256_set1_ps(cap), one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_mul_ps(_mm256_loadu_ps(x + i), two_inv));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(vc, _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(one, e)))));
+    }
+#endif
+    for (; i < n; i++) y[i] = cap * tanhf(x[i] * inv);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* quantized dots (AVX2) against q16 activations                                            */
 
@@ -788,6 +803,7 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f16 = axpy_f16,
     .axpy_bf16 = axpy_bf16,
     .geglu = geglu,
+    .softcap = softcap,
     .exp_sub = exp_sub,
     .cvt_f16 = cvt_f16,
     .dot_f32_multi = dot_f32_multi,

@@ -38,6 +38,8 @@ typedef struct lm_cpu_kernels {
     float (*exp_sub)(float *x, float m, int64_t n);
     /* y[i] = gelu_tanh(g[i]) * u[i] (GeGLU), as x * sigmoid(2z), z = sqrt(2/pi) (x + 0.044715 x^3) */
     void (*geglu)(float *y, const float *g, const float *u, int64_t n);
+    /* y[i] = cap * tanh(x[i] / cap) (logit soft-capping; y may alias x) */
+    void (*softcap)(float *y, const float *x, float cap, int64_t n);
     void (*quant_q16)(const float *x, void *dst, int64_t n);
     /* Prefill micro-kernel: one weight row decoded to int16 (sub-scales folded in, one f32 scale
      * per 32 in d) times 4 q16 activation columns over nblk blocks of 32 (min terms excluded).
