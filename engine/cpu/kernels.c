@@ -372,6 +372,18 @@ static inline void k4_unpack(const uint8_t *s12, uint32_t u[4]) {
     u[0] &= kmask1;
 }
 
+/* q6_K: 128 values (64 bytes of low nibbles, 32 of 2-bit highs) -> 4 x 32 unsigned 6-bit bytes */
+static inline void q6_unpack(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+}
+
 /* lane j = sum of the 8 int32 lanes of p[j]: 6 in-lane hadds, 2 cross-lane permutes, 1 add */
 static inline __m256i hsum_8x8(const __m256i p[8]) {
     const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
@@ -491,7 +503,7 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
     const lm_block_q6_K *w = vw;
     const lm_block_q16 *x = vx;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    const __m256i k32 = _mm256_set1_epi8(32);
     /* lanes 0..7 of a madd of one block: its first 16 values; lanes 8..15: its last 16 */
     float sv[16] __attribute__((aligned(64)));
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
@@ -502,16 +514,8 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
         float xs[8] __attribute__((aligned(32)));
         _mm256_store_ps(xs, xd);
         for (int half = 0; half < 2; half++) {
-            const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            q6_unpack(ql, qh, q);
             for (int k = 0; k < 4; k++) {
                 const int b = half * 4 + k; /* activation block; groups 2b (lanes 0..7) and 2b + 1 (8..15) */
                 const __m512i p = idot32_512s(_mm256_sub_epi8(q[k], k32), x[b].qs);
@@ -541,21 +545,13 @@ static __attribute__((unused)) float dot_q6_K(int64_t n, const void *vw, const v
     const lm_block_q6_K *w = vw;
     const lm_block_q16 *x = vx;
     __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    const __m256i k32 = _mm256_set1_epi8(32);
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += 8) {
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
         __m256i plo[8], phi[8]; /* [activation block]: its first 16 values, its last 16 */
         for (int half = 0; half < 2; half++) {
-            const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            q6_unpack(ql, qh, q);
             for (int k = 0; k < 4; k++) {
                 const __m256i qk = _mm256_sub_epi8(q[k], k32);
                 plo[half * 4 + k] = dot_lo16(qk, x[half * 4 + k].qs);
