@@ -324,7 +324,7 @@ static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     return hsum8(_mm256_add_ps(acc[0], acc[1])) + (summ[0] + summ[1]);
 }
 
-static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
+static __attribute__((unused)) float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_0 *w = vw;
     const lm_block_q16 *x = vx;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -350,7 +350,7 @@ static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
     return hsum8(_mm256_add_ps(acc[0], acc[1])) + (summ[0] + summ[1]);
 }
 
-static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
+static __attribute__((unused)) float dot_q8_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q8_0 *w = vw;
     const lm_block_q16 *x = vx;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -473,6 +473,41 @@ static inline __m512i idot32_512(__m256i w8u, const int16_t *a) {
 }
 static inline __m512i idot32_512s(__m256i w8s, const int16_t *a) {
     return _mm512_madd_epi16(_mm512_cvtepi8_epi16(w8s), _mm512_loadu_si512((const void *)a));
+}
+
+/* q8_0 / q5_0 with AVX-512: a block of 32 is one widening and one zmm madd, scaled in float;
+ * two accumulators keep the FMA chains independent. */
+
+static float dot_q8_0_512(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q8_0 *w = vw;
+    const lm_block_q16 *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2) {
+        const __m512i p0 = idot32_512s(_mm256_loadu_si256((const __m256i *)w[i].qs), x[i].qs);
+        const __m512i p1 = idot32_512s(_mm256_loadu_si256((const __m256i *)w[i + 1].qs), x[i + 1].qs);
+        acc0 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p0), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i + 1].d) * x[i + 1].d), _mm512_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < n / 32; i++) {
+        const __m512i p0 = idot32_512s(_mm256_loadu_si256((const __m256i *)w[i].qs), x[i].qs);
+        acc0 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p0), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+static float dot_q5_0_512(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q5_0 *w = vw;
+    const lm_block_q16 *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        /* bit clear -> value - 16: OR 0xF0 makes the byte (nib - 16) as int8 */
+        const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
+        const __m512i p = idot32_512s(_mm256_or_si256(nibbles32(w[i].qs), hi), x[i].qs);
+        if (i & 1) acc1 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p), acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 static float dot_q4_K_512(int64_t n, const void *vw, const void *vx) {
@@ -819,8 +854,8 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .vec_type = {[LM_Q4_0] = LM_Q16, [LM_Q4_1] = LM_Q16, [LM_Q5_0] = LM_Q16, [LM_Q5_1] = LM_Q16, [LM_Q8_0] = LM_Q16,
                  [LM_Q2_K] = LM_Q16, [LM_Q3_K] = LM_Q16, [LM_Q4_K] = LM_Q16, [LM_Q5_K] = LM_Q16, [LM_Q6_K] = LM_Q16},
 #ifdef HAVE_AVX512
-    .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
-                [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K_512,
+    .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0_512, [LM_Q5_1] = dot_q5_1,
+                [LM_Q8_0] = dot_q8_0_512, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K_512,
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K_512},
 #else
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
