@@ -51,6 +51,9 @@ struct lm_cpu_fast {
     uint64_t rope_clock;
     int32_t *meta; /* matmul_id's expert buckets */
     size_t msize;
+    /* read from the environment once: LUMEN_CPU_NO_SGEMM, LUMEN_CPU_NO_TILED_ATTN (the older
+     * dot-product paths, for comparisons) */
+    bool no_sgemm, no_tiled_attn;
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
@@ -82,6 +85,8 @@ lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     }
     f->nth = lm_threadpool_size(f->tp);
     f->k = pick_kernels();
+    f->no_sgemm = getenv("LUMEN_CPU_NO_SGEMM") != NULL;
+    f->no_tiled_attn = getenv("LUMEN_CPU_NO_TILED_ATTN") != NULL;
     f->tbuf = calloc((size_t)f->nth, sizeof(float *));
     if (!f->tbuf) {
         lm_cpu_fast_free(f);
@@ -375,8 +380,7 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
 /* N: the columns (matmul) or one expert's tokens (matmul_id) */
 static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x, int64_t N) {
     const lm_dtype_traits *tr = lm_dtype_get(w->type);
-    return f->k->sgemm && getenv("LUMEN_CPU_NO_SGEMM") == NULL && x->type == LM_F32 && N >= SG_MIN_N && tr &&
-           tr->dequant && SG_KC % tr->block == 0;
+    return N >= SG_MIN_N && f->k->sgemm && !f->no_sgemm && x->type == LM_F32 && tr && tr->dequant && SG_KC % tr->block == 0;
 }
 
 /* column c of the GEMM: x's column c, or for an expert its c-th (j, t) pair (x shared by the
@@ -1097,8 +1101,9 @@ static void attn_merge_task(void *arg, int ith, int nth) {
  * tile of a sequence's tokens (ATT_QR query rows = tokens x the query heads of one KV head) and
  * walks the cells in blocks of ATT_CB. Per block, the cells some token of the tile can see are
  * gathered, their keys and values converted to f32 once for the whole tile (K = V layers make
- * the keys here), S = Q K^T runs as 16-cell x 6-row GEMM tiles, each row's online softmax
- * rescales its output, and O += P V runs as 16-dim x 6-row tiles. K and V are read once per tile
+ * the keys here), S = K Q^T runs as GEMM tiles of the kernel table's sgemm (MR cells x NR query
+ * rows), each row's online softmax rescales its output, and O += P V runs as tiles of MR value
+ * dims x NR rows. K and V are read once per tile
  * instead of once per token, and the arithmetic runs at the FMA units' rate. */
 #define ATT_QR 192
 #define ATT_CB 128
@@ -1297,7 +1302,7 @@ static bool op_attention(lm_cpu_fast *f, const lm_node *n) {
     const lm_tensor *q = n->src[0], *K = n->src[1], *pos = n->src[4];
     const lm_attn_params ap = lm_node_attn_unpack(n);
     const int64_t T = q->ne[2], Hkv = K->ne[1], H = q->ne[1], dv = n->src[2]->ne[0];
-    if (T >= ATT_TILE_MIN_T && f->k->sgemm && getenv("LUMEN_CPU_NO_TILED_ATTN") == NULL) return op_attention_tiled(f, n);
+    if (T >= ATT_TILE_MIN_T && f->k->sgemm && !f->no_tiled_attn) return op_attention_tiled(f, n);
     int64_t max_cells = 0;
     for (int64_t t = 0; t < T; t++) max_cells = lm_max64(max_cells, attn_cells(&ap, ival(pos, t, 0)));
     /* split the cells when (tokens x kv heads) alone cannot keep every thread busy */

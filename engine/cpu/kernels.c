@@ -324,14 +324,18 @@ static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
     return hsum8(_mm256_add_ps(acc[0], acc[1])) + (summ[0] + summ[1]);
 }
 
+/* a q5_0 block's 32 values as signed bytes: a clear high bit means value - 16, and OR 0xF0 makes
+ * the byte (nibble - 16) as int8 */
+static inline __m256i q5_0_bytes(const lm_block_q5_0 *b) {
+    return _mm256_or_si256(nibbles32(b->qs), _mm256_andnot_si256(bits32(b->qh), _mm256_set1_epi8((char)0xF0)));
+}
+
 static __attribute__((unused)) float dot_q5_0(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_0 *w = vw;
     const lm_block_q16 *x = vx;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / 32; i++) {
-        /* bit clear -> value - 16: OR 0xF0 makes the byte (nib - 16) as int8 */
-        const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
-        const __m256i q = _mm256_or_si256(nibbles32(w[i].qs), hi);
+        const __m256i q = q5_0_bytes(&w[i]);
         acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(H2F(w[i].d) * x[i].d), dot32(q, x[i].qs), acc[i & 1]);
     }
     return hsum8(_mm256_add_ps(acc[0], acc[1]));
@@ -501,9 +505,7 @@ static float dot_q5_0_512(int64_t n, const void *vw, const void *vx) {
     const lm_block_q16 *x = vx;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / 32; i++) {
-        /* bit clear -> value - 16: OR 0xF0 makes the byte (nib - 16) as int8 */
-        const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
-        const __m512i p = idot32_512s(_mm256_or_si256(nibbles32(w[i].qs), hi), x[i].qs);
+        const __m512i p = idot32_512s(q5_0_bytes(&w[i]), x[i].qs);
         if (i & 1) acc1 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p), acc1);
         else acc0 = _mm512_fmadd_ps(_mm512_set1_ps(H2F(w[i].d) * x[i].d), _mm512_cvtepi32_ps(p), acc0);
     }
