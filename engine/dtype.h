@@ -31,7 +31,8 @@ typedef enum lm_dtype {
     LM_I64 = 27,
     LM_F64 = 28,
     LM_BF16 = 30,
-    LM_Q16 = 36, /* lumen-internal activation format (not a file type) */
+    LM_Q16 = 36, /* lumen-internal activation formats (not file types) */
+    LM_Q8S = 37,
     /* lumen's own weight formats (quant_blocks.h); GGUF files written by `lumen quantize` */
     LM_I4_G128 = 64,
     LM_F8_E4M3 = 65,
@@ -80,6 +81,7 @@ void lm_quant_row_q8_0(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_1(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_K(const float *x, void *dst, int64_t n);
 void lm_quant_row_q16(const float *x, void *dst, int64_t n);
+void lm_quant_row_q8s(const float *x, void *dst, int64_t n);
 /* The 16 scales of a q3_K block (6-bit, minus 32), and scale/min j of a q4_K / q5_K block. */
 /* FP8 E4M3 <-> f32 (OCP E4M3: NaN for 0x7f / 0xff; encoding rounds to nearest even and
    saturates at +-448) */

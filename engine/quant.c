@@ -212,6 +212,40 @@ void lm_quant_row_q16(const float *x, void *dst, int64_t n) {
     }
 }
 
+void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
+    lm_block_q8s *y = dst;
+    for (int64_t i = 0; i < n / LM_QK8S; i++) {
+        memset(&y[i], 0, sizeof y[i]);
+        for (int b = 0; b < 8; b++, x += 32) {
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            if (amax == 0.0f) continue;
+            if (!isfinite(amax) || !isfinite(127.0f / amax)) {
+                if (!isfinite(amax)) y[i].d[b] = NAN;
+                continue;
+            }
+            const float id = 127.0f / amax;
+            y[i].d[b] = amax / 127.0f;
+            int32_t sum[2] = {0, 0};
+            for (int j = 0; j < 32; j++) {
+                const float v = nearbyintf(x[j] * id);
+                const int q = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+                y[i].qs[32 * b + j] = (int8_t)q;
+                sum[j / 16] += q;
+            }
+            y[i].s16[2 * b] = y[i].d[b] * (float)sum[0];
+            y[i].s16[2 * b + 1] = y[i].d[b] * (float)sum[1];
+            y[i].s32[b] = y[i].d[b] * (float)(sum[0] + sum[1]);
+        }
+    }
+}
+
+static void deq_q8s(const void *src, float *y, int64_t n) {
+    const lm_block_q8s *x = src;
+    for (int64_t i = 0; i < n / LM_QK8S; i++)
+        for (int j = 0; j < LM_QK8S; j++) *y++ = x[i].d[j / 32] * (float)x[i].qs[j];
+}
+
 /* ---- lumen's formats ---------------------------------------------------------------------- */
 
 static void deq_i4_g128(const void *src, float *y, int64_t n) {
@@ -341,6 +375,7 @@ static const lm_dtype_traits traits[LM_DTYPE_COUNT] = {
     [LM_Q6_K] = {"q6_K", LM_QK_K, sizeof(lm_block_q6_K), true, true, deq_q6_K, NULL},
     [LM_Q8_K] = {"q8_K", LM_QK_K, sizeof(lm_block_q8_K), true, false, deq_q8_K, lm_quant_row_q8_K},
     [LM_Q16] = {"q16", LM_QK16, sizeof(lm_block_q16), true, false, deq_q16, lm_quant_row_q16},
+    [LM_Q8S] = {"q8s", LM_QK8S, sizeof(lm_block_q8s), true, false, deq_q8s, lm_quant_row_q8s},
     [LM_I4_G128] = {"i4_g128", LM_QK_G128, sizeof(lm_block_i4_g128), true, true, deq_i4_g128, q_i4_g128},
     [LM_F8_E4M3] = {"f8_e4m3", LM_QK_G128, sizeof(lm_block_f8_e4m3), true, true, deq_f8_e4m3, q_f8_e4m3},
     [LM_E4M3] = {"e4m3", 1, 1, false, false, deq_e4m3, q_e4m3},

@@ -24,6 +24,9 @@ void lm_case_result_free(lm_case_result *r);
  * are logged to stderr. Returns the number of failed (or unsupported) cases. With verbose, every
  * case's error is printed. `label` tags the log lines. */
 int lm_conformance_run(const char *name, const char *label, bool verbose);
+/* the same with the tolerance of matmul / matmul_id cases on quantized weights raised to at least
+ * qmm_tol (a backend path that rounds activations to 8 bits) */
+int lm_conformance_run_qmm(const char *name, const char *label, bool verbose, double qmm_tol);
 
 /* Host -> device -> host copies on backend `name` (device 0): n floats at an odd offset into a
  * compute buffer, read back whole and in part; a read past the end of the tensor must be

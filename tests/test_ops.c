@@ -14,18 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* env: a variable that forces a narrower kernel table (NULL = the best this CPU has) */
-static void check_backend(const char *label, const char *env) {
-    if (env) setenv(env, "1", 1);
-    const int failures = lm_conformance_run("cpu", label, getenv("LUMEN_TEST_VERBOSE") != NULL);
+/* env: a variable that forces a narrower kernel table or the 16-bit activations (NULL = the best
+ * this CPU has); qmm_tol: the tolerance floor of quantized matmuls (8-bit activations) */
+static void check_backend(const char *label, const char *env, const char *value, double qmm_tol) {
+    if (env) setenv(env, value, 1);
+    const int failures = lm_conformance_run_qmm("cpu", label, getenv("LUMEN_TEST_VERBOSE") != NULL, qmm_tol);
     if (env) unsetenv(env);
     cr_assert_eq(failures, 0, "%d op cases failed on %s", failures, label);
 }
 
-/* the best table here (AVX-512 where the CPU has it), AVX2 with AVX-512 turned off, plain C */
-Test(conformance, cpu_simd) { check_backend("cpu", NULL); }
-Test(conformance, cpu_avx2) { check_backend("cpu/avx2", "LUMEN_CPU_NO_AVX512"); }
-Test(conformance, cpu_generic) { check_backend("cpu/generic", "LUMEN_CPU_GENERIC"); }
+/* the best table here (AVX-512 where the CPU has it; its decode dots take 8-bit activations), the
+ * same with 16-bit activations (exact-arithmetic tolerances everywhere), AVX2 with AVX-512 turned
+ * off, plain C */
+Test(conformance, cpu_simd) { check_backend("cpu", NULL, NULL, TOL_ACT8); }
+Test(conformance, cpu_simd_q16) { check_backend("cpu/q16", "LUMEN_CPU_ACT", "q16", 0.0); }
+Test(conformance, cpu_avx2) { check_backend("cpu/avx2", "LUMEN_CPU_NO_AVX512", "1", 0.0); }
+Test(conformance, cpu_generic) { check_backend("cpu/generic", "LUMEN_CPU_GENERIC", "1", 0.0); }
 
 Test(conformance, reference_closed_forms) {
     lm_backend *ref;

@@ -507,6 +507,125 @@ Test(quantize, tiny_and_non_finite) {
     }
 }
 
+/* the kernel tables this CPU can run (generic always) */
+static int runnable_tables(const lm_cpu_kernels *t[3]) {
+    int n = 0;
+    t[n++] = &lm_cpu_kernels_generic;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) t[n++] = &lm_cpu_kernels_avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
+        t[n++] = &lm_cpu_kernels_avx512;
+#endif
+    return n;
+}
+
+/* q8s (8-bit activations, a scale per 32): half-step accuracy per 32, the scaled sums, and every
+ * SIMD quantizer bit-identical to the reference, on blocks of widely varying magnitude */
+Test(quantize, q8s) {
+    tu_rng r = tu_seed(84);
+    const int64_t n = 24 * LM_QK8S;
+    float *x = activation_input(&r, n, 32), *y = malloc((size_t)n * sizeof *y);
+    lm_block_q8s *q = malloc((size_t)(n / LM_QK8S) * sizeof *q), *q2 = malloc((size_t)(n / LM_QK8S) * sizeof *q2);
+    lm_quant_row_q8s(x, q, n);
+    lm_dequant_row(LM_Q8S, q, y, n);
+    for (int64_t i = 0; i < n / 32; i++) {
+        const lm_block_q8s *b = &q[i / 8];
+        const int j = (int)(i % 8);
+        double amax = 0;
+        for (int k = 0; k < 32; k++) amax = fmax(amax, fabs((double)x[i * 32 + k]));
+        const double step = amax / 127.0;
+        cr_assert(fabs(b->d[j] - step) <= step * 1e-6, "q8s block %lld: d = %g, want %g", (long long)i, (double)b->d[j], step);
+        check_half_step("q8s", x + i * 32, y + i * 32, 32, i, step, b->d[j]);
+        int s[2] = {0, 0};
+        for (int k = 0; k < 32; k++) {
+            cr_assert(b->qs[32 * j + k] >= -127 && b->qs[32 * j + k] <= 127);
+            s[k / 16] += b->qs[32 * j + k];
+        }
+        cr_assert_eq(b->s16[2 * j], b->d[j] * (float)s[0]);
+        cr_assert_eq(b->s16[2 * j + 1], b->d[j] * (float)s[1]);
+        cr_assert_eq(b->s32[j], b->d[j] * (float)(s[0] + s[1]));
+    }
+    cr_assert_eq(q[0].d[1], 0.0f, "an all-zero 32 has scale 0");
+    cr_assert_eq(q[0].s32[1], 0.0f);
+    cr_assert_eq(q[0].qs[2 * 32 + 5], -127);
+
+    /* SIMD quantizers: identical bytes, also with NaN / inf / tiny blocks in the row */
+    x[5 * 32 + 3] = NAN;
+    x[9 * 32 + 30] = -INFINITY;
+    for (int k = 0; k < 32; k++) x[13 * 32 + k] *= 1e-39f;
+    lm_quant_row_q8s(x, q, n);
+    const lm_cpu_kernels *t[3];
+    const int nt = runnable_tables(t);
+    for (int k = 0; k < nt; k++) {
+        if (!t[k]->quant_q8s) continue;
+        memset(q2, 0x5A, (size_t)(n / LM_QK8S) * sizeof *q2);
+        t[k]->quant_q8s(x, q2, n);
+        for (int64_t b = 0; b < n / LM_QK8S; b++) {
+            cr_assert_eq(memcmp(q[b].qs, q2[b].qs, LM_QK8S), 0, "%s quant_q8s: quants of block %lld differ", t[k]->isa, (long long)b);
+            for (int j = 0; j < 8; j++)
+                cr_assert(f2u(q[b].d[j]) == f2u(q2[b].d[j]) || (isnan(q[b].d[j]) && isnan(q2[b].d[j])),
+                          "%s quant_q8s: scale %d of block %lld differs", t[k]->isa, j, (long long)b);
+        }
+    }
+    free(x);
+    free(y);
+    free(q);
+    free(q2);
+}
+
+/* The 8-bit dot kernels against double arithmetic on the same quantized operands (dequantized
+ * weights x dequantized q8s activations): only the float accumulation may differ, so the
+ * tolerance is 1e-5 of sum |w x|. Weights are random bytes with sane f16 super-block scales; K
+ * spans several super-blocks. */
+Test(dot, q8s_kernels) {
+    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K};
+    const lm_cpu_kernels *t[3];
+    const int nt = runnable_tables(t);
+    tu_rng r = tu_seed(85);
+    const int64_t K = 7 * LM_QK_K;
+    float *x = activation_input(&r, K, 32), *xd = malloc((size_t)K * sizeof *xd), *wd = malloc((size_t)K * sizeof *wd);
+    lm_block_q8s *xq = malloc((size_t)(K / LM_QK8S) * sizeof *xq);
+    lm_quant_row_q8s(x, xq, K);
+    lm_dequant_row(LM_Q8S, xq, xd, K);
+    int checked = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const lm_dtype ty = types[ti];
+        const size_t rb = lm_row_bytes(ty, K);
+        uint8_t *w = malloc(rb);
+        for (int row = 0; row < 16; row++) {
+            for (size_t i = 0; i < rb; i++) w[i] = (uint8_t)(tu_uniform(&r) * 256.0f);
+            for (int64_t b = 0; b < K / LM_QK_K; b++) {
+                const uint16_t d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r)), dm = lm_f32_to_f16(0.02f * tu_uniform(&r));
+                if (ty == LM_Q4_K) ((lm_block_q4_K *)w)[b].d = d, ((lm_block_q4_K *)w)[b].dmin = dm;
+                if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
+                if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
+            }
+            lm_dequant_row(ty, w, wd, K);
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < K; i++) {
+                want += (double)wd[i] * xd[i];
+                mag += fabs((double)wd[i] * xd[i]);
+            }
+            for (int k = 0; k < nt; k++) {
+                if (!t[k]->vec_dot8[ty]) continue;
+                const double got = t[k]->vec_dot8[ty](K, w, xq);
+                cr_assert(fabs(got - want) <= 1e-5 * mag, "%s %s row %d: dot %.9g, want %.9g (sum |wx| %.4g)", t[k]->isa,
+                          lm_dtype_name(ty), row, got, want, mag);
+                checked++;
+            }
+        }
+        free(w);
+    }
+    /* on a CPU with AVX-512 VNNI all three types must have been checked */
+    if (t[nt - 1] == &lm_cpu_kernels_avx512) cr_assert_eq(checked, 3 * 16);
+    free(x);
+    free(xd);
+    free(wd);
+    free(xq);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* dtype table                                                                              */
 

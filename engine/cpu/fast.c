@@ -54,6 +54,9 @@ struct lm_cpu_fast {
     /* read from the environment once: LUMEN_CPU_NO_SGEMM, LUMEN_CPU_NO_TILED_ATTN (the older
      * dot-product paths, for comparisons) */
     bool no_sgemm, no_tiled_attn;
+    /* 8-bit activations (q8s) for the matmuls that run as dot products, where the table has
+     * them, unless LUMEN_CPU_ACT=q16 (the 16-bit path: ~1e-9 NMSE instead of ~1e-5) */
+    bool act8;
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
@@ -61,7 +64,7 @@ static const lm_cpu_kernels *pick_kernels(void) {
     __builtin_cpu_init();
     if (getenv("LUMEN_CPU_GENERIC") != NULL) return &lm_cpu_kernels_generic;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && getenv("LUMEN_CPU_NO_AVX512") == NULL)
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") && getenv("LUMEN_CPU_NO_AVX512") == NULL)
         return &lm_cpu_kernels_avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         /* F16C has no __builtin_cpu_supports name on every compiler; every AVX2 CPU has it */
@@ -87,6 +90,8 @@ lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     f->k = pick_kernels();
     f->no_sgemm = getenv("LUMEN_CPU_NO_SGEMM") != NULL;
     f->no_tiled_attn = getenv("LUMEN_CPU_NO_TILED_ATTN") != NULL;
+    const char *act = getenv("LUMEN_CPU_ACT");
+    f->act8 = f->k->quant_q8s != NULL && !(act && strcmp(act, "q16") == 0);
     f->tbuf = calloc((size_t)f->nth, sizeof(float *));
     if (!f->tbuf) {
         lm_cpu_fast_free(f);
@@ -177,13 +182,14 @@ static void quant_cols_task(void *arg, int ith, int nth) {
     const int64_t cols = x->ne[1] * x->ne[2];
     int64_t a, b;
     lm_split(cols, ith, nth, &a, &b);
-    LM_ASSERT(tk->vt == LM_Q16);
-    const lm_quant_fn q = tk->f->k->quant_q16;
+    LM_ASSERT(tk->vt == LM_Q16 || tk->vt == LM_Q8S);
+    const lm_quant_fn q = tk->vt == LM_Q8S ? tk->f->k->quant_q8s : tk->f->k->quant_q16;
     for (int64_t c = a; c < b; c++) {
         const float *src = frow(x, c % x->ne[1], c / x->ne[1], 0);
         lm_block_q16 *dst = (lm_block_q16 *)((uint8_t *)tk->xq + (size_t)c * tk->xrow);
         q(src, dst, x->ne[0]);
         if (tk->xsum) {
+            LM_ASSERT(tk->vt == LM_Q16);
             float *s = tk->xsum + (size_t)c * (size_t)(x->ne[0] / 16);
             for (int64_t j = 0; j < x->ne[0] / 32; j++) {
                 s[2 * j] = dst[j].d * (float)dst[j].bsum[0];
@@ -196,6 +202,7 @@ static void quant_cols_task(void *arg, int ith, int nth) {
 /* dot of weight row wr (type wt) with column c; `deq` holds the dequantized row for fallbacks */
 static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, int64_t K, const void *wr,
                             const float *deq, const void *xc) {
+    if (vt == LM_Q8S) return k->vec_dot8[wt](K, wr, xc);
     if (vt != LM_F32) return k->vec_dot[wt](K, wr, xc);
     switch (wt) {
     case LM_F32: return k->dot_f32(wr, xc, K);
@@ -517,18 +524,22 @@ static void matmul_task(void *arg, int ith, int nth) {
     }
 }
 
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
+/* the activation format of a matmul: q8s where the 8-bit dots apply and every column runs as dot
+ * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always), else the
+ * table's 16-bit format, else f32 */
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only) {
+    if (f->act8 && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
-static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x) {
-    tk->vt = vec_type_for(f, w->type);
+static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
+    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only);
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
     if (tk->vt == LM_F32) return true;
     tk->xrow = lm_row_bytes(tk->vt, x->ne[0]);
     const size_t cols = (size_t)(x->ne[1] * x->ne[2]);
-    const bool sums = gemm_ok(f, w->type, tk->vt, x->ne[1]);
+    const bool sums = !dots_only && gemm_ok(f, w->type, tk->vt, x->ne[1]);
     const size_t xbytes = lm_pad(tk->xrow * cols, 64), sbytes = sums ? cols * (size_t)(x->ne[0] / 16) * sizeof(float) : 0;
     if (!need_wdata(f, xbytes + sbytes + 64)) return false;
     tk->xq = f->wdata;
@@ -540,7 +551,7 @@ static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_ten
 static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
     if (n->src[1]->ne[2] == 1 && sgemm_ok(f, n->src[0], n->src[1], n->src[1]->ne[1])) return op_sgemm(f, n, 0, NULL, n->src[1]->ne[1]);
     task tk = {.f = f, .n = n};
-    if (!prepare_x(f, &tk, n->src[0], n->src[1])) return false;
+    if (!prepare_x(f, &tk, n->src[0], n->src[1], false)) return false;
     lm_threadpool_run(f->tp, matmul_task, &tk);
     return true;
 }
@@ -611,7 +622,7 @@ static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
     }
     if (n_active == 0) return true;
     task tk = {.f = f, .n = n};
-    if (!prepare_x(f, &tk, w, n->src[1])) return false;
+    if (!prepare_x(f, &tk, w, n->src[1], true)) return false;
     tk.bucket_off = off;
     tk.bucket_pairs = lst;
     tk.active = active;

@@ -569,6 +569,145 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
 }
 #endif
 
+#if defined(HAVE_AVX512) && defined(__AVX512VNNI__)
+#define HAVE_VNNI 1
+/* ---- K-quant dots against q8s activations (int8, a scale per 32; AVX-512 VNNI) -------------
+ * vpdpbusd multiplies 64 unsigned weight bytes by 64 signed activation bytes and sums each 4
+ * into an int32 lane: one instruction per 64 products, no widening. A 64-value vector covers two
+ * 32-value sub-blocks (lanes 0..7 and 8..15) or four 16-value groups (q6_K), each scaled in float
+ * by weight scale x sub-scale x activation scale; the min / offset terms come from the
+ * activation's precomputed scaled sums. */
+
+/* lanes [a x 8, b x 8] of an 8-float vector stretched to 16 lanes */
+static inline __m512 pick2x8(__m512 v, int a, int b) {
+    return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1), v);
+}
+
+static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q4_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* low 32 bytes keep the low nibbles, the high 32 shift the high nibbles down */
+    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d)));
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+        for (int j = 0; j < 4; j += 2) {
+            const __m512i b0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
+            const __m512i b1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j + 32)));
+            const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srlv_epi16(b0, sh), m4),
+                                                   _mm512_loadu_si512((const void *)(x[i].qs + 64 * j)));
+            const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srlv_epi16(b1, sh), m4),
+                                                   _mm512_loadu_si512((const void *)(x[i].qs + 64 * j + 64)));
+            acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p0), acc0);
+            acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j + 2, 2 * j + 3), _mm512_cvtepi32_ps(p1), acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
+}
+
+static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q5_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), s16 = _mm512_set1_epi8(16);
+    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d)));
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)w[i].qh));
+        for (int j = 0; j < 4; j++) {
+            /* the fifth bit of sub-block 2j (low half) is bit 2j of qh, of 2j + 1 bit 2j + 1 */
+            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))), _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+            const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
+            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(b, sh), m4);
+            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hb, bit), q, s16);
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512((const void *)(x[i].qs + 64 * j)));
+            if (j & 1) acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc1);
+            else acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
+}
+
+/* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
+ * 64..127 (high nibbles) in order; the 2-bit highs of value i and 32 + i share qh byte i. Groups
+ * of 16 carry int8 scales; the -32 offset is 32 x scale x the activation group sums. */
+static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q6_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acco = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    /* dx of group g is d[g / 2]; scale lanes of values 64v..64v+63: group 4v + l / 4 */
+    const __m512i dxi = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m512i gi[4];
+    for (int v = 0; v < 4; v++)
+        gi[v] = _mm512_add_epi32(_mm512_set1_epi32(4 * v), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const __m512 sw = _mm512_mul_ps(_mm512_set1_ps(H2F(w[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
+        acco = _mm512_fmadd_ps(sw, _mm512_loadu_ps(x[i].s16), acco);
+        const __m512 s = _mm512_mul_ps(sw, _mm512_permutexvar_ps(dxi, _mm512_castps256_ps512(_mm256_loadu_ps(x[i].d))));
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512((const void *)(w[i].ql + 64 * h));
+            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h)));
+            /* q = nibble | (shifted highs & 0x30) */
+            const __m512i qa = _mm512_ternarylogic_epi32(_mm512_and_si512(l, m4), _mm512_sllv_epi16(hb, shl), m30, 0xF8);
+            const __m512i qb = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(hb, shr), m30, 0xF8);
+            const __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, _mm512_loadu_si512((const void *)(x[i].qs + 128 * h)));
+            const __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, _mm512_loadu_si512((const void *)(x[i].qs + 128 * h + 64)));
+            acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h], s), _mm512_cvtepi32_ps(pa), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h + 1], s), _mm512_cvtepi32_ps(pb), acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 32.0f * _mm512_reduce_add_ps(acco);
+}
+
+/* q8s activation quantizer; bit-identical to lm_quant_row_q8s */
+static void quant_q8s(const float *x, void *dst, int64_t n) {
+    lm_block_q8s *y = dst;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
+        float amax[8];
+        bool plain = true;
+        for (int b = 0; b < 8; b++) {
+            amax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b)),
+                                                          _mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b + 16))));
+            plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
+        }
+        if (!plain) {
+            /* NaN, inf, zero and tiny blocks: the scalar quantizer defines them */
+            lm_quant_row_q8s(x, &y[i], LM_QK8S);
+            continue;
+        }
+        for (int b = 0; b < 8; b++) {
+            const __m512 id = _mm512_set1_ps(127.0f / amax[b]);
+            const float d = amax[b] / 127.0f;
+            const __m512i lim = _mm512_set1_epi32(127);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b), id));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16), id));
+            q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+            q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+            _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b), _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+            const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
+            y[i].d[b] = d;
+            y[i].s16[2 * b] = d * (float)s0;
+            y[i].s16[2 * b + 1] = d * (float)s1;
+            y[i].s32[b] = d * (float)(s0 + s1);
+        }
+    }
+}
+#endif
+
 /* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
 static inline __m256 acc_halves(__m256 acc, __m256i q, const lm_block_q16 *x, float s_lo, float s_hi) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(s_lo * x->d), _mm256_cvtepi32_ps(dot_lo16(q, x->qs)), acc);
@@ -859,6 +998,10 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0_512, [LM_Q5_1] = dot_q5_1,
                 [LM_Q8_0] = dot_q8_0_512, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K_512,
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K_512},
+#ifdef HAVE_VNNI
+    .quant_q8s = quant_q8s,
+    .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
+#endif
 #else
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
                 [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K,
