@@ -14,22 +14,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* env: a variable that forces a narrower kernel table or the 16-bit activations (NULL = the best
- * this CPU has); qmm_tol: the tolerance floor of quantized matmuls (8-bit activations) */
-static void check_backend(const char *label, const char *env, const char *value, double qmm_tol) {
-    if (env) setenv(env, value, 1);
-    const int failures = lm_conformance_run_qmm("cpu", label, getenv("LUMEN_TEST_VERBOSE") != NULL, qmm_tol);
-    if (env) unsetenv(env);
+/* table_env: a variable that forces a narrower kernel table (NULL = the best this CPU has);
+ * act16: LUMEN_CPU_ACT=q16 (16-bit activations everywhere, exact-arithmetic tolerances), else the
+ * decode dots round activations to 8 bits where the table has them (TOL_ACT8 on quantized
+ * matmuls) */
+static void check_backend(const char *label, const char *table_env, bool act16) {
+    if (table_env) setenv(table_env, "1", 1);
+    if (act16) setenv("LUMEN_CPU_ACT", "q16", 1);
+    const int failures = lm_conformance_run_qmm("cpu", label, getenv("LUMEN_TEST_VERBOSE") != NULL, act16 ? 0.0 : TOL_ACT8);
+    if (table_env) unsetenv(table_env);
+    unsetenv("LUMEN_CPU_ACT");
     cr_assert_eq(failures, 0, "%d op cases failed on %s", failures, label);
 }
 
-/* the best table here (AVX-512 where the CPU has it; its decode dots take 8-bit activations), the
- * same with 16-bit activations (exact-arithmetic tolerances everywhere), AVX2 with AVX-512 turned
- * off, plain C */
-Test(conformance, cpu_simd) { check_backend("cpu", NULL, NULL, TOL_ACT8); }
-Test(conformance, cpu_simd_q16) { check_backend("cpu/q16", "LUMEN_CPU_ACT", "q16", 0.0); }
-Test(conformance, cpu_avx2) { check_backend("cpu/avx2", "LUMEN_CPU_NO_AVX512", "1", 0.0); }
-Test(conformance, cpu_generic) { check_backend("cpu/generic", "LUMEN_CPU_GENERIC", "1", 0.0); }
+/* the best table here (AVX-512 where the CPU has it), AVX2 with AVX-512 turned off, each with 8-
+ * and 16-bit decode activations, and plain C (16-bit only) */
+Test(conformance, cpu_simd) { check_backend("cpu", NULL, false); }
+Test(conformance, cpu_simd_q16) { check_backend("cpu/q16", NULL, true); }
+Test(conformance, cpu_avx2) { check_backend("cpu/avx2", "LUMEN_CPU_NO_AVX512", false); }
+Test(conformance, cpu_avx2_q16) { check_backend("cpu/avx2/q16", "LUMEN_CPU_NO_AVX512", true); }
+Test(conformance, cpu_generic) { check_backend("cpu/generic", "LUMEN_CPU_GENERIC", true); }
 
 Test(conformance, reference_closed_forms) {
     lm_backend *ref;

@@ -87,7 +87,7 @@ static void check_fixture(lm_dtype type, const char *file) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tables[1] = &lm_cpu_kernels_avx2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
         tables[2] = &lm_cpu_kernels_avx512;
 #endif
     for (int k = 0; k < 3; k++) {
@@ -618,8 +618,8 @@ Test(dot, q8s_kernels) {
         }
         free(w);
     }
-    /* on a CPU with AVX-512 VNNI all three types must have been checked */
-    if (t[nt - 1] == &lm_cpu_kernels_avx512) cr_assert_eq(checked, 3 * 16);
+    /* on a CPU with AVX2 (and again with AVX-512 VNNI) all three types must have been checked */
+    cr_assert_eq(checked, 3 * 16 * (nt - 1));
     free(x);
     free(xd);
     free(wd);

@@ -708,6 +708,137 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
 }
 #endif
 
+#if defined(HAVE_AVX2) && !defined(HAVE_VNNI)
+#define HAVE_Q8S_AVX2 1
+/* ---- K-quant dots against q8s activations with AVX2 (no VNNI) ------------------------------
+ * _mm256_maddubs_epi16 multiplies 32 unsigned weight bytes by 32 signed activation bytes into 16
+ * int16 pair sums (at most 2 x 63 x 127: no saturation for 6-bit weights), _mm256_madd_epi16 by
+ * ones widens them to 8 int32 lanes of 4 products each. */
+static inline __m256i dot8x32(__m256i w, const int8_t *x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)), _mm256_set1_epi16(1));
+}
+
+static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q4_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        __m256i p[8];
+        for (int j = 0; j < 4; j++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
+            p[2 * j] = dot8x32(_mm256_and_si256(bits, m4), x[i].qs + 64 * j);
+            p[2 * j + 1] = dot8x32(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), x[i].qs + 64 * j + 32);
+        }
+        const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d));
+        acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+    }
+    return hsum8(_mm256_sub_ps(acc, accm));
+}
+
+static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q5_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        __m256 sc, mn;
+        k4_scales(w[i].scales, &sc, &mn);
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        __m256i p[8];
+        for (int j = 0; j < 4; j++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
+            const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
+            __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
+            p[2 * j] = dot8x32(lo, x[i].qs + 64 * j);
+            p[2 * j + 1] = dot8x32(hi, x[i].qs + 64 * j + 32);
+        }
+        const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d));
+        acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+    }
+    return hsum8(_mm256_sub_ps(acc, accm));
+}
+
+/* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
+static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
+    const lm_block_q6_K *w = vw;
+    const lm_block_q8s *x = vx;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acco = _mm256_setzero_ps();
+    const __m256i lo_dx = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi_dx = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+        const __m256 d = _mm256_set1_ps(H2F(w[i].d));
+        const __m256 swl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w[i].scales))));
+        const __m256 swh = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w[i].scales + 8)))));
+        acco = _mm256_fmadd_ps(swl, _mm256_loadu_ps(x[i].s16), acco);
+        acco = _mm256_fmadd_ps(swh, _mm256_loadu_ps(x[i].s16 + 8), acco);
+        const __m256 dx = _mm256_loadu_ps(x[i].d);
+        const __m256 s[2] = {_mm256_mul_ps(swl, _mm256_permutevar8x32_ps(dx, lo_dx)), _mm256_mul_ps(swh, _mm256_permutevar8x32_ps(dx, hi_dx))};
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_unpack(w[i].ql + 64 * h, w[i].qh + 32 * h, q);
+            for (int k = 0; k < 4; k++) {
+                const __m256i idx = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1);
+                const __m256 p = _mm256_cvtepi32_ps(dot8x32(q[k], x[i].qs + 128 * h + 32 * k));
+                if (k & 1) acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc1);
+                else acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc0);
+            }
+        }
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * hsum8(acco);
+}
+
+/* q8s activation quantizer; bit-identical to lm_quant_row_q8s */
+static inline int32_t hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(s);
+}
+
+static void quant_q8s(const float *x, void *dst, int64_t n) {
+    lm_block_q8s *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
+        float amax[8];
+        bool plain = true;
+        for (int b = 0; b < 8; b++) {
+            __m256 mx = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b));
+            for (int k = 1; k < 4; k++) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b + 8 * k)));
+            __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            amax[b] = _mm_cvtss_f32(m4);
+            plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
+        }
+        if (!plain) {
+            lm_quant_row_q8s(x, &y[i], LM_QK8S);
+            continue;
+        }
+        for (int b = 0; b < 8; b++) {
+            const __m256 id = _mm256_set1_ps(127.0f / amax[b]);
+            const float d = amax[b] / 127.0f;
+            __m256i q[4];
+            for (int k = 0; k < 4; k++)
+                q[k] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), id)), lim), nlim);
+            const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
+            const int32_t s0 = hsum8i(_mm256_add_epi32(q[0], q[1])), s1 = hsum8i(_mm256_add_epi32(q[2], q[3]));
+            y[i].d[b] = d;
+            y[i].s16[2 * b] = d * (float)s0;
+            y[i].s16[2 * b + 1] = d * (float)s1;
+            y[i].s32[b] = d * (float)(s0 + s1);
+        }
+    }
+}
+#endif
+
 /* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
 static inline __m256 acc_halves(__m256 acc, __m256i q, const lm_block_q16 *x, float s_lo, float s_hi) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(s_lo * x->d), _mm256_cvtepi32_ps(dot_lo16(q, x->qs)), acc);
@@ -998,14 +1129,14 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0_512, [LM_Q5_1] = dot_q5_1,
                 [LM_Q8_0] = dot_q8_0_512, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K_512,
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K_512},
-#ifdef HAVE_VNNI
-    .quant_q8s = quant_q8s,
-    .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
-#endif
 #else
     .vec_dot = {[LM_Q4_0] = dot_q4_0, [LM_Q4_1] = dot_q4_1, [LM_Q5_0] = dot_q5_0, [LM_Q5_1] = dot_q5_1,
                 [LM_Q8_0] = dot_q8_0, [LM_Q2_K] = dot_q2_K, [LM_Q3_K] = dot_q3_K, [LM_Q4_K] = dot_q4_K,
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K},
 #endif
+#endif
+#if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
+    .quant_q8s = quant_q8s,
+    .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
 #endif
 };
