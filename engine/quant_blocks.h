@@ -90,10 +90,11 @@ typedef struct {
     int16_t bsums[LM_QK_K / 16]; /* sum of qs in groups of 16 */
 } lm_block_q8_K; /* 292 B */
 
-/* q16: lumen's activation format for the CPU quantized dot products: int16 values with one f32
- * scale per 32 and the integer sums of each half (for the min / offset terms of the *_1 and
- * K-quant types). 16-bit activations keep the matmul within ~1e-9 NMSE of exact arithmetic; 8-bit
- * ones (ggml's q8_0 / q8_K) cost a measured KL of 0.006 nats per token on Gemma 3 270M. */
+/* q16: lumen's 16-bit activation format for the CPU quantized dot products: int16 values with one
+ * f32 scale per 32 and the integer sums of each half (for the min / offset terms of the *_1 and
+ * K-quant types). 16-bit activations keep the matmul within ~1e-9 NMSE of exact arithmetic. The
+ * decode dots of the K-quants use q8s below where the CPU has fast 8-bit dots (LUMEN_CPU_ACT=q16
+ * keeps q16 everywhere). */
 #define LM_QK16 32
 typedef struct {
     float d;            /* x ~= d * qs */

@@ -1,12 +1,15 @@
 /*
- * kernels.h — the CPU inner loops, one table per instruction set. kernels.c is compiled twice
- * (plain C as "generic", and with -mavx2 -mfma -mf16c as "avx2"); fast.c picks a table at run
- * time from cpuid, so one binary runs on any x86-64 and uses AVX2 where it exists.
+ * kernels.h — the CPU inner loops, one table per instruction set. kernels.c is compiled three
+ * times (plain C as "generic"; -mavx2 -mfma -mf16c as "avx2"; plus AVX-512 F/BW/VL/DQ/VNNI as
+ * "avx512"); fast.c picks a table at run time from cpuid, so one binary runs on any x86-64 and
+ * uses the widest instructions it has.
  *
- * Quantized matmul: activations are quantized once per column to q16 (int16, one f32 scale per
- * 32; see quant_blocks.h for why 16 bits and not ggml's 8), then each weight row is dotted with
- * integer SIMD (weights widened to int16, _mm256_madd_epi16) and one float scale per 16 or 32
- * weights. Types without a kernel fall back to dequantize-row + f32 dot (vec_dot[t] == NULL).
+ * Quantized matmul (decode and small batches): activations are quantized once per column, then
+ * each weight row is dotted with integer SIMD and one float scale per 16 or 32 weights. K-quant
+ * weights take 8-bit q8s activations where the table has vec_dot8 (vpdpbusd with AVX-512 VNNI,
+ * maddubs with AVX2); everything else, and everything with LUMEN_CPU_ACT=q16, takes 16-bit q16
+ * (weights widened to int16, madd). Types without a kernel fall back to dequantize-row + f32
+ * dot (vec_dot[t] == NULL). Prefill (16+ columns) is the f32 GEMM below.
  */
 #ifndef LM_CPU_KERNELS_H
 #define LM_CPU_KERNELS_H
