@@ -569,6 +569,23 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
 }
 #endif
 
+#ifdef HAVE_AVX2
+/* q8s quantizers: whether all 8 maxima of a super-block give finite scales (else the scalar
+ * quantizer defines the block: NaN, inf, zero and tiny values), and the scale and scaled sums of
+ * its 32-block b from the integer sums of the two halves */
+static inline bool q8s_plain(const float amax[8]) {
+    bool plain = true;
+    for (int b = 0; b < 8; b++) plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
+    return plain;
+}
+static inline void q8s_sums(lm_block_q8s *y, int b, float d, int32_t s0, int32_t s1) {
+    y->d[b] = d;
+    y->s16[2 * b] = d * (float)s0;
+    y->s16[2 * b + 1] = d * (float)s1;
+    y->s32[b] = d * (float)(s0 + s1);
+}
+#endif
+
 #if defined(HAVE_AVX512) && defined(__AVX512VNNI__)
 #define HAVE_VNNI 1
 /* ---- K-quant dots against q8s activations (int8, a scale per 32; AVX-512 VNNI) -------------
@@ -677,14 +694,10 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
         float amax[8];
-        bool plain = true;
-        for (int b = 0; b < 8; b++) {
+        for (int b = 0; b < 8; b++)
             amax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b)),
                                                           _mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b + 16))));
-            plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
-        }
-        if (!plain) {
-            /* NaN, inf, zero and tiny blocks: the scalar quantizer defines them */
+        if (!q8s_plain(amax)) {
             lm_quant_row_q8s(x, &y[i], LM_QK8S);
             continue;
         }
@@ -698,11 +711,7 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
             q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
             _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b), _mm512_cvtepi32_epi8(q0));
             _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
-            const int32_t s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
-            y[i].d[b] = d;
-            y[i].s16[2 * b] = d * (float)s0;
-            y[i].s16[2 * b + 1] = d * (float)s1;
-            y[i].s32[b] = d * (float)(s0 + s1);
+            q8s_sums(&y[i], b, d, _mm512_reduce_add_epi32(q0), _mm512_reduce_add_epi32(q1));
         }
     }
 }
@@ -807,7 +816,6 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
         float amax[8];
-        bool plain = true;
         for (int b = 0; b < 8; b++) {
             __m256 mx = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b));
             for (int k = 1; k < 4; k++) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b + 8 * k)));
@@ -815,9 +823,8 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
             amax[b] = _mm_cvtss_f32(m4);
-            plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
         }
-        if (!plain) {
+        if (!q8s_plain(amax)) {
             lm_quant_row_q8s(x, &y[i], LM_QK8S);
             continue;
         }
@@ -829,11 +836,7 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
                 q[k] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), id)), lim), nlim);
             const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
             _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
-            const int32_t s0 = hsum8i(_mm256_add_epi32(q[0], q[1])), s1 = hsum8i(_mm256_add_epi32(q[2], q[3]));
-            y[i].d[b] = d;
-            y[i].s16[2 * b] = d * (float)s0;
-            y[i].s16[2 * b + 1] = d * (float)s1;
-            y[i].s32[b] = d * (float)(s0 + s1);
+            q8s_sums(&y[i], b, d, hsum8i(_mm256_add_epi32(q[0], q[1])), hsum8i(_mm256_add_epi32(q[2], q[3])));
         }
     }
 }
