@@ -727,50 +727,41 @@ static inline __m256i dot8x32(__m256i w, const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)), _mm256_set1_epi16(1));
 }
 
+/* one q4_K / q5_K super-block (qh: the q5_K fifth bits, NULL for q4_K) into acc / accm */
+static inline void k45_q8s(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
+                           const lm_block_q8s *x, __m256 *acc, __m256 *accm) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
+    __m256 sc, mn;
+    k4_scales(scales, &sc, &mn);
+    __m256i p[8];
+    for (int j = 0; j < 4; j++) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        if (qh) {
+            const __m256i hbits = _mm256_loadu_si256((const __m256i *)qh);
+            const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
+        }
+        p[2 * j] = dot8x32(lo, x->qs + 64 * j);
+        p[2 * j + 1] = dot8x32(hi, x->qs + 64 * j + 32);
+    }
+    const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(d)), sc), _mm256_loadu_ps(x->d));
+    *acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), *acc);
+    *accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn), _mm256_loadu_ps(x->s32), *accm);
+}
+
 static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
     const lm_block_q4_K *w = vw;
-    const lm_block_q8s *x = vx;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        __m256 sc, mn;
-        k4_scales(w[i].scales, &sc, &mn);
-        __m256i p[8];
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
-            p[2 * j] = dot8x32(_mm256_and_si256(bits, m4), x[i].qs + 64 * j);
-            p[2 * j + 1] = dot8x32(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), x[i].qs + 64 * j + 32);
-        }
-        const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d));
-        acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
-    }
+    for (int64_t i = 0; i < n / LM_QK_K; i++) k45_q8s(w[i].d, w[i].dmin, w[i].scales, NULL, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm);
     return hsum8(_mm256_sub_ps(acc, accm));
 }
 
 static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
     const lm_block_q5_K *w = vw;
-    const lm_block_q8s *x = vx;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        __m256 sc, mn;
-        k4_scales(w[i].scales, &sc, &mn);
-        const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
-        __m256i p[8];
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
-            const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
-            __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
-            p[2 * j] = dot8x32(lo, x[i].qs + 64 * j);
-            p[2 * j + 1] = dot8x32(hi, x[i].qs + 64 * j + 32);
-        }
-        const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d));
-        acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), acc);
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
-    }
+    for (int64_t i = 0; i < n / LM_QK_K; i++) k45_q8s(w[i].d, w[i].dmin, w[i].scales, w[i].qh, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm);
     return hsum8(_mm256_sub_ps(acc, accm));
 }
 
