@@ -282,7 +282,9 @@ void lm_rms_norm_into(lm_graph *g, lm_tensor *dst, const lm_tensor *x, const lm_
     enqueue(g, &n);
 }
 
-lm_tensor *lm_matmul(lm_graph *g, const lm_tensor *w, const lm_tensor *x) {
+lm_tensor *lm_matmul(lm_graph *g, const lm_tensor *w, const lm_tensor *x) { return lm_matmul_hinted(g, w, x, 0); }
+
+lm_tensor *lm_matmul_hinted(lm_graph *g, const lm_tensor *w, const lm_tensor *x, int32_t hints) {
     bool ok = w && x && is_f32_rows(x) && w->ne[0] == x->ne[0] && w->ne[2] == 1 && w->ne[3] == 1 &&
               x->ne[2] == 1 && x->ne[3] == 1 && lm_tensor_is_contiguous(w) && lm_dtype_get(w->type)->dequant;
     if (!ok) {
@@ -293,12 +295,16 @@ lm_tensor *lm_matmul(lm_graph *g, const lm_tensor *w, const lm_tensor *x) {
         return lm_new_tensor_2d(g, LM_F32, 1, 1);
     }
     lm_tensor *dst = lm_new_tensor_2d(g, LM_F32, w->ne[1], x->ne[1]);
-    lm_node n = {.op = LM_OP_MATMUL, .dst = dst, .src = {w, x}};
+    lm_node n = {.op = LM_OP_MATMUL, .dst = dst, .src = {w, x}, .ip = {hints}};
     enqueue(g, &n);
     return dst;
 }
 
 lm_tensor *lm_matmul_id(lm_graph *g, const lm_tensor *w, const lm_tensor *x, const lm_tensor *ids) {
+    return lm_matmul_id_hinted(g, w, x, ids, 0);
+}
+
+lm_tensor *lm_matmul_id_hinted(lm_graph *g, const lm_tensor *w, const lm_tensor *x, const lm_tensor *ids, int32_t hints) {
     bool ok = w && x && ids && is_f32_rows(x) && w->ne[0] == x->ne[0] && w->ne[3] == 1 && x->ne[3] == 1 &&
               lm_tensor_is_contiguous(w) && ids->type == LM_I32 && ids->ne[2] == 1 && ids->ne[3] == 1 &&
               ids->nb[0] == 4 && (x->ne[1] == 1 || x->ne[1] == ids->ne[0]) && x->ne[2] == ids->ne[1] &&
@@ -312,7 +318,7 @@ lm_tensor *lm_matmul_id(lm_graph *g, const lm_tensor *w, const lm_tensor *x, con
     }
     int64_t ne[3] = {w->ne[1], ids->ne[0], ids->ne[1]};
     lm_tensor *dst = lm_new_tensor(g, LM_F32, 3, ne);
-    lm_node n = {.op = LM_OP_MATMUL_ID, .dst = dst, .src = {w, x, ids}};
+    lm_node n = {.op = LM_OP_MATMUL_ID, .dst = dst, .src = {w, x, ids}, .ip = {hints}};
     enqueue(g, &n);
     return dst;
 }

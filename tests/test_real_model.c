@@ -243,12 +243,12 @@ static agreement decode_agreement(lm_model *m, const int32_t *toks, const refrec
     return a;
 }
 
-/* The decode path's accuracy on the same text. The 8-bit path (the default where the CPU has it)
- * must be closer to the exact model than llama.cpp, whose activations are 8-bit everywhere (its
- * KL and top-1 over the whole text, from the manifest), with perplexity within 1 % of exact
- * (measured +0.6 %: rounding to 8 bits zeroes the small values that share a 32 with an outlier,
- * a slight systematic attenuation; llama.cpp measures +0.3 % here); the 16-bit path stays ~exact
- * (checked on the first 128 positions). */
+/* The decode path's accuracy on the same text. The default path (8-bit activations where the CPU
+ * has the dots, except the FFN down projections, whose heavy-tailed inputs keep 16 bits: see
+ * LM_MM_X_OUTLIERS) must be closer to the exact model than llama.cpp, whose activations are 8-bit
+ * everywhere (its KL and top-1 over the whole text, from the manifest), and meet the bar of the
+ * prefill test (perplexity within 0.5 % of exact); the 16-bit path stays ~exact (checked on the
+ * first 128 positions). */
 Test(real_model, decode_path_accuracy, .init = setup, .fini = teardown, .timeout = 1200) {
     if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
     int32_t n;
@@ -275,7 +275,7 @@ Test(real_model, decode_path_accuracy, .init = setup, .fini = teardown, .timeout
             n_pos, a8.top1, a8.kl_mean, a8.kl_max, a8.ppl, a8.ppl_ref, a16.top1, a16.kl_mean, a16.kl_max, lc_top1, lc_kl);
     cr_expect_leq(a8.kl_mean, lc_kl, "decode KL to the exact model %.6f > llama.cpp's %.6f", a8.kl_mean, lc_kl);
     cr_expect_geq(a8.top1, lc_top1, "decode top-1 agreement %.4f < llama.cpp's %.4f", a8.top1, lc_top1);
-    cr_expect_leq(fabs(a8.ppl / a8.ppl_ref - 1.0), 0.01, "decode perplexity %.4f vs exact %.4f", a8.ppl, a8.ppl_ref);
+    cr_expect_leq(fabs(a8.ppl / a8.ppl_ref - 1.0), 0.005, "decode perplexity %.4f vs exact %.4f", a8.ppl, a8.ppl_ref);
     cr_expect_leq(a16.kl_mean, 1e-4, "16-bit decode KL to the exact model %.7f", a16.kl_mean);
     cr_expect_geq(a16.top1, 0.99, "16-bit decode top-1 agreement %.4f", a16.top1);
     free(rh.bin);

@@ -524,16 +524,16 @@ static void matmul_task(void *arg, int ith, int nth) {
     }
 }
 
-/* the activation format of a matmul: q8s where the 8-bit dots apply and every column runs as dot
- * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always), else the
- * table's 16-bit format, else f32 */
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only) {
-    if (f->act8 && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
+/* the activation format of a matmul: q8s where the 8-bit dots apply, every column runs as dot
+ * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always) and x is not
+ * marked heavy-tailed (LM_MM_X_OUTLIERS), else the table's 16-bit format, else f32 */
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only, int32_t hints) {
+    if (f->act8 && !(hints & LM_MM_X_OUTLIERS) && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
-    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only);
+    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only, tk->n->ip[0]);
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
     if (tk->vt == LM_F32) return true;

@@ -26,7 +26,7 @@ static lm_tensor *view2(lm_graph *g, const lm_tensor *t, int64_t ne0, int64_t ne
 /* gated MLP: down(gelu(gate x) * up x) */
 static lm_tensor *mlp(lm_graph *g, const lm_tensor *x, const lm_tensor *gate, const lm_tensor *up, const lm_tensor *down) {
     lm_tensor *a = lm_geglu(g, lm_matmul(g, gate, x), lm_matmul(g, up, x));
-    return lm_matmul(g, down, a);
+    return lm_matmul_hinted(g, down, a, LM_MM_X_OUTLIERS);
 }
 
 /* the live activations of a forward pass, and which devices have their cell positions written */
@@ -92,7 +92,7 @@ static lm_tensor *moe(lm_graph *g, const lm_model *m, const lm_layer *L, const l
     } else {
         act = lm_geglu(g, lm_matmul_id(g, L->gate_exps, y, ids), lm_matmul_id(g, L->up_exps, y, ids));
     }
-    lm_tensor *d = lm_matmul_id(g, L->down_exps, act, ids); /* [H, k, n] */
+    lm_tensor *d = lm_matmul_id_hinted(g, L->down_exps, act, ids, LM_MM_X_OUTLIERS); /* [H, k, n] */
     lm_tensor *B = lm_moe_sum(g, d, w);
     if (there != home) lm_graph_switch(g, home, &B, 1);
     B = lm_rms_norm(g, B, L->post_ffw_norm_2, NULL, eps);
@@ -180,7 +180,7 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
             const int64_t P = hp->n_embd_per_layer;
             lm_tensor *pl = lm_view(g, lm_tensor_cols(f.ple, (int64_t)il * P, P));
             lm_tensor *gte = lm_geglu(g, lm_matmul(g, L->inp_gate, h), pl);
-            lm_rms_norm_into(g, h, lm_matmul(g, L->proj, gte), L->post_norm, h, eps);
+            lm_rms_norm_into(g, h, lm_matmul_hinted(g, L->proj, gte, LM_MM_X_OUTLIERS), L->post_norm, h, eps);
         }
         if (L->out_scale != 1.0f) lm_scale_into(g, h, h, L->out_scale);
         lm_graph_release(g, mark);
