@@ -226,16 +226,23 @@ void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
             }
             const float id = 127.0f / amax;
             y[i].d[b] = amax / 127.0f;
-            int32_t sum[2] = {0, 0};
+            int32_t sum[2] = {0, 0}, sq[2] = {0, 0}; /* 256 * qs + qr, and qs */
             for (int j = 0; j < 32; j++) {
-                const float v = nearbyintf(x[j] * id);
+                const float xs = x[j] * id, v = nearbyintf(xs);
                 const int q = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+                const float rv = nearbyintf((xs - (float)q) * 256.0f); /* xs - q is exact */
+                const int r = rv > 127.0f ? 127 : rv < -127.0f ? -127 : (int)rv;
                 y[i].qs[32 * b + j] = (int8_t)q;
-                sum[j / 16] += q;
+                y[i].qr[32 * b + j] = (int8_t)r;
+                sum[j / 16] += 256 * q + r;
+                sq[j / 16] += q;
             }
-            y[i].s16[2 * b] = y[i].d[b] * (float)sum[0];
-            y[i].s16[2 * b + 1] = y[i].d[b] * (float)sum[1];
-            y[i].s32[b] = y[i].d[b] * (float)(sum[0] + sum[1]);
+            y[i].t16[2 * b] = y[i].d[b] * (float)sq[0];
+            y[i].t16[2 * b + 1] = y[i].d[b] * (float)sq[1];
+            y[i].t32[b] = y[i].d[b] * (float)(sq[0] + sq[1]);
+            y[i].s16[2 * b] = y[i].d[b] * ((float)sum[0] * (1.0f / 256.0f));
+            y[i].s16[2 * b + 1] = y[i].d[b] * ((float)sum[1] * (1.0f / 256.0f));
+            y[i].s32[b] = y[i].d[b] * ((float)(sum[0] + sum[1]) * (1.0f / 256.0f));
         }
     }
 }
@@ -243,7 +250,7 @@ void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
 static void deq_q8s(const void *src, float *y, int64_t n) {
     const lm_block_q8s *x = src;
     for (int64_t i = 0; i < n / LM_QK8S; i++)
-        for (int j = 0; j < LM_QK8S; j++) *y++ = x[i].d[j / 32] * (float)x[i].qs[j];
+        for (int j = 0; j < LM_QK8S; j++) *y++ = x[i].d[j / 32] * ((float)(256 * x[i].qs[j] + x[i].qr[j]) * (1.0f / 256.0f));
 }
 
 /* ---- lumen's formats ---------------------------------------------------------------------- */

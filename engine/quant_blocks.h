@@ -102,21 +102,29 @@ typedef struct {
     int16_t qs[LM_QK16];
 } lm_block_q16; /* 76 B */
 
-/* q8s: lumen's 8-bit activation format for the K-quant dots with VNNI (vpdpbusd): 256 int8
- * values, one f32 scale per 32 (not ggml's one per 256, so an outlier costs only its own 32) and
- * the scaled integer sums the min / offset terms need, precomputed once per column:
- * s32[j] = d[j] * sum of qs[32j..32j+31], s16[g] = d[g/2] * sum of qs[16g..16g+15]. Faster than q16
- * (64 products per instruction instead of 32, no widening) at a measured cost in accuracy (README). */
+/* q8s: lumen's 8-bit activation format for the K-quant dots (vpdpbusd / maddubs): 256 values as
+ * int8 with one f32 scale per 32 (not ggml's one per 256, so an outlier costs only its own 32),
+ * plus a second int8 plane holding the rounding residual at 1/256 of the scale:
+ *   x ~= d[j] * (qs + qr / 256)        (|error| <= d / 256, ~16-bit precision)
+ * A dot that reads qs alone is an 8-bit dot (fastest); one that also reads qr costs one more
+ * integer dot per 64 products and is as exact as q16. The scaled sums the min / offset terms need
+ * are precomputed for both: s32[j] = d[j] * (sum over 32j..32j+31 of qs + qr / 256), s16[g] =
+ * d[g/2] * (the same over 16g..16g+15); t32 / t16 the same of qs alone. (A dot must use the sums
+ * of the values it multiplies: the rounding errors then cancel through the zero-centred weights;
+ * mixing them leaves the error of the uncentred ones.) */
 #define LM_QK8S 256
 typedef struct {
     float d[8];
     float s32[8];
     float s16[16];
+    float t32[8];
+    float t16[16];
     int8_t qs[LM_QK8S];
-} lm_block_q8s; /* 384 B: six cache lines */
+    int8_t qr[LM_QK8S];
+} lm_block_q8s; /* 736 B */
 
 #ifndef __cplusplus
-_Static_assert(sizeof(lm_block_q8s) == 384, "q8s size");
+_Static_assert(sizeof(lm_block_q8s) == 736, "q8s size");
 _Static_assert(sizeof(lm_block_q16) == 76, "q16 size");
 _Static_assert(sizeof(lm_block_i4_g128) == 68, "i4_g128 size");
 _Static_assert(sizeof(lm_block_f8_e4m3) == 132, "f8_e4m3 size");

@@ -521,8 +521,9 @@ static int runnable_tables(const lm_cpu_kernels *t[3]) {
     return n;
 }
 
-/* q8s (8-bit activations, a scale per 32): half-step accuracy per 32, the scaled sums, and every
- * SIMD quantizer bit-identical to the reference, on blocks of widely varying magnitude */
+/* q8s (int8 with a scale per 32 plus an int8 residual plane at 1/256 of it): the first plane within
+ * half a step, both planes within 1/256 of a step, the scaled sums, and every SIMD quantizer
+ * bit-identical to the reference, on blocks of widely varying magnitude */
 Test(quantize, q8s) {
     tu_rng r = tu_seed(84);
     const int64_t n = 24 * LM_QK8S;
@@ -537,15 +538,24 @@ Test(quantize, q8s) {
         for (int k = 0; k < 32; k++) amax = fmax(amax, fabs((double)x[i * 32 + k]));
         const double step = amax / 127.0;
         cr_assert(fabs(b->d[j] - step) <= step * 1e-6, "q8s block %lld: d = %g, want %g", (long long)i, (double)b->d[j], step);
-        check_half_step("q8s", x + i * 32, y + i * 32, 32, i, step, b->d[j]);
+        check_half_step("q8s two planes", x + i * 32, y + i * 32, 32, i, step / 128.0, b->d[j] / 128.0);
+        float y1[32];
+        for (int k = 0; k < 32; k++) y1[k] = b->d[j] * (float)b->qs[32 * j + k];
+        check_half_step("q8s first plane", x + i * 32, y1, 32, i, step, b->d[j]);
         int s[2] = {0, 0};
         for (int k = 0; k < 32; k++) {
             cr_assert(b->qs[32 * j + k] >= -127 && b->qs[32 * j + k] <= 127);
-            s[k / 16] += b->qs[32 * j + k];
+            cr_assert(b->qr[32 * j + k] >= -127 && b->qr[32 * j + k] <= 127);
+            s[k / 16] += 256 * b->qs[32 * j + k] + b->qr[32 * j + k];
         }
-        cr_assert_eq(b->s16[2 * j], b->d[j] * (float)s[0]);
-        cr_assert_eq(b->s16[2 * j + 1], b->d[j] * (float)s[1]);
-        cr_assert_eq(b->s32[j], b->d[j] * (float)(s[0] + s[1]));
+        cr_assert_eq(b->s16[2 * j], b->d[j] * ((float)s[0] / 256.0f));
+        cr_assert_eq(b->s16[2 * j + 1], b->d[j] * ((float)s[1] / 256.0f));
+        cr_assert_eq(b->s32[j], b->d[j] * ((float)(s[0] + s[1]) / 256.0f));
+        int t[2] = {0, 0};
+        for (int k = 0; k < 32; k++) t[k / 16] += b->qs[32 * j + k];
+        cr_assert_eq(b->t16[2 * j], b->d[j] * (float)t[0]);
+        cr_assert_eq(b->t16[2 * j + 1], b->d[j] * (float)t[1]);
+        cr_assert_eq(b->t32[j], b->d[j] * (float)(t[0] + t[1]));
     }
     cr_assert_eq(q[0].d[1], 0.0f, "an all-zero 32 has scale 0");
     cr_assert_eq(q[0].s32[1], 0.0f);
@@ -564,6 +574,9 @@ Test(quantize, q8s) {
         t[k]->quant_q8s(x, q2, n);
         for (int64_t b = 0; b < n / LM_QK8S; b++) {
             cr_assert_eq(memcmp(q[b].qs, q2[b].qs, LM_QK8S), 0, "%s quant_q8s: quants of block %lld differ", t[k]->isa, (long long)b);
+            cr_assert_eq(memcmp(q[b].qr, q2[b].qr, LM_QK8S), 0, "%s quant_q8s: residuals of block %lld differ", t[k]->isa, (long long)b);
+            cr_assert_eq(memcmp(q[b].s16, q2[b].s16, sizeof q[b].s16 + sizeof q[b].t32 + sizeof q[b].t16), 0,
+                         "%s quant_q8s: sums of block %lld differ", t[k]->isa, (long long)b);
             for (int j = 0; j < 8; j++)
                 cr_assert(f2u(q[b].d[j]) == f2u(q2[b].d[j]) || (isnan(q[b].d[j]) && isnan(q2[b].d[j])),
                           "%s quant_q8s: scale %d of block %lld differs", t[k]->isa, j, (long long)b);
@@ -575,10 +588,10 @@ Test(quantize, q8s) {
     free(q2);
 }
 
-/* The 8-bit dot kernels against double arithmetic on the same quantized operands (dequantized
- * weights x dequantized q8s activations): only the float accumulation may differ, so the
- * tolerance is 1e-5 of sum |w x|. Weights are random bytes with sane f16 super-block scales; K
- * spans several super-blocks. */
+/* The q8s dot kernels against double arithmetic on the same quantized operands: dequantized
+ * weights x the activations as each dot sees them (two planes: d (qs + qr / 256); one plane:
+ * d qs). Only the float accumulation may differ, so the tolerance is 1e-5 of sum |w x|. Weights
+ * are random bytes with sane f16 super-block scales; K spans several super-blocks. */
 Test(dot, q8s_kernels) {
     static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K};
     const lm_cpu_kernels *t[3];
@@ -603,16 +616,21 @@ Test(dot, q8s_kernels) {
                 if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
             }
             lm_dequant_row(ty, w, wd, K);
-            double want = 0, mag = 0;
+            double want = 0, mag = 0, want1 = 0, mag1 = 0;
             for (int64_t i = 0; i < K; i++) {
+                const double x1 = (double)xq[i / 256].d[i % 256 / 32] * xq[i / 256].qs[i % 256];
                 want += (double)wd[i] * xd[i];
                 mag += fabs((double)wd[i] * xd[i]);
+                want1 += (double)wd[i] * x1;
+                mag1 += fabs((double)wd[i] * x1);
             }
             for (int k = 0; k < nt; k++) {
-                if (!t[k]->vec_dot8[ty]) continue;
-                const double got = t[k]->vec_dot8[ty](K, w, xq);
-                cr_assert(fabs(got - want) <= 1e-5 * mag, "%s %s row %d: dot %.9g, want %.9g (sum |wx| %.4g)", t[k]->isa,
-                          lm_dtype_name(ty), row, got, want, mag);
+                if (!t[k]->vec_dot8x2[ty]) continue;
+                const double got = t[k]->vec_dot8x2[ty](K, w, xq), got1 = t[k]->vec_dot8[ty](K, w, xq);
+                cr_assert(fabs(got - want) <= 1e-5 * mag, "%s %s row %d: two-plane dot %.9g, want %.9g (sum |wx| %.4g)",
+                          t[k]->isa, lm_dtype_name(ty), row, got, want, mag);
+                cr_assert(fabs(got1 - want1) <= 1e-5 * mag1, "%s %s row %d: 8-bit dot %.9g, want %.9g (sum |wx| %.4g)", t[k]->isa,
+                          lm_dtype_name(ty), row, got1, want1, mag1);
                 checked++;
             }
         }

@@ -38,6 +38,8 @@ typedef struct rope_table {
     uint64_t stamp;   /* last use, for replacement */
 } rope_table;
 
+enum { ACT_Q8, ACT_Q8X2, ACT_Q16 };
+
 struct lm_cpu_fast {
     lm_threadpool *tp;
     int nth;
@@ -54,9 +56,11 @@ struct lm_cpu_fast {
     /* read from the environment once: LUMEN_CPU_NO_SGEMM, LUMEN_CPU_NO_TILED_ATTN (the older
      * dot-product paths, for comparisons) */
     bool no_sgemm, no_tiled_attn;
-    /* 8-bit activations (q8s) for the matmuls that run as dot products, where the table has
-     * them, unless LUMEN_CPU_ACT=q16 (the 16-bit path: ~1e-9 NMSE instead of ~1e-5) */
-    bool act8;
+    /* activations of the matmuls that run as dot products (LUMEN_CPU_ACT): q8s where the table
+     * has its dots, both planes (ACT_Q8X2, the default: ~16-bit, as exact as q16 at nearly the
+     * 8-bit speed) or the first only (ACT_Q8, "q8": ~1e-5 NMSE; heavy-tailed inputs,
+     * LM_MM_X_OUTLIERS, still take both); or q16 everywhere (ACT_Q16, "q16") */
+    int act;
 };
 
 static const lm_cpu_kernels *pick_kernels(void) {
@@ -91,7 +95,7 @@ lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     f->no_sgemm = getenv("LUMEN_CPU_NO_SGEMM") != NULL;
     f->no_tiled_attn = getenv("LUMEN_CPU_NO_TILED_ATTN") != NULL;
     const char *act = getenv("LUMEN_CPU_ACT");
-    f->act8 = f->k->quant_q8s != NULL && !(act && strcmp(act, "q16") == 0);
+    f->act = !f->k->quant_q8s || (act && strcmp(act, "q16") == 0) ? ACT_Q16 : act && strcmp(act, "q8") == 0 ? ACT_Q8 : ACT_Q8X2;
     f->tbuf = calloc((size_t)f->nth, sizeof(float *));
     if (!f->tbuf) {
         lm_cpu_fast_free(f);
@@ -166,6 +170,8 @@ typedef struct task {
     rope_table *rope;
     /* sgemm over a matmul_id expert: its index, and its (j, t) pairs as the columns */
     int64_t sg_e, sg_n;
+    /* vt == LM_Q8S: dot both planes */
+    bool two;
     const int32_t *sg_cols;
 } task;
 
@@ -200,9 +206,9 @@ static void quant_cols_task(void *arg, int ith, int nth) {
 }
 
 /* dot of weight row wr (type wt) with column c; `deq` holds the dequantized row for fallbacks */
-static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, int64_t K, const void *wr,
+static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, bool two, int64_t K, const void *wr,
                             const float *deq, const void *xc) {
-    if (vt == LM_Q8S) return k->vec_dot8[wt](K, wr, xc);
+    if (vt == LM_Q8S) return (two ? k->vec_dot8x2[wt] : k->vec_dot8[wt])(K, wr, xc);
     if (vt != LM_F32) return k->vec_dot[wt](K, wr, xc);
     switch (wt) {
     case LM_F32: return k->dot_f32(wr, xc, K);
@@ -519,21 +525,22 @@ static void matmul_task(void *arg, int ith, int nth) {
             const void *xc = vt == LM_F32 ? (const void *)frow(x, c, 0, 0) : tk->xq + (size_t)c * tk->xrow;
             float *out = frow(dst, c, 0, 0);
             for (int64_t r = t0; r < t1; r++)
-                out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
+                out[r] = dot_row(k, wt, vt, tk->two, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
         }
     }
 }
 
-/* the activation format of a matmul: q8s where the 8-bit dots apply, every column runs as dot
- * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always) and x is not
- * marked heavy-tailed (LM_MM_X_OUTLIERS), else the table's 16-bit format, else f32 */
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only, int32_t hints) {
-    if (f->act8 && !(hints & LM_MM_X_OUTLIERS) && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
+/* the activation format of a matmul: q8s where its dots apply and every column runs as dot
+ * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always), else the
+ * table's 16-bit format, else f32 */
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only) {
+    if (f->act != ACT_Q16 && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
-    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only, tk->n->ip[0]);
+    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only);
+    tk->two = tk->vt == LM_Q8S && (f->act == ACT_Q8X2 || (tk->n->ip[0] & LM_MM_X_OUTLIERS));
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
     if (tk->vt == LM_F32) return true;
@@ -582,7 +589,7 @@ static void matmul_id_task(void *arg, int ith, int nth) {
                                               : tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
                 float *out = frow(dst, j, t, 0);
                 for (int64_t r = r0t; r < r1t; r++)
-                    out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, xc);
+                    out[r] = dot_row(k, wt, vt, tk->two, K, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, xc);
             }
         }
     }

@@ -572,17 +572,20 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
 #ifdef HAVE_AVX2
 /* q8s quantizers: whether all 8 maxima of a super-block give finite scales (else the scalar
  * quantizer defines the block: NaN, inf, zero and tiny values), and the scale and scaled sums of
- * its 32-block b from the integer sums of the two halves */
+ * its 32-block b from the integer sums (256 qs + qr: s0, s1; qs: t0, t1) of the two halves */
 static inline bool q8s_plain(const float amax[8]) {
     bool plain = true;
     for (int b = 0; b < 8; b++) plain = plain && amax[b] > 0.0f && isfinite(amax[b]) && isfinite(127.0f / amax[b]);
     return plain;
 }
-static inline void q8s_sums(lm_block_q8s *y, int b, float d, int32_t s0, int32_t s1) {
+static inline void q8s_sums(lm_block_q8s *y, int b, float d, int32_t s0, int32_t s1, int32_t t0, int32_t t1) {
     y->d[b] = d;
-    y->s16[2 * b] = d * (float)s0;
-    y->s16[2 * b + 1] = d * (float)s1;
-    y->s32[b] = d * (float)(s0 + s1);
+    y->t16[2 * b] = d * (float)t0;
+    y->t16[2 * b + 1] = d * (float)t1;
+    y->t32[b] = d * (float)(t0 + t1);
+    y->s16[2 * b] = d * ((float)s0 * (1.0f / 256.0f));
+    y->s16[2 * b + 1] = d * ((float)s1 * (1.0f / 256.0f));
+    y->s32[b] = d * ((float)(s0 + s1) * (1.0f / 256.0f));
 }
 #endif
 
@@ -600,7 +603,16 @@ static inline __m512 pick2x8(__m512 v, int a, int b) {
     return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(a), _mm256_set1_epi32(b), 1), v);
 }
 
-static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
+/* 64 weight bytes x 64 activation bytes (and with two, x 256 + the residual plane) -> 16 int32 */
+static inline __m512i dp8(__m512i q, const int8_t *xq, int two) {
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512((const void *)xq));
+    return two ? _mm512_dpbusd_epi32(_mm512_slli_epi32(p, 8), q, _mm512_loadu_si512((const void *)(xq + LM_QK8S))) : p;
+}
+
+/* the weight-side scale factor that undoes dp8's x 256 with two planes (exact: a power of 2) */
+#define Q8S_UNIT(two) ((two) ? 1.0f / 256.0f : 1.0f)
+
+static inline float dot_q4_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q4_K *w = vw;
     const lm_block_q8s *x = vx;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -611,15 +623,13 @@ static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         __m256 sc, mn;
         k4_scales(w[i].scales, &sc, &mn);
-        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d)));
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x[i].d)));
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(two ? x[i].s32 : x[i].t32), accm);
         for (int j = 0; j < 4; j += 2) {
             const __m512i b0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
             const __m512i b1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j + 32)));
-            const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srlv_epi16(b0, sh), m4),
-                                                   _mm512_loadu_si512((const void *)(x[i].qs + 64 * j)));
-            const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srlv_epi16(b1, sh), m4),
-                                                   _mm512_loadu_si512((const void *)(x[i].qs + 64 * j + 64)));
+            const __m512i p0 = dp8(_mm512_and_si512(_mm512_srlv_epi16(b0, sh), m4), x[i].qs + 64 * j, two);
+            const __m512i p1 = dp8(_mm512_and_si512(_mm512_srlv_epi16(b1, sh), m4), x[i].qs + 64 * j + 64, two);
             acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p0), acc0);
             acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j + 2, 2 * j + 3), _mm512_cvtepi32_ps(p1), acc1);
         }
@@ -627,7 +637,7 @@ static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
 }
 
-static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
+static inline float dot_q5_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q5_K *w = vw;
     const lm_block_q8s *x = vx;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -637,8 +647,8 @@ static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         __m256 sc, mn;
         k4_scales(w[i].scales, &sc, &mn);
-        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d)), sc), _mm256_loadu_ps(x[i].d)));
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(x[i].s32), accm);
+        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x[i].d)));
+        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(two ? x[i].s32 : x[i].t32), accm);
         const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)w[i].qh));
         for (int j = 0; j < 4; j++) {
             /* the fifth bit of sub-block 2j (low half) is bit 2j of qh, of 2j + 1 bit 2j + 1 */
@@ -646,7 +656,7 @@ static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
             const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
             __m512i q = _mm512_and_si512(_mm512_srlv_epi16(b, sh), m4);
             q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hb, bit), q, s16);
-            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512((const void *)(x[i].qs + 64 * j)));
+            const __m512i p = dp8(q, x[i].qs + 64 * j, two);
             if (j & 1) acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc1);
             else acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc0);
         }
@@ -657,7 +667,7 @@ static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
  * 64..127 (high nibbles) in order; the 2-bit highs of value i and 32 + i share qh byte i. Groups
  * of 16 carry int8 scales; the -32 offset is 32 x scale x the activation group sums. */
-static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
+static inline float dot_q6_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q6_K *w = vw;
     const lm_block_q8s *x = vx;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acco = _mm512_setzero_ps();
@@ -671,16 +681,16 @@ static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
         gi[v] = _mm512_add_epi32(_mm512_set1_epi32(4 * v), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const __m512 sw = _mm512_mul_ps(_mm512_set1_ps(H2F(w[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
-        acco = _mm512_fmadd_ps(sw, _mm512_loadu_ps(x[i].s16), acco);
-        const __m512 s = _mm512_mul_ps(sw, _mm512_permutexvar_ps(dxi, _mm512_castps256_ps512(_mm256_loadu_ps(x[i].d))));
+        acco = _mm512_fmadd_ps(sw, _mm512_loadu_ps(two ? x[i].s16 : x[i].t16), acco);
+        const __m512 s = _mm512_mul_ps(_mm512_mul_ps(sw, _mm512_set1_ps(Q8S_UNIT(two))), _mm512_permutexvar_ps(dxi, _mm512_castps256_ps512(_mm256_loadu_ps(x[i].d))));
         for (int h = 0; h < 2; h++) {
             const __m512i l = _mm512_loadu_si512((const void *)(w[i].ql + 64 * h));
             const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h)));
             /* q = nibble | (shifted highs & 0x30) */
             const __m512i qa = _mm512_ternarylogic_epi32(_mm512_and_si512(l, m4), _mm512_sllv_epi16(hb, shl), m30, 0xF8);
             const __m512i qb = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(hb, shr), m30, 0xF8);
-            const __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, _mm512_loadu_si512((const void *)(x[i].qs + 128 * h)));
-            const __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, _mm512_loadu_si512((const void *)(x[i].qs + 128 * h + 64)));
+            const __m512i pa = dp8(qa, x[i].qs + 128 * h, two);
+            const __m512i pb = dp8(qb, x[i].qs + 128 * h + 64, two);
             acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h], s), _mm512_cvtepi32_ps(pa), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h + 1], s), _mm512_cvtepi32_ps(pb), acc1);
         }
@@ -705,13 +715,19 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
             const __m512 id = _mm512_set1_ps(127.0f / amax[b]);
             const float d = amax[b] / 127.0f;
             const __m512i lim = _mm512_set1_epi32(127);
-            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b), id));
-            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16), id));
-            q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
-            q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
-            _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b), _mm512_cvtepi32_epi8(q0));
-            _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
-            q8s_sums(&y[i], b, d, _mm512_reduce_add_epi32(q0), _mm512_reduce_add_epi32(q1));
+            const __m512i nlim = _mm512_sub_epi32(_mm512_setzero_si512(), lim), k256 = _mm512_set1_epi32(256);
+            int32_t s[2], t[2];
+            for (int h = 0; h < 2; h++) {
+                const __m512 xs = _mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16 * h), id);
+                const __m512i q = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(xs), lim), nlim);
+                const __m512i r = _mm512_max_epi32(
+                    _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(xs, _mm512_cvtepi32_ps(q)), _mm512_set1_ps(256.0f))), lim), nlim);
+                _mm_storeu_si128((__m128i *)(y[i].qs + 32 * b + 16 * h), _mm512_cvtepi32_epi8(q));
+                _mm_storeu_si128((__m128i *)(y[i].qr + 32 * b + 16 * h), _mm512_cvtepi32_epi8(r));
+                s[h] = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(q, k256), r));
+                t[h] = _mm512_reduce_add_epi32(q);
+            }
+            q8s_sums(&y[i], b, d, s[0], s[1], t[0], t[1]);
         }
     }
 }
@@ -723,13 +739,19 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
  * _mm256_maddubs_epi16 multiplies 32 unsigned weight bytes by 32 signed activation bytes into 16
  * int16 pair sums (at most 2 x 63 x 127: no saturation for 6-bit weights), _mm256_madd_epi16 by
  * ones widens them to 8 int32 lanes of 4 products each. */
-static inline __m256i dot8x32(__m256i w, const int8_t *x) {
+static inline __m256i dot8x32_1(__m256i w, const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)), _mm256_set1_epi16(1));
 }
+/* with two: 256 x the first plane + the residual plane */
+static inline __m256i dot8x32(__m256i w, const int8_t *x, int two) {
+    const __m256i p = dot8x32_1(w, x);
+    return two ? _mm256_add_epi32(_mm256_slli_epi32(p, 8), dot8x32_1(w, x + LM_QK8S)) : p;
+}
+#define Q8S_UNIT(two) ((two) ? 1.0f / 256.0f : 1.0f)
 
 /* one q4_K / q5_K super-block (qh: the q5_K fifth bits, NULL for q4_K) into acc / accm */
 static inline void k45_q8s(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                           const lm_block_q8s *x, __m256 *acc, __m256 *accm) {
+                           const lm_block_q8s *x, __m256 *acc, __m256 *accm, const int two) {
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
     __m256 sc, mn;
     k4_scales(scales, &sc, &mn);
@@ -743,30 +765,32 @@ static inline void k45_q8s(uint16_t d, uint16_t dmin, const uint8_t *scales, con
             lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
             hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
         }
-        p[2 * j] = dot8x32(lo, x->qs + 64 * j);
-        p[2 * j + 1] = dot8x32(hi, x->qs + 64 * j + 32);
+        p[2 * j] = dot8x32(lo, x->qs + 64 * j, two);
+        p[2 * j + 1] = dot8x32(hi, x->qs + 64 * j + 32, two);
     }
-    const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(d)), sc), _mm256_loadu_ps(x->d));
+    const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x->d));
     *acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn), _mm256_loadu_ps(x->s32), *accm);
+    *accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn), _mm256_loadu_ps(two ? x->s32 : x->t32), *accm);
 }
 
-static float dot_q4_K_q8s(int64_t n, const void *vw, const void *vx) {
+static inline float dot_q4_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q4_K *w = vw;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK_K; i++) k45_q8s(w[i].d, w[i].dmin, w[i].scales, NULL, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm);
+    for (int64_t i = 0; i < n / LM_QK_K; i++)
+        k45_q8s(w[i].d, w[i].dmin, w[i].scales, NULL, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm, two);
     return hsum8(_mm256_sub_ps(acc, accm));
 }
 
-static float dot_q5_K_q8s(int64_t n, const void *vw, const void *vx) {
+static inline float dot_q5_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q5_K *w = vw;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK_K; i++) k45_q8s(w[i].d, w[i].dmin, w[i].scales, w[i].qh, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm);
+    for (int64_t i = 0; i < n / LM_QK_K; i++)
+        k45_q8s(w[i].d, w[i].dmin, w[i].scales, w[i].qh, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm, two);
     return hsum8(_mm256_sub_ps(acc, accm));
 }
 
 /* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
-static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
+static inline float dot_q6_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
     const lm_block_q6_K *w = vw;
     const lm_block_q8s *x = vx;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acco = _mm256_setzero_ps();
@@ -775,16 +799,17 @@ static float dot_q6_K_q8s(int64_t n, const void *vw, const void *vx) {
         const __m256 d = _mm256_set1_ps(H2F(w[i].d));
         const __m256 swl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w[i].scales))));
         const __m256 swh = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w[i].scales + 8)))));
-        acco = _mm256_fmadd_ps(swl, _mm256_loadu_ps(x[i].s16), acco);
-        acco = _mm256_fmadd_ps(swh, _mm256_loadu_ps(x[i].s16 + 8), acco);
-        const __m256 dx = _mm256_loadu_ps(x[i].d);
+        const float *s16 = two ? x[i].s16 : x[i].t16;
+        acco = _mm256_fmadd_ps(swl, _mm256_loadu_ps(s16), acco);
+        acco = _mm256_fmadd_ps(swh, _mm256_loadu_ps(s16 + 8), acco);
+        const __m256 dx = _mm256_mul_ps(_mm256_loadu_ps(x[i].d), _mm256_set1_ps(Q8S_UNIT(two)));
         const __m256 s[2] = {_mm256_mul_ps(swl, _mm256_permutevar8x32_ps(dx, lo_dx)), _mm256_mul_ps(swh, _mm256_permutevar8x32_ps(dx, hi_dx))};
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
             q6_unpack(w[i].ql + 64 * h, w[i].qh + 32 * h, q);
             for (int k = 0; k < 4; k++) {
                 const __m256i idx = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1);
-                const __m256 p = _mm256_cvtepi32_ps(dot8x32(q[k], x[i].qs + 128 * h + 32 * k));
+                const __m256 p = _mm256_cvtepi32_ps(dot8x32(q[k], x[i].qs + 128 * h + 32 * k, two));
                 if (k & 1) acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc1);
                 else acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc0);
             }
@@ -822,12 +847,20 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
         for (int b = 0; b < 8; b++) {
             const __m256 id = _mm256_set1_ps(127.0f / amax[b]);
             const float d = amax[b] / 127.0f;
-            __m256i q[4];
-            for (int k = 0; k < 4; k++)
-                q[k] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), id)), lim), nlim);
-            const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
-            q8s_sums(&y[i], b, d, hsum8i(_mm256_add_epi32(q[0], q[1])), hsum8i(_mm256_add_epi32(q[2], q[3])));
+            __m256i q[4], r[4], t[4]; /* t = 256 q + r */
+            for (int k = 0; k < 4; k++) {
+                const __m256 xs = _mm256_mul_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), id);
+                q[k] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(xs), lim), nlim);
+                r[k] = _mm256_max_epi32(
+                    _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_sub_ps(xs, _mm256_cvtepi32_ps(q[k])), _mm256_set1_ps(256.0f))), lim), nlim);
+                t[k] = _mm256_add_epi32(_mm256_slli_epi32(q[k], 8), r[k]);
+            }
+            const __m256i qb = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            const __m256i rb = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * b), _mm256_permutevar8x32_epi32(qb, order));
+            _mm256_storeu_si256((__m256i *)(y[i].qr + 32 * b), _mm256_permutevar8x32_epi32(rb, order));
+            q8s_sums(&y[i], b, d, hsum8i(_mm256_add_epi32(t[0], t[1])), hsum8i(_mm256_add_epi32(t[2], t[3])),
+                     hsum8i(_mm256_add_epi32(q[0], q[1])), hsum8i(_mm256_add_epi32(q[2], q[3])));
         }
     }
 }
@@ -1091,6 +1124,16 @@ static void quant_q16(const float *x, void *dst, int64_t n) {
 #endif
 }
 
+#if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
+/* the 8-bit dots (q8s's first plane) and the two-plane, ~16-bit ones */
+static float dot_q4_K_q8s(int64_t n, const void *w, const void *x) { return dot_q4_K_q8x(n, w, x, 0); }
+static float dot_q5_K_q8s(int64_t n, const void *w, const void *x) { return dot_q5_K_q8x(n, w, x, 0); }
+static float dot_q6_K_q8s(int64_t n, const void *w, const void *x) { return dot_q6_K_q8x(n, w, x, 0); }
+static float dot_q4_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q4_K_q8x(n, w, x, 1); }
+static float dot_q5_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q5_K_q8x(n, w, x, 1); }
+static float dot_q6_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q6_K_q8x(n, w, x, 1); }
+#endif
+
 const lm_cpu_kernels LM_KERNELS_NAME = {
     .isa = LM_KERNELS_ISA,
     .dot_f32 = dot_f32,
@@ -1132,5 +1175,6 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
     .quant_q8s = quant_q8s,
     .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
+    .vec_dot8x2 = {[LM_Q4_K] = dot_q4_K_q8s2, [LM_Q5_K] = dot_q5_K_q8s2, [LM_Q6_K] = dot_q6_K_q8s2},
 #endif
 };

@@ -63,11 +63,12 @@ typedef struct lm_cpu_kernels {
     /* activation format expected by vec_dot[t] (LM_F32 = plain floats) */
     lm_dtype vec_type[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot[LM_DTYPE_COUNT];
-    /* the faster 8-bit path (AVX-512 VNNI): activations quantized to q8s (int8, a scale per 32)
-     * and dotted by vec_dot8[t]; NULL where the table has none. Used for decode-sized matmuls
-     * unless LUMEN_CPU_ACT=q16 asks for the 16-bit path. */
+    /* the integer-dot path (AVX-512 VNNI / AVX2): activations quantized to q8s (int8 with a scale
+     * per 32, plus an int8 residual plane), dotted by vec_dot8[t] (first plane: 8-bit) or
+     * vec_dot8x2[t] (both planes: ~16-bit); NULL where the table has none */
     void (*quant_q8s)(const float *x, void *dst, int64_t n);
     lm_vec_dot_fn vec_dot8[LM_DTYPE_COUNT];
+    lm_vec_dot_fn vec_dot8x2[LM_DTYPE_COUNT];
 } lm_cpu_kernels;
 
 extern const lm_cpu_kernels lm_cpu_kernels_generic;
