@@ -93,8 +93,8 @@ typedef struct {
 /* q16: lumen's 16-bit activation format for the CPU quantized dot products: int16 values with one
  * f32 scale per 32 and the integer sums of each half (for the min / offset terms of the *_1 and
  * K-quant types). 16-bit activations keep the matmul within ~1e-9 NMSE of exact arithmetic. The
- * decode dots of the K-quants use q8s below where the CPU has fast 8-bit dots (LUMEN_CPU_ACT=q16
- * keeps q16 everywhere). */
+ * decode dots of the K-quants use q8s below where the CPU has integer-dot instructions
+ * (LUMEN_CPU_ACT=q16 keeps q16 everywhere). */
 #define LM_QK16 32
 typedef struct {
     float d;            /* x ~= d * qs */

@@ -36,7 +36,7 @@ typedef struct lm_op_case {
                           layers: peaked softmax) */
 #define TOL_EXACT 0.0  /* integer outputs (top-k ids) must match exactly */
 #define TOL_Q8 1e-6    /* 8-bit KV writes: rounding ties may land on the other neighbour */
-#define TOL_ACT8 3e-4  /* 8-bit activations (the CPU's LUMEN_CPU_ACT=q8 dots: int8, a scale per
+#define TOL_ACT8 3e-4  /* 8-bit activations (the CPU's default decode dots: int8, a scale per
                           32): measured 1e-5 .. 1.1e-4 NMSE on these cases; the kernels themselves
                           are checked exactly against the quantized operands in test_quant */
 

@@ -57,9 +57,10 @@ struct lm_cpu_fast {
      * dot-product paths, for comparisons) */
     bool no_sgemm, no_tiled_attn;
     /* activations of the matmuls that run as dot products (LUMEN_CPU_ACT): q8s where the table
-     * has its dots, both planes (ACT_Q8X2, the default: ~16-bit, as exact as q16 at nearly the
-     * 8-bit speed) or the first only (ACT_Q8, "q8": ~1e-5 NMSE; heavy-tailed inputs,
-     * LM_MM_X_OUTLIERS, still take both); or q16 everywhere (ACT_Q16, "q16") */
+     * has its dots, the first plane (ACT_Q8, the default: 8-bit, ~1e-5 NMSE; heavy-tailed inputs,
+     * LM_MM_X_OUTLIERS, take both) or both planes everywhere (ACT_Q8X2, "q8x2": ~16-bit, as
+     * exact as q16, one more integer dot per 64 products: ~30 % slower decode where the cores
+     * are compute-bound); or q16 everywhere (ACT_Q16, "q16") */
     int act;
 };
 
@@ -95,7 +96,7 @@ lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     f->no_sgemm = getenv("LUMEN_CPU_NO_SGEMM") != NULL;
     f->no_tiled_attn = getenv("LUMEN_CPU_NO_TILED_ATTN") != NULL;
     const char *act = getenv("LUMEN_CPU_ACT");
-    f->act = !f->k->quant_q8s || (act && strcmp(act, "q16") == 0) ? ACT_Q16 : act && strcmp(act, "q8") == 0 ? ACT_Q8 : ACT_Q8X2;
+    f->act = !f->k->quant_q8s || (act && strcmp(act, "q16") == 0) ? ACT_Q16 : act && strcmp(act, "q8x2") == 0 ? ACT_Q8X2 : ACT_Q8;
     f->tbuf = calloc((size_t)f->nth, sizeof(float *));
     if (!f->tbuf) {
         lm_cpu_fast_free(f);

@@ -6,9 +6,10 @@
  *
  * Quantized matmul (decode and small batches): activations are quantized once per column, then
  * each weight row is dotted with integer SIMD and one float scale per 16 or 32 weights. K-quant
- * weights take 8-bit q8s activations where the table has vec_dot8 (vpdpbusd with AVX-512 VNNI,
- * maddubs with AVX2); everything else, and everything with LUMEN_CPU_ACT=q16, takes 16-bit q16
- * (weights widened to int16, madd). Types without a kernel fall back to dequantize-row + f32
+ * weights take q8s activations where the table has its dots (vpdpbusd with AVX-512 VNNI, maddubs
+ * with AVX2): two int8 planes (~16-bit) by default, the first only with LUMEN_CPU_ACT=q8;
+ * everything else, and everything with LUMEN_CPU_ACT=q16, takes 16-bit q16 (weights widened to
+ * int16, madd). Types without a kernel fall back to dequantize-row + f32
  * dot (vec_dot[t] == NULL). Prefill (16+ columns) is the f32 GEMM below.
  */
 #ifndef LM_CPU_KERNELS_H
