@@ -638,6 +638,44 @@ Test(dot, q8s_kernels) {
     }
     /* on a CPU with AVX2 (and again with AVX-512 VNNI) all three types must have been checked */
     cr_assert_eq(checked, 3 * 16 * (nt - 1));
+
+    /* the multi-column dots: 1..LM_Q8S_MAXC columns, each bit-identical to the single dot */
+    lm_block_q8s *xs = malloc((size_t)LM_Q8S_MAXC * (size_t)(K / LM_QK8S) * sizeof *xs);
+    for (int c = 0; c < LM_Q8S_MAXC; c++) {
+        for (int64_t i = 0; i < K; i++) x[i] = (tu_uniform(&r) - 0.5f) * (float)(c + 1);
+        lm_quant_row_q8s(x, xs + (size_t)c * (size_t)(K / LM_QK8S), K);
+    }
+    const void *cols[LM_Q8S_MAXC];
+    for (int c = 0; c < LM_Q8S_MAXC; c++) cols[c] = xs + (size_t)c * (size_t)(K / LM_QK8S);
+    int mchecked = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const lm_dtype ty = types[ti];
+        uint8_t *w = malloc(lm_row_bytes(ty, K));
+        for (size_t i = 0; i < lm_row_bytes(ty, K); i++) w[i] = (uint8_t)(tu_uniform(&r) * 256.0f);
+        for (int64_t b = 0; b < K / LM_QK_K; b++) {
+            const uint16_t d = lm_f32_to_f16(0.05f), dm = lm_f32_to_f16(0.01f);
+            if (ty == LM_Q4_K) ((lm_block_q4_K *)w)[b].d = d, ((lm_block_q4_K *)w)[b].dmin = dm;
+            if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
+            if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
+        }
+        for (int k = 0; k < nt; k++) {
+            if (!t[k]->mdot8[ty]) continue;
+            for (int two = 0; two < 2; two++)
+                for (int nc = 1; nc <= LM_Q8S_MAXC; nc++) {
+                    float o[LM_Q8S_MAXC];
+                    t[k]->mdot8[ty](K, w, cols, nc, two, o);
+                    for (int c = 0; c < nc; c++) {
+                        const float want = (two ? t[k]->vec_dot8x2[ty] : t[k]->vec_dot8[ty])(K, w, cols[c]);
+                        cr_assert_eq(f2u(o[c]), f2u(want), "%s %s mdot8 (%d columns, two %d) column %d: %.9g, single %.9g",
+                                     t[k]->isa, lm_dtype_name(ty), nc, two, c, (double)o[c], (double)want);
+                    }
+                    mchecked++;
+                }
+        }
+        free(w);
+    }
+    cr_assert_eq(mchecked, 3 * 2 * LM_Q8S_MAXC * (nt - 1));
+    free(xs);
     free(x);
     free(xd);
     free(wd);

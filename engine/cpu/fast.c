@@ -517,6 +517,19 @@ static void matmul_task(void *arg, int ith, int nth) {
         gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
         return;
     }
+    if (vt == LM_Q8S && k->mdot8[wt]) {
+        /* each row's weights unpacked once per LM_Q8S_MAXC columns */
+        for (int64_t r = a * TILE; r < lm_min64(b * TILE, M); r++)
+            for (int64_t c0 = 0; c0 < N; c0 += LM_Q8S_MAXC) {
+                const int nc = (int)lm_min64(N - c0, LM_Q8S_MAXC);
+                const void *xs[LM_Q8S_MAXC];
+                float o[LM_Q8S_MAXC];
+                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow;
+                k->mdot8[wt](K, lm_tensor_row(w, r, 0, 0), xs, nc, tk->two, o);
+                for (int c = 0; c < nc; c++) frow(dst, c0 + c, 0, 0)[r] = o[c];
+            }
+        return;
+    }
     for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += TILE) {
         const int64_t t1 = lm_min64(t0 + TILE, M);
         if (deq)
@@ -532,10 +545,11 @@ static void matmul_task(void *arg, int ith, int nth) {
 }
 
 /* the activation format of a matmul: q8s where its dots apply and every column runs as dot
- * products (decode: fewer columns than the q16 micro-kernel takes; matmul_id always), else the
- * table's 16-bit format, else f32 */
+ * products (with the multi-column dots: every matmul that reaches matmul_task, i.e. fewer columns
+ * than the f32 GEMM takes; else only below the q16 micro-kernel's 4; matmul_id always), else
+ * the table's 16-bit format, else f32 */
 static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only) {
-    if (f->act != ACT_Q16 && f->k->vec_dot8[wt] && (dots_only || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
+    if (f->act != ACT_Q16 && f->k->vec_dot8[wt] && (dots_only || f->k->mdot8[wt] || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
@@ -583,6 +597,24 @@ static void matmul_id_task(void *arg, int ith, int nth) {
             const int64_t r1t = lm_min64(r0t + TILE, r1);
             if (deq)
                 for (int64_t r = r0t; r < r1t; r++) lm_dequant_row(wt, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, K);
+            if (vt == LM_Q8S && k->mdot8[wt]) {
+                for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += LM_Q8S_MAXC) {
+                    const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, LM_Q8S_MAXC);
+                    const void *xs[LM_Q8S_MAXC];
+                    float *outs[LM_Q8S_MAXC], o[LM_Q8S_MAXC];
+                    for (int c = 0; c < nc; c++) {
+                        const int32_t pair = tk->bucket_pairs[p0 + c];
+                        const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;
+                        xs[c] = tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
+                        outs[c] = frow(dst, j, t, 0);
+                    }
+                    for (int64_t r = r0t; r < r1t; r++) {
+                        k->mdot8[wt](K, lm_tensor_row(w, r, e, 0), xs, nc, tk->two, o);
+                        for (int c = 0; c < nc; c++) outs[c][r] = o[c];
+                    }
+                }
+                continue;
+            }
             for (int32_t p = tk->bucket_off[e]; p < tk->bucket_off[e + 1]; p++) {
                 const int32_t pair = tk->bucket_pairs[p];
                 const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;

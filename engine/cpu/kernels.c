@@ -612,65 +612,71 @@ static inline __m512i dp8(__m512i q, const int8_t *xq, int two) {
 /* the weight-side scale factor that undoes dp8's x 256 with two planes (exact: a power of 2) */
 #define Q8S_UNIT(two) ((two) ? 1.0f / 256.0f : 1.0f)
 
-static inline float dot_q4_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
+/* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
+ * unpacked once and dotted with every column (decode of several sequences reads the weights once) */
+static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q4_K *w = vw;
-    const lm_block_q8s *x = vx;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[LM_Q8S_MAXC][2];
+    __m256 accm[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     /* low 32 bytes keep the low nibbles, the high 32 shift the high nibbles down */
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         __m256 sc, mn;
         k4_scales(w[i].scales, &sc, &mn);
-        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x[i].d)));
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(two ? x[i].s32 : x[i].t32), accm);
-        for (int j = 0; j < 4; j += 2) {
-            const __m512i b0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
-            const __m512i b1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j + 32)));
-            const __m512i p0 = dp8(_mm512_and_si512(_mm512_srlv_epi16(b0, sh), m4), x[i].qs + 64 * j, two);
-            const __m512i p1 = dp8(_mm512_and_si512(_mm512_srlv_epi16(b1, sh), m4), x[i].qs + 64 * j + 64, two);
-            acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p0), acc0);
-            acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j + 2, 2 * j + 3), _mm512_cvtepi32_ps(p1), acc1);
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn);
+        __m512i q[4]; /* values 64j..64j+63: sub-blocks 2j (lanes 0..7) and 2j + 1 (8..15) */
+        for (int j = 0; j < 4; j++)
+            q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j))), sh), m4);
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(dsc, _mm256_loadu_ps(x->d)));
+            accm[c] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(two ? x->s32 : x->t32), accm[c]);
+            for (int j = 0; j < 4; j++)
+                acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), acc[c][j & 1]);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
+    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
 }
 
-static inline float dot_q5_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
+static inline void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q5_K *w = vw;
-    const lm_block_q8s *x = vx;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[LM_Q8S_MAXC][2];
+    __m256 accm[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), s16 = _mm512_set1_epi8(16);
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         __m256 sc, mn;
         k4_scales(w[i].scales, &sc, &mn);
-        const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x[i].d)));
-        accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn), _mm256_loadu_ps(two ? x[i].s32 : x[i].t32), accm);
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn);
         const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)w[i].qh));
+        __m512i q[4];
         for (int j = 0; j < 4; j++) {
             /* the fifth bit of sub-block 2j (low half) is bit 2j of qh, of 2j + 1 bit 2j + 1 */
             const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))), _mm256_set1_epi8((char)(2 << (2 * j))), 1);
-            const __m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j)));
-            __m512i q = _mm512_and_si512(_mm512_srlv_epi16(b, sh), m4);
-            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hb, bit), q, s16);
-            const __m512i p = dp8(q, x[i].qs + 64 * j, two);
-            if (j & 1) acc1 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc1);
-            else acc0 = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(p), acc0);
+            q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j))), sh), m4);
+            q[j] = _mm512_mask_add_epi8(q[j], _mm512_test_epi8_mask(hb, bit), q[j], s16);
+        }
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(dsc, _mm256_loadu_ps(x->d)));
+            accm[c] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(two ? x->s32 : x->t32), accm[c]);
+            for (int j = 0; j < 4; j++)
+                acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), acc[c][j & 1]);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum8(accm);
+    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
 }
 
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
  * 64..127 (high nibbles) in order; the 2-bit highs of value i and 32 + i share qh byte i. Groups
  * of 16 carry int8 scales; the -32 offset is 32 x scale x the activation group sums. */
-static inline float dot_q6_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
+static inline void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q6_K *w = vw;
-    const lm_block_q8s *x = vx;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acco = _mm512_setzero_ps();
+    __m512 acc[LM_Q8S_MAXC][2], acco[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = acco[c] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
@@ -681,21 +687,24 @@ static inline float dot_q6_K_q8x(int64_t n, const void *vw, const void *vx, cons
         gi[v] = _mm512_add_epi32(_mm512_set1_epi32(4 * v), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const __m512 sw = _mm512_mul_ps(_mm512_set1_ps(H2F(w[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[i].scales))));
-        acco = _mm512_fmadd_ps(sw, _mm512_loadu_ps(two ? x[i].s16 : x[i].t16), acco);
-        const __m512 s = _mm512_mul_ps(_mm512_mul_ps(sw, _mm512_set1_ps(Q8S_UNIT(two))), _mm512_permutexvar_ps(dxi, _mm512_castps256_ps512(_mm256_loadu_ps(x[i].d))));
+        const __m512 swu = _mm512_mul_ps(sw, _mm512_set1_ps(Q8S_UNIT(two)));
+        __m512i q[4]; /* values 64v..64v+63 */
         for (int h = 0; h < 2; h++) {
             const __m512i l = _mm512_loadu_si512((const void *)(w[i].ql + 64 * h));
             const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h)));
             /* q = nibble | (shifted highs & 0x30) */
-            const __m512i qa = _mm512_ternarylogic_epi32(_mm512_and_si512(l, m4), _mm512_sllv_epi16(hb, shl), m30, 0xF8);
-            const __m512i qb = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(hb, shr), m30, 0xF8);
-            const __m512i pa = dp8(qa, x[i].qs + 128 * h, two);
-            const __m512i pb = dp8(qb, x[i].qs + 128 * h + 64, two);
-            acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h], s), _mm512_cvtepi32_ps(pa), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[2 * h + 1], s), _mm512_cvtepi32_ps(pb), acc1);
+            q[2 * h] = _mm512_ternarylogic_epi32(_mm512_and_si512(l, m4), _mm512_sllv_epi16(hb, shl), m30, 0xF8);
+            q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(hb, shr), m30, 0xF8);
+        }
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            acco[c] = _mm512_fmadd_ps(sw, _mm512_loadu_ps(two ? x->s16 : x->t16), acco[c]);
+            const __m512 s = _mm512_mul_ps(swu, _mm512_permutexvar_ps(dxi, _mm512_castps256_ps512(_mm256_loadu_ps(x->d))));
+            for (int v = 0; v < 4; v++)
+                acc[c][v & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(gi[v], s), _mm512_cvtepi32_ps(dp8(q[v], x->qs + 64 * v, two)), acc[c][v & 1]);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 32.0f * _mm512_reduce_add_ps(acco);
+    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - 32.0f * _mm512_reduce_add_ps(acco[c]);
 }
 
 /* q8s activation quantizer; bit-identical to lm_quant_row_q8s */
@@ -749,73 +758,86 @@ static inline __m256i dot8x32(__m256i w, const int8_t *x, int two) {
 }
 #define Q8S_UNIT(two) ((two) ? 1.0f / 256.0f : 1.0f)
 
-/* one q4_K / q5_K super-block (qh: the q5_K fifth bits, NULL for q4_K) into acc / accm */
-static inline void k45_q8s(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                           const lm_block_q8s *x, __m256 *acc, __m256 *accm, const int two) {
+/* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
+ * unpacked once (qh: the q5_K fifth bits, NULL for q4_K) and dotted with every column */
+static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
+    __m256 acc[LM_Q8S_MAXC], accm[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c] = accm[c] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
-    __m256 sc, mn;
-    k4_scales(scales, &sc, &mn);
-    __m256i p[8];
-    for (int j = 0; j < 4; j++) {
-        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-        __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-        if (qh) {
-            const __m256i hbits = _mm256_loadu_si256((const __m256i *)qh);
-            const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = (const uint8_t *)vw + (size_t)i * bsize;
+        uint16_t d, dmin;
+        const uint8_t *scales, *qh = NULL, *qs;
+        if (q5) {
+            const lm_block_q5_K *w = (const lm_block_q5_K *)b;
+            d = w->d, dmin = w->dmin, scales = w->scales, qh = w->qh, qs = w->qs;
+        } else {
+            const lm_block_q4_K *w = (const lm_block_q4_K *)b;
+            d = w->d, dmin = w->dmin, scales = w->scales, qs = w->qs;
         }
-        p[2 * j] = dot8x32(lo, x->qs + 64 * j, two);
-        p[2 * j + 1] = dot8x32(hi, x->qs + 64 * j + 32, two);
+        __m256 sc, mn;
+        k4_scales(scales, &sc, &mn);
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
+        __m256i q[8]; /* sub-block j */
+        for (int j = 0; j < 4; j++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            q[2 * j] = _mm256_and_si256(bits, m4);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            if (q5) {
+                const __m256i hbits = _mm256_loadu_si256((const __m256i *)qh);
+                const __m256i ml = _mm256_set1_epi8((char)(1 << (2 * j))), mh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
+                q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
+                q[2 * j + 1] = _mm256_or_si256(q[2 * j + 1], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
+            }
+        }
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            __m256i p[8];
+            for (int j = 0; j < 8; j++) p[j] = dot8x32(q[j], x->qs + 32 * j, two);
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dsc, _mm256_loadu_ps(x->d)), _mm256_cvtepi32_ps(hsum_8x8(p)), acc[c]);
+            accm[c] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(two ? x->s32 : x->t32), accm[c]);
+        }
     }
-    const __m256 sv = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), _mm256_loadu_ps(x->d));
-    *acc = _mm256_fmadd_ps(sv, _mm256_cvtepi32_ps(hsum_8x8(p)), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn), _mm256_loadu_ps(two ? x->s32 : x->t32), *accm);
+    for (int c = 0; c < nc; c++) out[c] = hsum8(_mm256_sub_ps(acc[c], accm[c]));
 }
 
-static inline float dot_q4_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
-    const lm_block_q4_K *w = vw;
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK_K; i++)
-        k45_q8s(w[i].d, w[i].dmin, w[i].scales, NULL, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm, two);
-    return hsum8(_mm256_sub_ps(acc, accm));
+static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
 }
 
-static inline float dot_q5_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
-    const lm_block_q5_K *w = vw;
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / LM_QK_K; i++)
-        k45_q8s(w[i].d, w[i].dmin, w[i].scales, w[i].qh, w[i].qs, (const lm_block_q8s *)vx + i, &acc, &accm, two);
-    return hsum8(_mm256_sub_ps(acc, accm));
+static inline void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
-static inline float dot_q6_K_q8x(int64_t n, const void *vw, const void *vx, const int two) {
+static inline void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q6_K *w = vw;
-    const lm_block_q8s *x = vx;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acco = _mm256_setzero_ps();
+    __m256 acc[LM_Q8S_MAXC][2], acco[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = acco[c] = _mm256_setzero_ps();
     const __m256i lo_dx = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi_dx = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const __m256 d = _mm256_set1_ps(H2F(w[i].d));
         const __m256 swl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w[i].scales))));
         const __m256 swh = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w[i].scales + 8)))));
-        const float *s16 = two ? x[i].s16 : x[i].t16;
-        acco = _mm256_fmadd_ps(swl, _mm256_loadu_ps(s16), acco);
-        acco = _mm256_fmadd_ps(swh, _mm256_loadu_ps(s16 + 8), acco);
-        const __m256 dx = _mm256_mul_ps(_mm256_loadu_ps(x[i].d), _mm256_set1_ps(Q8S_UNIT(two)));
-        const __m256 s[2] = {_mm256_mul_ps(swl, _mm256_permutevar8x32_ps(dx, lo_dx)), _mm256_mul_ps(swh, _mm256_permutevar8x32_ps(dx, hi_dx))};
-        for (int h = 0; h < 2; h++) {
-            __m256i q[4];
-            q6_unpack(w[i].ql + 64 * h, w[i].qh + 32 * h, q);
-            for (int k = 0; k < 4; k++) {
-                const __m256i idx = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1);
-                const __m256 p = _mm256_cvtepi32_ps(dot8x32(q[k], x[i].qs + 128 * h + 32 * k, two));
-                if (k & 1) acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc1);
-                else acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[h], idx), p, acc0);
+        __m256i q[8]; /* values 32k..32k+31 */
+        q6_unpack(w[i].ql, w[i].qh, q);
+        q6_unpack(w[i].ql + 64, w[i].qh + 32, q + 4);
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            const float *s16 = two ? x->s16 : x->t16;
+            acco[c] = _mm256_fmadd_ps(swl, _mm256_loadu_ps(s16), acco[c]);
+            acco[c] = _mm256_fmadd_ps(swh, _mm256_loadu_ps(s16 + 8), acco[c]);
+            const __m256 dx = _mm256_mul_ps(_mm256_loadu_ps(x->d), _mm256_set1_ps(Q8S_UNIT(two)));
+            const __m256 s[2] = {_mm256_mul_ps(swl, _mm256_permutevar8x32_ps(dx, lo_dx)), _mm256_mul_ps(swh, _mm256_permutevar8x32_ps(dx, hi_dx))};
+            for (int k = 0; k < 8; k++) {
+                const int kk = k & 3;
+                const __m256i idx = _mm256_setr_epi32(2 * kk, 2 * kk, 2 * kk, 2 * kk, 2 * kk + 1, 2 * kk + 1, 2 * kk + 1, 2 * kk + 1);
+                const __m256 p = _mm256_cvtepi32_ps(dot8x32(q[k], x->qs + 32 * k, two));
+                acc[c][k & 1] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s[k >> 2], idx), p, acc[c][k & 1]);
             }
         }
     }
-    return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * hsum8(acco);
+    for (int c = 0; c < nc; c++) out[c] = hsum8(_mm256_add_ps(acc[c][0], acc[c][1])) - 32.0f * hsum8(acco[c]);
 }
 
 /* q8s activation quantizer; bit-identical to lm_quant_row_q8s */
@@ -1125,13 +1147,33 @@ static void quant_q16(const float *x, void *dst, int64_t n) {
 }
 
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
-/* the 8-bit dots (q8s's first plane) and the two-plane, ~16-bit ones */
-static float dot_q4_K_q8s(int64_t n, const void *w, const void *x) { return dot_q4_K_q8x(n, w, x, 0); }
-static float dot_q5_K_q8s(int64_t n, const void *w, const void *x) { return dot_q5_K_q8x(n, w, x, 0); }
-static float dot_q6_K_q8s(int64_t n, const void *w, const void *x) { return dot_q6_K_q8x(n, w, x, 0); }
-static float dot_q4_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q4_K_q8x(n, w, x, 1); }
-static float dot_q5_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q5_K_q8x(n, w, x, 1); }
-static float dot_q6_K_q8s2(int64_t n, const void *w, const void *x) { return dot_q6_K_q8x(n, w, x, 1); }
+/* the 8-bit dots (q8s's first plane) and the two-plane, ~16-bit ones; single and multi-column */
+#define Q8S_WRAP(T)                                                                                \
+    static float dot_##T##_q8s(int64_t n, const void *w, const void *x) {                          \
+        float o;                                                                                   \
+        dot_##T##_q8m(n, w, &x, 1, 0, &o);                                                         \
+        return o;                                                                                  \
+    }                                                                                              \
+    static float dot_##T##_q8s2(int64_t n, const void *w, const void *x) {                         \
+        float o;                                                                                   \
+        dot_##T##_q8m(n, w, &x, 1, 1, &o);                                                         \
+        return o;                                                                                  \
+    }                                                                                              \
+    static void mdot_##T##_q8s(int64_t n, const void *w, const void *const *x, int nc, int two, float *out) { \
+        switch (nc * 2 + (two != 0)) {                                                             \
+        case 2: dot_##T##_q8m(n, w, x, 1, 0, out); break;                                          \
+        case 3: dot_##T##_q8m(n, w, x, 1, 1, out); break;                                          \
+        case 4: dot_##T##_q8m(n, w, x, 2, 0, out); break;                                          \
+        case 5: dot_##T##_q8m(n, w, x, 2, 1, out); break;                                          \
+        case 6: dot_##T##_q8m(n, w, x, 3, 0, out); break;                                          \
+        case 7: dot_##T##_q8m(n, w, x, 3, 1, out); break;                                          \
+        case 8: dot_##T##_q8m(n, w, x, 4, 0, out); break;                                          \
+        default: dot_##T##_q8m(n, w, x, 4, 1, out); break;                                         \
+        }                                                                                          \
+    }
+Q8S_WRAP(q4_K)
+Q8S_WRAP(q5_K)
+Q8S_WRAP(q6_K)
 #endif
 
 const lm_cpu_kernels LM_KERNELS_NAME = {
@@ -1176,5 +1218,6 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .quant_q8s = quant_q8s,
     .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
     .vec_dot8x2 = {[LM_Q4_K] = dot_q4_K_q8s2, [LM_Q5_K] = dot_q5_K_q8s2, [LM_Q6_K] = dot_q6_K_q8s2},
+    .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s},
 #endif
 };

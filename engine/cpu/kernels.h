@@ -17,6 +17,9 @@
 
 #include "../dtype.h"
 
+/* columns one q8s multi-column dot takes */
+#define LM_Q8S_MAXC 4
+
 /* the prefill GEMM's K step: weight rows are dequantized LM_SG_KC values at a time */
 #define LM_SG_KC 256
 
@@ -70,6 +73,9 @@ typedef struct lm_cpu_kernels {
     void (*quant_q8s)(const float *x, void *dst, int64_t n);
     lm_vec_dot_fn vec_dot8[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot8x2[LM_DTYPE_COUNT];
+    /* out[c] = dot(w, x[c]) for c < nc <= LM_Q8S_MAXC columns of q8s (two: both planes): the
+     * weights are unpacked once for all columns (decode of several sequences) */
+    void (*mdot8[LM_DTYPE_COUNT])(int64_t n, const void *w, const void *const *x, int nc, int two, float *out);
 } lm_cpu_kernels;
 
 extern const lm_cpu_kernels lm_cpu_kernels_generic;
