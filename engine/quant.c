@@ -190,11 +190,20 @@ void lm_quant_row_q8_K(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* largest |x| of a block, NaN if any element is NaN (fmaxf alone would skip it) */
+static float block_amax(const float *x, int n) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (isnan(x[j])) return NAN;
+        amax = fmaxf(amax, fabsf(x[j]));
+    }
+    return amax;
+}
+
 void lm_quant_row_q16(const float *x, void *dst, int64_t n) {
     lm_block_q16 *y = dst;
     for (int64_t i = 0; i < n / LM_QK16; i++, x += LM_QK16) {
-        float amax = 0.0f;
-        for (int j = 0; j < LM_QK16; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float amax = block_amax(x, LM_QK16);
         memset(&y[i], 0, sizeof y[i]);
         if (amax == 0.0f) continue;
         if (!isfinite(amax) || !isfinite(32767.0f / amax)) {
@@ -217,8 +226,7 @@ void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / LM_QK8S; i++) {
         memset(&y[i], 0, sizeof y[i]);
         for (int b = 0; b < 8; b++, x += 32) {
-            float amax = 0.0f;
-            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            const float amax = block_amax(x, 32);
             if (amax == 0.0f) continue;
             if (!isfinite(amax) || !isfinite(127.0f / amax)) {
                 if (!isfinite(amax)) y[i].d[b] = NAN;

@@ -566,6 +566,8 @@ Test(quantize, q8s) {
     x[9 * 32 + 30] = -INFINITY;
     for (int k = 0; k < 32; k++) x[13 * 32 + k] *= 1e-39f;
     lm_quant_row_q8s(x, q, n);
+    cr_assert(isnan(q[0].d[5]) && isnan(q[1].d[1]), "a NaN or inf in a 32 makes its scale NaN");
+    cr_assert_eq(q[1].d[5], 0.0f, "a 32 too small for a finite inverse scale is zero");
     const lm_cpu_kernels *t[3];
     const int nt = runnable_tables(t);
     for (int k = 0; k < nt; k++) {

@@ -713,9 +713,11 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
         float amax[8];
-        for (int b = 0; b < 8; b++)
-            amax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b)),
-                                                          _mm512_andnot_ps(sign, _mm512_loadu_ps(x + 32 * b + 16))));
+        for (int b = 0; b < 8; b++) {
+            const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+            amax[b] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+            if (_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) amax[b] = NAN;
+        }
         if (!q8s_plain(amax)) {
             lm_quant_row_q8s(x, &y[i], LM_QK8S);
             continue;
@@ -855,12 +857,17 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
     for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
         float amax[8];
         for (int b = 0; b < 8; b++) {
-            __m256 mx = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b));
-            for (int k = 1; k < 4; k++) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 32 * b + 8 * k)));
+            __m256 mx = _mm256_setzero_ps();
+            int nan = 0;
+            for (int k = 0; k < 4; k++) {
+                const __m256 v = _mm256_loadu_ps(x + 32 * b + 8 * k);
+                mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v));
+                nan |= _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            }
             __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-            amax[b] = _mm_cvtss_f32(m4);
+            amax[b] = nan ? NAN : _mm_cvtss_f32(m4);
         }
         if (!q8s_plain(amax)) {
             lm_quant_row_q8s(x, &y[i], LM_QK8S);
@@ -1111,15 +1118,17 @@ static void quant_q16(const float *x, void *dst, int64_t n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / LM_QK16; i++, x += LM_QK16) {
         __m256 v[4], mx = _mm256_setzero_ps();
+        int nan = 0;
         for (int k = 0; k < 4; k++) {
             v[k] = _mm256_loadu_ps(x + 8 * k);
             mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[k]));
+            nan |= _mm256_movemask_ps(_mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
         }
         __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
-        if (!(amax > 0.0f) || !isfinite(amax) || !isfinite(32767.0f / amax)) {
+        if (nan || !(amax > 0.0f) || !isfinite(amax) || !isfinite(32767.0f / amax)) {
             /* NaN, inf, zero and tiny blocks: the scalar quantizer defines them */
             lm_quant_row_q16(x, &y[i], LM_QK16);
             continue;
