@@ -257,7 +257,7 @@ static agreement decode_agreement(const char *act, const int32_t *toks, const re
  * must be closer to the exact model than llama.cpp, whose activations are 8-bit everywhere (its
  * KL and top-1 over the whole text, from the manifest), with perplexity within 0.5 % of exact;
  * LUMEN_CPU_ACT=q8x2 (~16-bit) meets the prefill test's exact-model margins (KL <= 1e-4, top-1
- * >= 99 %). */
+ * >= 99 %) on the first 256 positions. */
 Test(real_model, decode_path_accuracy, .init = setup, .fini = teardown, .timeout = 1200) {
     if (!model) cr_skip("Gemma 3 270M not installed (run tools/fetch_model.sh)");
     int32_t n;
@@ -265,14 +265,16 @@ Test(real_model, decode_path_accuracy, .init = setup, .fini = teardown, .timeout
     refrec rh;
     load_ref("real/ref_hf.bin", &rh);
     const uint32_t n_pos = rh.n_pos;
-    const agreement a8 = decode_agreement(NULL, toks, &rh, n_pos), ad = decode_agreement("q8x2", toks, &rh, n_pos);
+    /* the two-plane run checks exactness on the first 256 positions (CI time under ASan) */
+    const uint32_t n_x2 = n_pos < 256 ? n_pos : 256;
+    const agreement a8 = decode_agreement(NULL, toks, &rh, n_pos), ad = decode_agreement("q8x2", toks, &rh, n_x2);
     const double lc_kl = manifest_value("llama_vs_hf_kl "), lc_top1 = manifest_value("llama_vs_hf_top1 ");
     fprintf(stderr,
-            "decode path vs exact (HF float64), %u positions:\n"
+            "decode path vs exact (HF float64), %u positions (q8x2: the first %u):\n"
             "  LUMEN_CPU_ACT=q8x2:     top-1 %.4f, mean KL %.7f (max %.5f), perplexity %.4f vs %.4f\n"
             "  default activations:    top-1 %.4f, mean KL %.6f (max %.4f), perplexity %.4f vs %.4f\n"
             "  llama.cpp (prefill):    top-1 %.4f, mean KL %.6f\n",
-            n_pos, ad.top1, ad.kl_mean, ad.kl_max, ad.ppl, ad.ppl_ref, a8.top1, a8.kl_mean, a8.kl_max, a8.ppl, a8.ppl_ref,
+            n_pos, n_x2, ad.top1, ad.kl_mean, ad.kl_max, ad.ppl, ad.ppl_ref, a8.top1, a8.kl_mean, a8.kl_max, a8.ppl, a8.ppl_ref,
             lc_top1, lc_kl);
     cr_expect_leq(ad.kl_mean, 1e-4, "two-plane decode KL to the exact model %.7f", ad.kl_mean);
     cr_expect_geq(ad.top1, 0.99, "two-plane decode top-1 agreement %.4f", ad.top1);
