@@ -614,21 +614,38 @@ static inline __m512i dp8(__m512i q, const int8_t *xq, int two) {
 
 /* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
  * unpacked once and dotted with every column (decode of several sequences reads the weights once) */
-static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    const lm_block_q4_K *w = vw;
+/* q4_K / q5_K (q5: the fifth bits from qh) */
+static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
     __m512 acc[LM_Q8S_MAXC][2];
     __m256 accm[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), s16 = _mm512_set1_epi8(16);
     /* low 32 bytes keep the low nibbles, the high 32 shift the high nibbles down */
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
+        uint16_t d, dmin;
+        const uint8_t *scales, *qh = NULL, *qs;
+        if (q5) {
+            const lm_block_q5_K *w = (const lm_block_q5_K *)blk;
+            d = w->d, dmin = w->dmin, scales = w->scales, qh = w->qh, qs = w->qs;
+        } else {
+            const lm_block_q4_K *w = (const lm_block_q4_K *)blk;
+            d = w->d, dmin = w->dmin, scales = w->scales, qs = w->qs;
+        }
         __m256 sc, mn;
-        k4_scales(w[i].scales, &sc, &mn);
-        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn);
+        k4_scales(scales, &sc, &mn);
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
         __m512i q[4]; /* values 64j..64j+63: sub-blocks 2j (lanes 0..7) and 2j + 1 (8..15) */
-        for (int j = 0; j < 4; j++)
-            q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j))), sh), m4);
+        for (int j = 0; j < 4; j++) {
+            q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * j))), sh), m4);
+            if (q5) {
+                /* the fifth bit of sub-block 2j (low half) is bit 2j of qh, of 2j + 1 bit 2j + 1 */
+                const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+                const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))), _mm256_set1_epi8((char)(2 << (2 * j))), 1);
+                q[j] = _mm512_mask_add_epi8(q[j], _mm512_test_epi8_mask(hb, bit), q[j], s16);
+            }
+        }
         for (int c = 0; c < nc; c++) {
             const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
             const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(dsc, _mm256_loadu_ps(x->d)));
@@ -640,34 +657,12 @@ static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx
     for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
 }
 
+static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
+}
+
 static inline void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    const lm_block_q5_K *w = vw;
-    __m512 acc[LM_Q8S_MAXC][2];
-    __m256 accm[LM_Q8S_MAXC];
-    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(0x0F), s16 = _mm512_set1_epi8(16);
-    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        __m256 sc, mn;
-        k4_scales(w[i].scales, &sc, &mn);
-        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(w[i].dmin)), mn);
-        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)w[i].qh));
-        __m512i q[4];
-        for (int j = 0; j < 4; j++) {
-            /* the fifth bit of sub-block 2j (low half) is bit 2j of qh, of 2j + 1 bit 2j + 1 */
-            const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * j))), _mm256_set1_epi8((char)(2 << (2 * j))), 1);
-            q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j))), sh), m4);
-            q[j] = _mm512_mask_add_epi8(q[j], _mm512_test_epi8_mask(hb, bit), q[j], s16);
-        }
-        for (int c = 0; c < nc; c++) {
-            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
-            const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(dsc, _mm256_loadu_ps(x->d)));
-            accm[c] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(two ? x->s32 : x->t32), accm[c]);
-            for (int j = 0; j < 4; j++)
-                acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), acc[c][j & 1]);
-        }
-    }
-    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
+    k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
