@@ -119,12 +119,13 @@ typedef struct {
     float s16[16];
     float t32[8];
     float t16[16];
+    float pad[8]; /* qs and qr start on cache lines (in a 64-aligned buffer) */
     int8_t qs[LM_QK8S];
     int8_t qr[LM_QK8S];
-} lm_block_q8s; /* 736 B */
+} lm_block_q8s; /* 768 B: twelve cache lines */
 
 #ifndef __cplusplus
-_Static_assert(sizeof(lm_block_q8s) == 736, "q8s size");
+_Static_assert(sizeof(lm_block_q8s) == 768, "q8s size");
 _Static_assert(sizeof(lm_block_q16) == 76, "q16 size");
 _Static_assert(sizeof(lm_block_i4_g128) == 68, "i4_g128 size");
 _Static_assert(sizeof(lm_block_f8_e4m3) == 132, "f8_e4m3 size");

@@ -570,6 +570,10 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
 #endif
 
 #ifdef HAVE_AVX2
+/* the q8s dot bodies are instantiated per column count and plane count: force inlining so both
+ * fold to constants (GCC otherwise outlines the big bodies and keeps them as run-time values) */
+#define Q8S_INLINE static inline __attribute__((always_inline))
+
 /* q8s quantizers: whether all 8 maxima of a super-block give finite scales (else the scalar
  * quantizer defines the block: NaN, inf, zero and tiny values), and the scale and scaled sums of
  * its 32-block b from the integer sums (256 qs + qr: s0, s1; qs: t0, t1) of the two halves */
@@ -615,7 +619,7 @@ static inline __m512i dp8(__m512i q, const int8_t *xq, int two) {
 /* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
  * unpacked once and dotted with every column (decode of several sequences reads the weights once) */
 /* q4_K / q5_K (q5: the fifth bits from qh) */
-static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
     __m512 acc[LM_Q8S_MAXC][2];
     __m256 accm[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
@@ -657,18 +661,18 @@ static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, con
     for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
 }
 
-static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
 }
 
-static inline void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
  * 64..127 (high nibbles) in order; the 2-bit highs of value i and 32 + i share qh byte i. Groups
  * of 16 carry int8 scales; the -32 offset is 32 x scale x the activation group sums. */
-static inline void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q6_K *w = vw;
     __m512 acc[LM_Q8S_MAXC][2], acco[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = acco[c] = _mm512_setzero_ps();
@@ -757,7 +761,7 @@ static inline __m256i dot8x32(__m256i w, const int8_t *x, int two) {
 
 /* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
  * unpacked once (qh: the q5_K fifth bits, NULL for q4_K) and dotted with every column */
-static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
     __m256 acc[LM_Q8S_MAXC], accm[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c] = accm[c] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
@@ -775,7 +779,9 @@ static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, con
         __m256 sc, mn;
         k4_scales(scales, &sc, &mn);
         const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
-        __m256i q[8]; /* sub-block j */
+        __m256i q[8], p1[8]; /* sub-block j; with one column its dots are taken at once (AVX2 has
+                                  16 registers: keeping all 8 unpacked costs ~40 % there) */
+        const lm_block_q8s *x0 = (const lm_block_q8s *)vx[0] + i;
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             q[2 * j] = _mm256_and_si256(bits, m4);
@@ -786,6 +792,15 @@ static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, con
                 q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, ml), ml), s16));
                 q[2 * j + 1] = _mm256_or_si256(q[2 * j + 1], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, mh), mh), s16));
             }
+            if (nc == 1) {
+                p1[2 * j] = dot8x32(q[2 * j], x0->qs + 64 * j, two);
+                p1[2 * j + 1] = dot8x32(q[2 * j + 1], x0->qs + 64 * j + 32, two);
+            }
+        }
+        if (nc == 1) {
+            acc[0] = _mm256_fmadd_ps(_mm256_mul_ps(dsc, _mm256_loadu_ps(x0->d)), _mm256_cvtepi32_ps(hsum_8x8(p1)), acc[0]);
+            accm[0] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(two ? x0->s32 : x0->t32), accm[0]);
+            continue;
         }
         for (int c = 0; c < nc; c++) {
             const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
@@ -798,16 +813,16 @@ static inline void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, con
     for (int c = 0; c < nc; c++) out[c] = hsum8(_mm256_sub_ps(acc[c], accm[c]));
 }
 
-static inline void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
 }
 
-static inline void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
-static inline void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
     const lm_block_q6_K *w = vw;
     __m256 acc[LM_Q8S_MAXC][2], acco[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = acco[c] = _mm256_setzero_ps();
