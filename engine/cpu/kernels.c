@@ -780,7 +780,7 @@ Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const 
         k4_scales(scales, &sc, &mn);
         const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
         __m256i q[8], p1[8]; /* sub-block j; with one column its dots are taken at once (AVX2 has
-                                  16 registers: keeping all 8 unpacked costs ~40 % there) */
+                                  16 registers: holding all 8 unpacked would only add spills) */
         const lm_block_q8s *x0 = (const lm_block_q8s *)vx[0] + i;
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
