@@ -145,48 +145,34 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 
-static inline void deq_q4_K(const void *src, float *y, int64_t n) {
-    const lm_block_q4_K *x = src;
+/* q4_K and q5_K (q5: the fifth bits from qh; a constant in each caller, so each folds to its own
+ * loop) */
+static inline __attribute__((always_inline)) void deq_k45(const void *src, float *y, int64_t n, int q5) {
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const uint8_t *q = x[i].qs;
-        const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
-        int is = 0;
-        for (int j = 0; j < LM_QK_K; j += 64) {
-            uint8_t sc, m;
-            scale_min_k4(is + 0, x[i].scales, &sc, &m);
-            const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * (float)sc, m2 = dmin * (float)m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
-            q += 32;
-            is += 2;
-        }
-    }
-}
-
-static inline void deq_q5_K(const void *src, float *y, int64_t n) {
-    const lm_block_q5_K *x = src;
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const float d = H2F(x[i].d), dmin = H2F(x[i].dmin);
+        const lm_block_q4_K *x4 = (const lm_block_q4_K *)src + i;
+        const lm_block_q5_K *x5 = (const lm_block_q5_K *)src + i;
+        const uint8_t *q = q5 ? x5->qs : x4->qs, *qh = q5 ? x5->qh : NULL, *scales = q5 ? x5->scales : x4->scales;
+        const float d = H2F(q5 ? x5->d : x4->d), dmin = H2F(q5 ? x5->dmin : x4->dmin);
         int is = 0;
         uint8_t u1 = 1, u2 = 2;
         for (int j = 0; j < LM_QK_K; j += 64) {
             uint8_t sc, m;
-            scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            scale_min_k4(is + 0, scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            scale_min_k4(is + 1, scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-            ql += 32;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] & 0xF) + (q5 && (qh[l] & u1) ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)((q[l] >> 4) + (q5 && (qh[l] & u2) ? 16 : 0)) - m2;
+            q += 32;
             is += 2;
             u1 = (uint8_t)(u1 << 2);
             u2 = (uint8_t)(u2 << 2);
         }
     }
 }
+
+static inline void deq_q4_K(const void *src, float *y, int64_t n) { deq_k45(src, y, n, 0); }
+static inline void deq_q5_K(const void *src, float *y, int64_t n) { deq_k45(src, y, n, 1); }
 
 static inline void deq_q6_K(const void *src, float *y, int64_t n) {
     const lm_block_q6_K *x = src;

@@ -590,6 +590,13 @@ Test(quantize, q8s) {
     free(q2);
 }
 
+/* one column of a table's q8s dot */
+static float dot1(const lm_cpu_kernels *t, lm_dtype ty, int64_t K, const void *w, const void *x, int two) {
+    float o;
+    t->mdot8[ty](K, w, &x, 1, two, &o);
+    return o;
+}
+
 /* The q8s dot kernels against double arithmetic on the same quantized operands: dequantized
  * weights x the activations as each dot sees them (two planes: d (qs + qr / 256); one plane:
  * d qs). Only the float accumulation may differ, so the tolerance is 1e-5 of sum |w x|. Weights
@@ -627,8 +634,8 @@ Test(dot, q8s_kernels) {
                 mag1 += fabs((double)wd[i] * x1);
             }
             for (int k = 0; k < nt; k++) {
-                if (!t[k]->vec_dot8x2[ty]) continue;
-                const double got = t[k]->vec_dot8x2[ty](K, w, xq), got1 = t[k]->vec_dot8[ty](K, w, xq);
+                if (!t[k]->mdot8[ty]) continue;
+                const double got = dot1(t[k], ty, K, w, xq, 1), got1 = dot1(t[k], ty, K, w, xq, 0);
                 cr_assert(fabs(got - want) <= 1e-5 * mag, "%s %s row %d: two-plane dot %.9g, want %.9g (sum |wx| %.4g)",
                           t[k]->isa, lm_dtype_name(ty), row, got, want, mag);
                 cr_assert(fabs(got1 - want1) <= 1e-5 * mag1, "%s %s row %d: 8-bit dot %.9g, want %.9g (sum |wx| %.4g)", t[k]->isa,
@@ -667,7 +674,7 @@ Test(dot, q8s_kernels) {
                     float o[LM_Q8S_MAXC];
                     t[k]->mdot8[ty](K, w, cols, nc, two, o);
                     for (int c = 0; c < nc; c++) {
-                        const float want = (two ? t[k]->vec_dot8x2[ty] : t[k]->vec_dot8[ty])(K, w, cols[c]);
+                        const float want = dot1(t[k], ty, K, w, cols[c], two);
                         cr_assert_eq(f2u(o[c]), f2u(want), "%s %s mdot8 (%d columns, two %d) column %d: %.9g, single %.9g",
                                      t[k]->isa, lm_dtype_name(ty), nc, two, c, (double)o[c], (double)want);
                     }

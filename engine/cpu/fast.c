@@ -207,9 +207,8 @@ static void quant_cols_task(void *arg, int ith, int nth) {
 }
 
 /* dot of weight row wr (type wt) with column c; `deq` holds the dequantized row for fallbacks */
-static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, bool two, int64_t K, const void *wr,
+static inline float dot_row(const lm_cpu_kernels *k, lm_dtype wt, lm_dtype vt, int64_t K, const void *wr,
                             const float *deq, const void *xc) {
-    if (vt == LM_Q8S) return (two ? k->vec_dot8x2[wt] : k->vec_dot8[wt])(K, wr, xc);
     if (vt != LM_F32) return k->vec_dot[wt](K, wr, xc);
     switch (wt) {
     case LM_F32: return k->dot_f32(wr, xc, K);
@@ -517,7 +516,7 @@ static void matmul_task(void *arg, int ith, int nth) {
         gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
         return;
     }
-    if (vt == LM_Q8S && k->mdot8[wt]) {
+    if (vt == LM_Q8S) {
         /* each row's weights unpacked once per LM_Q8S_MAXC columns */
         for (int64_t r = a * TILE; r < lm_min64(b * TILE, M); r++)
             for (int64_t c0 = 0; c0 < N; c0 += LM_Q8S_MAXC) {
@@ -539,22 +538,21 @@ static void matmul_task(void *arg, int ith, int nth) {
             const void *xc = vt == LM_F32 ? (const void *)frow(x, c, 0, 0) : tk->xq + (size_t)c * tk->xrow;
             float *out = frow(dst, c, 0, 0);
             for (int64_t r = t0; r < t1; r++)
-                out[r] = dot_row(k, wt, vt, tk->two, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
+                out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
         }
     }
 }
 
-/* the activation format of a matmul: q8s where its dots apply and every column runs as dot
- * products (with the multi-column dots: every matmul that reaches matmul_task, i.e. fewer columns
- * than the f32 GEMM takes; else only below the q16 micro-kernel's 4; matmul_id always), else
- * the table's 16-bit format, else f32 */
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t N, bool dots_only) {
-    if (f->act != ACT_Q16 && f->k->vec_dot8[wt] && (dots_only || f->k->mdot8[wt] || !gemm_ok(f, wt, f->k->vec_type[wt], N))) return LM_Q8S;
+/* the activation format of the matmuls that reach the dot-product paths (fewer columns than the
+ * f32 GEMM takes; matmul_id's other experts): q8s where the table has its dots, else the table's
+ * 16-bit format, else f32 */
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
+    if (f->act != ACT_Q16 && f->k->mdot8[wt]) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
-    tk->vt = vec_type_for(f, w->type, x->ne[1], dots_only);
+    tk->vt = vec_type_for(f, w->type);
     tk->two = tk->vt == LM_Q8S && (f->act == ACT_Q8X2 || (tk->n->ip[0] & LM_MM_X_OUTLIERS));
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
@@ -597,7 +595,7 @@ static void matmul_id_task(void *arg, int ith, int nth) {
             const int64_t r1t = lm_min64(r0t + TILE, r1);
             if (deq)
                 for (int64_t r = r0t; r < r1t; r++) lm_dequant_row(wt, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, K);
-            if (vt == LM_Q8S && k->mdot8[wt]) {
+            if (vt == LM_Q8S) {
                 for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += LM_Q8S_MAXC) {
                     const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, LM_Q8S_MAXC);
                     const void *xs[LM_Q8S_MAXC];
@@ -622,7 +620,7 @@ static void matmul_id_task(void *arg, int ith, int nth) {
                                               : tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
                 float *out = frow(dst, j, t, 0);
                 for (int64_t r = r0t; r < r1t; r++)
-                    out[r] = dot_row(k, wt, vt, tk->two, K, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, xc);
+                    out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, xc);
             }
         }
     }

@@ -570,6 +570,20 @@ static float dot_q6_K_512(int64_t n, const void *vw, const void *vx) {
 #endif
 
 #ifdef HAVE_AVX2
+/* the fields of q4_K / q5_K super-block i (q5: the type is q5_K; qh NULL for q4_K) */
+typedef struct {
+    uint16_t d, dmin;
+    const uint8_t *scales, *qh, *qs;
+} k45_block;
+static inline k45_block k45_at(const void *w, int64_t i, int q5) {
+    if (q5) {
+        const lm_block_q5_K *b = (const lm_block_q5_K *)w + i;
+        return (k45_block){b->d, b->dmin, b->scales, b->qh, b->qs};
+    }
+    const lm_block_q4_K *b = (const lm_block_q4_K *)w + i;
+    return (k45_block){b->d, b->dmin, b->scales, NULL, b->qs};
+}
+
 /* the q8s dot bodies are instantiated per column count and plane count: force inlining so both
  * fold to constants (GCC otherwise outlines the big bodies and keeps them as run-time values) */
 #define Q8S_INLINE static inline __attribute__((always_inline))
@@ -619,7 +633,7 @@ static inline __m512i dp8(__m512i q, const int8_t *xq, int two) {
 /* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
  * unpacked once and dotted with every column (decode of several sequences reads the weights once) */
 /* q4_K / q5_K (q5: the fifth bits from qh) */
-Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
     __m512 acc[LM_Q8S_MAXC][2];
     __m256 accm[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
@@ -627,16 +641,9 @@ Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const 
     /* low 32 bytes keep the low nibbles, the high 32 shift the high nibbles down */
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
-        uint16_t d, dmin;
-        const uint8_t *scales, *qh = NULL, *qs;
-        if (q5) {
-            const lm_block_q5_K *w = (const lm_block_q5_K *)blk;
-            d = w->d, dmin = w->dmin, scales = w->scales, qh = w->qh, qs = w->qs;
-        } else {
-            const lm_block_q4_K *w = (const lm_block_q4_K *)blk;
-            d = w->d, dmin = w->dmin, scales = w->scales, qs = w->qs;
-        }
+        const k45_block kb = k45_at(vw, i, q5);
+        const uint16_t d = kb.d, dmin = kb.dmin;
+        const uint8_t *scales = kb.scales, *qh = kb.qh, *qs = kb.qs;
         __m256 sc, mn;
         k4_scales(scales, &sc, &mn);
         const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
@@ -662,11 +669,11 @@ Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const 
 }
 
 Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
+    k45_q8m(vw, n / LM_QK_K, 0, vx, nc, two, out);
 }
 
 Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
+    k45_q8m(vw, n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
@@ -761,21 +768,14 @@ static inline __m256i dot8x32(__m256i w, const int8_t *x, int two) {
 
 /* Multi-column: out[c] = dot(w, x[c]) for c < nc (<= LM_Q8S_MAXC); each super-block's weights are
  * unpacked once (qh: the q5_K fifth bits, NULL for q4_K) and dotted with every column */
-Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
+Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *vx, const int nc, const int two, float *out) {
     __m256 acc[LM_Q8S_MAXC], accm[LM_Q8S_MAXC];
     for (int c = 0; c < nc; c++) acc[c] = accm[c] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *b = (const uint8_t *)vw + (size_t)i * bsize;
-        uint16_t d, dmin;
-        const uint8_t *scales, *qh = NULL, *qs;
-        if (q5) {
-            const lm_block_q5_K *w = (const lm_block_q5_K *)b;
-            d = w->d, dmin = w->dmin, scales = w->scales, qh = w->qh, qs = w->qs;
-        } else {
-            const lm_block_q4_K *w = (const lm_block_q4_K *)b;
-            d = w->d, dmin = w->dmin, scales = w->scales, qs = w->qs;
-        }
+        const k45_block kb = k45_at(vw, i, q5);
+        const uint16_t d = kb.d, dmin = kb.dmin;
+        const uint8_t *scales = kb.scales, *qh = kb.qh, *qs = kb.qs;
         __m256 sc, mn;
         k4_scales(scales, &sc, &mn);
         const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
@@ -814,11 +814,11 @@ Q8S_INLINE void k45_q8m(const void *vw, size_t bsize, int64_t nb, int q5, const 
 }
 
 Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, sizeof(lm_block_q4_K), n / LM_QK_K, 0, vx, nc, two, out);
+    k45_q8m(vw, n / LM_QK_K, 0, vx, nc, two, out);
 }
 
 Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, sizeof(lm_block_q5_K), n / LM_QK_K, 1, vx, nc, two, out);
+    k45_q8m(vw, n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
@@ -1166,18 +1166,9 @@ static void quant_q16(const float *x, void *dst, int64_t n) {
 }
 
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
-/* the 8-bit dots (q8s's first plane) and the two-plane, ~16-bit ones; single and multi-column */
+/* the q8s dots for 1..LM_Q8S_MAXC columns, one or both planes: each case its own constant-folded
+ * instance */
 #define Q8S_WRAP(T)                                                                                \
-    static float dot_##T##_q8s(int64_t n, const void *w, const void *x) {                          \
-        float o;                                                                                   \
-        dot_##T##_q8m(n, w, &x, 1, 0, &o);                                                         \
-        return o;                                                                                  \
-    }                                                                                              \
-    static float dot_##T##_q8s2(int64_t n, const void *w, const void *x) {                         \
-        float o;                                                                                   \
-        dot_##T##_q8m(n, w, &x, 1, 1, &o);                                                         \
-        return o;                                                                                  \
-    }                                                                                              \
     static void mdot_##T##_q8s(int64_t n, const void *w, const void *const *x, int nc, int two, float *out) { \
         switch (nc * 2 + (two != 0)) {                                                             \
         case 2: dot_##T##_q8m(n, w, x, 1, 0, out); break;                                          \
@@ -1235,8 +1226,6 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
 #endif
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
     .quant_q8s = quant_q8s,
-    .vec_dot8 = {[LM_Q4_K] = dot_q4_K_q8s, [LM_Q5_K] = dot_q5_K_q8s, [LM_Q6_K] = dot_q6_K_q8s},
-    .vec_dot8x2 = {[LM_Q4_K] = dot_q4_K_q8s2, [LM_Q5_K] = dot_q5_K_q8s2, [LM_Q6_K] = dot_q6_K_q8s2},
     .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s},
 #endif
 };

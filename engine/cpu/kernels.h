@@ -68,13 +68,10 @@ typedef struct lm_cpu_kernels {
     lm_dtype vec_type[LM_DTYPE_COUNT];
     lm_vec_dot_fn vec_dot[LM_DTYPE_COUNT];
     /* the integer-dot path (AVX-512 VNNI / AVX2): activations quantized to q8s (int8 with a scale
-     * per 32, plus an int8 residual plane), dotted by vec_dot8[t] (first plane: 8-bit) or
-     * vec_dot8x2[t] (both planes: ~16-bit); NULL where the table has none */
+     * per 32, plus an int8 residual plane), then out[c] = dot(w, x[c]) for c < nc <= LM_Q8S_MAXC
+     * columns, the weights unpacked once for all of them; two: both planes (~16-bit), else the
+     * first (8-bit). NULL where the table has none. */
     void (*quant_q8s)(const float *x, void *dst, int64_t n);
-    lm_vec_dot_fn vec_dot8[LM_DTYPE_COUNT];
-    lm_vec_dot_fn vec_dot8x2[LM_DTYPE_COUNT];
-    /* out[c] = dot(w, x[c]) for c < nc <= LM_Q8S_MAXC columns of q8s (two: both planes): the
-     * weights are unpacked once for all columns (decode of several sequences) */
     void (*mdot8[LM_DTYPE_COUNT])(int64_t n, const void *w, const void *const *x, int nc, int two, float *out);
 } lm_cpu_kernels;
 
