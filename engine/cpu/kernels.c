@@ -668,14 +668,6 @@ Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *v
     for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - hsum8(accm[c]);
 }
 
-Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, n / LM_QK_K, 0, vx, nc, two, out);
-}
-
-Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, n / LM_QK_K, 1, vx, nc, two, out);
-}
-
 /* q6_K: for each half (128 values), 64 bytes of low nibbles give values 0..63 (low nibbles) and
  * 64..127 (high nibbles) in order; the 2-bit highs of value i and 32 + i share qh byte i. Groups
  * of 16 carry int8 scales; the -32 offset is 32 x scale x the activation group sums. */
@@ -811,14 +803,6 @@ Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *v
         }
     }
     for (int c = 0; c < nc; c++) out[c] = hsum8(_mm256_sub_ps(acc[c], accm[c]));
-}
-
-Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, n / LM_QK_K, 0, vx, nc, two, out);
-}
-
-Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    k45_q8m(vw, n / LM_QK_K, 1, vx, nc, two, out);
 }
 
 /* q6_K: each 32 values hold groups 2c (lanes 0..3) and 2c + 1 (lanes 4..7) */
@@ -1166,6 +1150,15 @@ static void quant_q16(const float *x, void *dst, int64_t n) {
 }
 
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
+/* q4_K / q5_K through the ISA's k45_q8m */
+Q8S_INLINE void dot_q4_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    k45_q8m(vw, n / LM_QK_K, 0, vx, nc, two, out);
+}
+
+Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    k45_q8m(vw, n / LM_QK_K, 1, vx, nc, two, out);
+}
+
 /* the q8s dots for 1..LM_Q8S_MAXC columns, one or both planes: each case its own constant-folded
  * instance */
 #define Q8S_WRAP(T)                                                                                \
