@@ -426,7 +426,7 @@ static bool cu_supports(lm_backend *be, const lm_node *n) {
         if (!on_device(be, n->src[i])) return false;
     const lm_tensor *a = n->src[0], *d = n->dst;
     switch (n->op) {
-    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU:
+    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_SWIGLU:
         return a->type == LM_F32 && d->type == LM_F32 && (!n->src[1] || n->src[1]->type == LM_F32);
     case LM_OP_RMS_NORM:
         return a->type == LM_F32 && d->type == LM_F32 && (!n->src[1] || n->src[1]->type == LM_F32) &&
@@ -448,7 +448,7 @@ static bool cu_supports(lm_backend *be, const lm_node *n) {
 
 static void run_node(ctx &c, const lm_node *n) {
     switch (n->op) {
-    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: op_elementwise(c, n); break;
+    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_SWIGLU: op_elementwise(c, n); break;
     case LM_OP_RMS_NORM: op_rms_norm(c, n); break;
     case LM_OP_GET_ROWS: op_get_rows(c, n); break;
     case LM_OP_SET_ROWS: op_set_rows(c, n); break;

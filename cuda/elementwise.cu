@@ -1,5 +1,5 @@
 /*
- * elementwise.cu — add / mul (second operand one row: broadcast), scale, softcap, GeGLU; the
+ * elementwise.cu — add / mul (second operand one row: broadcast), scale, softcap, GeGLU, SwiGLU; the
  * embedding gather (get_rows, any weight type), set_rows (the KV-cache write) and cpy (type
  * conversion between strided views).
  *
@@ -13,7 +13,7 @@
 
 namespace LM_CUDA_NS {
 
-enum { EW_ADD, EW_MUL, EW_SCALE, EW_SOFTCAP, EW_GEGLU };
+enum { EW_ADD, EW_MUL, EW_SCALE, EW_SOFTCAP, EW_GEGLU, EW_SWIGLU };
 
 template <int OP> __global__ void __launch_bounds__(256) k_elementwise(view a, view b, view d, bool bcast, float f) {
     const int64_t j = (int64_t)blockIdx.x * 256 + threadIdx.x;
@@ -21,11 +21,12 @@ template <int OP> __global__ void __launch_bounds__(256) k_elementwise(view a, v
     for (int64_t r = blockIdx.y; r < a.nrows; r += gridDim.y) {
         const float x = ((const float *)view_row(a, r))[j];
         float y = 0.0f, o;
-        if constexpr (OP == EW_ADD || OP == EW_MUL || OP == EW_GEGLU) y = ((const float *)(bcast ? b.p : view_row(b, r)))[j];
+        if constexpr (OP == EW_ADD || OP == EW_MUL || OP == EW_GEGLU || OP == EW_SWIGLU) y = ((const float *)(bcast ? b.p : view_row(b, r)))[j];
         if constexpr (OP == EW_ADD) o = x + y;
         else if constexpr (OP == EW_MUL) o = x * y;
         else if constexpr (OP == EW_SCALE) o = x * f;
         else if constexpr (OP == EW_SOFTCAP) o = f * tanhf(x / f);
+        else if constexpr (OP == EW_SWIGLU) o = x / (1.0f + expf(-x)) * y;
         else o = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))) * y;
         ((float *)view_row(d, r))[j] = o;
     }
@@ -46,6 +47,7 @@ void op_elementwise(ctx &c, const lm_node *n) {
     case LM_OP_MUL: { auto k = k_elementwise<EW_MUL>; LM_KERNEL(c, k, grid, 256, 0, va, vb, vd, bcast, f); break; }
     case LM_OP_SCALE: { auto k = k_elementwise<EW_SCALE>; LM_KERNEL(c, k, grid, 256, 0, va, vb, vd, bcast, f); break; }
     case LM_OP_SOFTCAP: { auto k = k_elementwise<EW_SOFTCAP>; LM_KERNEL(c, k, grid, 256, 0, va, vb, vd, bcast, f); break; }
+    case LM_OP_SWIGLU: { auto k = k_elementwise<EW_SWIGLU>; LM_KERNEL(c, k, grid, 256, 0, va, vb, vd, bcast, f); break; }
     default: { auto k = k_elementwise<EW_GEGLU>; LM_KERNEL(c, k, grid, 256, 0, va, vb, vd, bcast, f); break; }
     }
 }

@@ -91,7 +91,7 @@ const char *lm_op_name(lm_op op) {
     static const char *names[LM_OP_COUNT] = {
         [LM_OP_NONE] = "none", [LM_OP_GET_ROWS] = "get_rows", [LM_OP_SET_ROWS] = "set_rows",
         [LM_OP_RMS_NORM] = "rms_norm", [LM_OP_MATMUL] = "matmul", [LM_OP_MATMUL_ID] = "matmul_id",
-        [LM_OP_ROPE] = "rope", [LM_OP_ATTENTION] = "attention", [LM_OP_GEGLU] = "geglu",
+        [LM_OP_ROPE] = "rope", [LM_OP_ATTENTION] = "attention", [LM_OP_GEGLU] = "geglu", [LM_OP_SWIGLU] = "swiglu",
         [LM_OP_ADD] = "add", [LM_OP_MUL] = "mul", [LM_OP_SCALE] = "scale", [LM_OP_SOFTCAP] = "softcap",
         [LM_OP_TOPK] = "topk", [LM_OP_MOE_WEIGHTS] = "moe_weights", [LM_OP_MOE_SUM] = "moe_sum",
         [LM_OP_CPY] = "cpy",

@@ -70,6 +70,7 @@ typedef enum lm_op {
     LM_OP_MOE_WEIGHTS, /* dst [k, n] = softmax(src0)[ids] renormalised over ids, * src2[ids] */
     LM_OP_MOE_SUM,     /* dst [d, n] = sum_j src1[j, n] * src0[:, j, n] */
     LM_OP_CPY,         /* dst = convert(src0), any strides */
+    LM_OP_SWIGLU,      /* dst = silu(src0) * src1 */
     LM_OP_COUNT
 } lm_op;
 

@@ -114,7 +114,8 @@ static lm_tensor *record(lm_context *c, int32_t n, int32_t n_out, bool measure, 
             .cells = {&views[d][ST_CELL_SWA], &views[d][ST_CELL_FULL]},
             .out_ids = &views[d][ST_OUT],
         };
-    lm_tensor *logits = lm_gemma_forward(c->model, &c->kv, c->graph, &s);
+    lm_tensor *logits = LM_ARCH_IS_LLAMA(c->model->arch) ? lm_llama_forward(c->model, &c->kv, c->graph, &s)
+                                                          : lm_gemma_forward(c->model, &c->kv, c->graph, &s);
     if (c->p.output == LM_OUTPUT_ARGMAX && logits) return lm_topk(c->graph, logits, 1);
     return logits;
 }

@@ -11,7 +11,7 @@ void lm_kv_shape(const lm_model *m, int32_t n_ctx, int32_t n_batch, int32_t cps[
     ring[LM_KV_KIND_FULL] = false;
     /* a chunk of n_batch tokens needs W - 1 + n_batch rows visible at once */
     int64_t swa = lm_pad((size_t)(m->hp.window - 1 + n_batch), 32);
-    if (swa >= n_ctx) {
+    if (m->hp.window < 1 || swa >= n_ctx) { /* no sliding layers (window 0): the kind stays unused */
         cps[LM_KV_KIND_SWA] = n_ctx;
         ring[LM_KV_KIND_SWA] = false;
     } else {

@@ -99,8 +99,9 @@ static lm_status read_hparams(lm_model *m) {
     LM_TRY(get_i32(m, "attention.head_count", 1, 4096, &hp->n_head, true));
     LM_TRY(get_i32(m, "context_length", 1, 1 << 24, &hp->n_ctx_train, false));
     LM_TRY(get_f32(m, "attention.layer_norm_rms_epsilon", 0.0f, 1.0f, &hp->eps, false));
+    const bool llama = LM_ARCH_IS_LLAMA(m->arch);
     hp->window = 0;
-    LM_TRY(get_i32(m, "attention.sliding_window", 1, 1 << 24, &hp->window, false));
+    if (!llama) LM_TRY(get_i32(m, "attention.sliding_window", 1, 1 << 24, &hp->window, false));
     hp->final_softcap = 0;
     LM_TRY(get_f32(m, "final_logit_softcapping", 0.0f, 1e6f, &hp->final_softcap, false));
     LM_TRY(get_i32(m, "expert_count", 0, 4096, &hp->n_expert, false));
@@ -123,7 +124,7 @@ static lm_status read_hparams(lm_model *m) {
     hdv_swa = hd_swa;
     LM_TRY(get_i32(m, "attention.value_length_swa", 2, 8192, &hdv_swa, false));
 
-    float theta_full = 1e6f, theta_swa = 1e4f, scale_full = 1.0f;
+    float theta_full = llama ? 1e4f : 1e6f, theta_swa = 1e4f, scale_full = 1.0f;
     LM_TRY(get_f32(m, "rope.freq_base", 1.0f, 1e12f, &theta_full, false));
     LM_TRY(get_f32(m, "rope.freq_base_swa", 1.0f, 1e12f, &theta_swa, false));
     {
@@ -175,7 +176,7 @@ static lm_status read_hparams(lm_model *m) {
         if (L->head_dim % 2 != 0) return lm_fail(LM_STATUS_FORMAT, "layer %d: odd head dim %d", il, L->head_dim);
         L->kv_layer = il;
         L->out_scale = 1.0f;
-        L->rope.mode = LM_ROPE_NEOX;
+        L->rope.mode = m->arch == LM_ARCH_LLAMA ? LM_ROPE_NORM : LM_ROPE_NEOX;
         L->rope.freq_dim = L->head_dim;
         L->rope.n_pairs = L->head_dim / 2;
         L->rope.theta = L->sliding ? theta_swa : theta_full;
@@ -199,7 +200,10 @@ static lm_status read_hparams(lm_model *m) {
         m->layers[il].kv_layer = donor;
     }
 
-    if (g4) {
+    if (llama) {
+        hp->attn_scale = 1.0f / sqrtf((float)hd_full);
+        hp->emb_scale = 1.0f;
+    } else if (g4) {
         hp->attn_scale = 1.0f;
         hp->emb_scale = bf16_round(sqrtf((float)hp->n_embd)); /* HF casts sqrt(H) to bf16 */
     } else {
@@ -468,7 +472,32 @@ static lm_status bind_weights(lm_model *m, const lm_model_params *p) {
         m->ple_proj_norm = bind(&b, "per_layer_proj_norm.weight", 1, P, 1, 1, true, true);
     }
 
-    for (int il = 0; il < hp->n_layer && !b.st; il++) {
+    if (LM_ARCH_IS_LLAMA(m->arch)) {
+        /* Llama 3.1-style frequency factors, when present, apply to every layer */
+        const lm_gguf_tensor *rf = lm_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+        if (rf) m->rope_freqs = bind(&b, "rope_freqs.weight", 1, m->layers[0].head_dim / 2, 1, 1, true, true);
+    }
+    for (int il = 0; il < hp->n_layer && !b.st && LM_ARCH_IS_LLAMA(m->arch); il++) {
+        lm_layer *L = &m->layers[il];
+        const int64_t hd = L->head_dim, nq = (int64_t)hp->n_head * hd, nk = (int64_t)L->n_head_kv * hd;
+        const int64_t nv = (int64_t)L->n_head_kv * L->head_dim_v, no = (int64_t)hp->n_head * L->head_dim_v;
+        const bool qwen = m->arch == LM_ARCH_QWEN2;
+        L->attn_norm = bind(&b, NAME("blk.%d.attn_norm.weight", il), 1, H, 1, 1, true, true);
+        L->wq = bind(&b, NAME("blk.%d.attn_q.weight", il), 2, H, nq, 1, true, false);
+        L->wk = bind(&b, NAME("blk.%d.attn_k.weight", il), 2, H, nk, 1, true, false);
+        L->wv = bind(&b, NAME("blk.%d.attn_v.weight", il), 2, H, nv, 1, true, false);
+        L->wo = bind(&b, NAME("blk.%d.attn_output.weight", il), 2, no, H, 1, true, false);
+        L->bq = bind(&b, NAME("blk.%d.attn_q.bias", il), 1, nq, 1, 1, qwen, true);
+        L->bk = bind(&b, NAME("blk.%d.attn_k.bias", il), 1, nk, 1, 1, qwen, true);
+        L->bv = bind(&b, NAME("blk.%d.attn_v.bias", il), 1, nv, 1, 1, qwen, true);
+        L->bo = bind(&b, NAME("blk.%d.attn_output.bias", il), 1, H, 1, 1, false, true);
+        L->ffn_norm = bind(&b, NAME("blk.%d.ffn_norm.weight", il), 1, H, 1, 1, true, true);
+        L->ffn_gate = bind(&b, NAME("blk.%d.ffn_gate.weight", il), 2, H, L->n_ff, 1, true, false);
+        L->ffn_up = bind(&b, NAME("blk.%d.ffn_up.weight", il), 2, H, L->n_ff, 1, true, false);
+        L->ffn_down = bind(&b, NAME("blk.%d.ffn_down.weight", il), 2, L->n_ff, H, 1, true, false);
+        L->rope_factors = m->rope_freqs != NULL; /* L->rope_freqs: set below, on the layer's device */
+    }
+    for (int il = 0; il < hp->n_layer && !b.st && !LM_ARCH_IS_LLAMA(m->arch); il++) {
         lm_layer *L = &m->layers[il];
         const int64_t hd = L->head_dim, nq = (int64_t)hp->n_head * hd, nk = (int64_t)L->n_head_kv * hd;
         const int64_t nv = (int64_t)L->n_head_kv * L->head_dim_v;
@@ -624,8 +653,11 @@ lm_status lm_model_load(const char *path, const lm_model_params *params, lm_mode
         snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)(arch.len < 31 ? arch.len : 31), arch.ptr);
         if (lm_gguf_str_eq(arch, "gemma3")) m->arch = LM_ARCH_GEMMA3;
         else if (lm_gguf_str_eq(arch, "gemma4")) m->arch = LM_ARCH_GEMMA4;
+        else if (lm_gguf_str_eq(arch, "llama")) m->arch = LM_ARCH_LLAMA;
+        else if (lm_gguf_str_eq(arch, "qwen2")) m->arch = LM_ARCH_QWEN2;
         else {
-            st = lm_fail(LM_STATUS_UNSUPPORTED, "architecture '%s' is not supported (gemma3 and gemma4 are)", m->arch_name);
+            st = lm_fail(LM_STATUS_UNSUPPORTED, "architecture '%s' is not supported (gemma3, gemma4, llama and qwen2 are)",
+                         m->arch_name);
             goto fail;
         }
         lm_gguf_str nm;

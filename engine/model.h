@@ -14,7 +14,12 @@
 typedef enum lm_arch {
     LM_ARCH_GEMMA3 = 0,
     LM_ARCH_GEMMA4 = 1,
+    LM_ARCH_LLAMA = 2, /* Llama 2/3, SmolLM2 (rope on adjacent pairs) */
+    LM_ARCH_QWEN2 = 3, /* Qwen2 / Qwen2.5 (q/k/v biases, rope on halves) */
 } lm_arch;
+
+/* The Llama-family decoders (models/llama.c). */
+#define LM_ARCH_IS_LLAMA(a) ((a) == LM_ARCH_LLAMA || (a) == LM_ARCH_QWEN2)
 
 enum { LM_KV_KIND_SWA = 0, LM_KV_KIND_FULL = 1, LM_KV_KINDS = 2 };
 
@@ -36,6 +41,7 @@ typedef struct lm_layer {
     /* weights (NULL when absent) */
     lm_tensor *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *post_attn_norm;
     lm_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *post_ffw_norm;
+    lm_tensor *bq, *bk, *bv, *bo; /* projection biases (Qwen2: q, k, v) */
     /* MoE (Gemma 4 26B-A4B) */
     lm_tensor *gate_inp, *gate_inp_scale, *exp_scale, *gate_up_exps, *gate_exps, *up_exps, *down_exps;
     lm_tensor *pre_ffw_norm_2, *post_ffw_norm_1, *post_ffw_norm_2;

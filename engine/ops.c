@@ -428,6 +428,7 @@ static lm_tensor *binary(lm_graph *g, lm_op op, const lm_tensor *a, const lm_ten
 }
 
 lm_tensor *lm_geglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up) { return binary(g, LM_OP_GEGLU, gate, up, false); }
+lm_tensor *lm_swiglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up) { return binary(g, LM_OP_SWIGLU, gate, up, false); }
 lm_tensor *lm_add(lm_graph *g, const lm_tensor *a, const lm_tensor *b) { return binary(g, LM_OP_ADD, a, b, true); }
 lm_tensor *lm_mul(lm_graph *g, const lm_tensor *a, const lm_tensor *b) { return binary(g, LM_OP_MUL, a, b, true); }
 
@@ -443,6 +444,16 @@ static lm_tensor *unary(lm_graph *g, lm_op op, const lm_tensor *x, float f) {
 }
 
 lm_tensor *lm_scale(lm_graph *g, const lm_tensor *x, float s) { return unary(g, LM_OP_SCALE, x, s); }
+
+void lm_add_into(lm_graph *g, lm_tensor *dst, const lm_tensor *a, const lm_tensor *b) {
+    if (!is_f32_rows(a) || !is_f32_rows(b) || !is_f32_rows(dst) || !lm_tensor_same_shape(dst, a) ||
+        !lm_tensor_same_shape(a, b)) {
+        lm_graph_fail(g, "add: bad operands");
+        return;
+    }
+    lm_node n = {.op = LM_OP_ADD, .dst = dst, .src = {a, b}};
+    enqueue(g, &n);
+}
 
 void lm_scale_into(lm_graph *g, lm_tensor *dst, const lm_tensor *x, float s) {
     if (!is_f32_rows(x) || !is_f32_rows(dst) || !lm_tensor_same_shape(dst, x)) {

@@ -147,9 +147,11 @@ lm_tensor *lm_attention(lm_graph *g, const lm_tensor *q, const lm_tensor *k, con
                         const lm_tensor *cell_pos, const lm_tensor *pos, const lm_tensor *seq,
                         const lm_tensor *k_norm, const lm_tensor *factors, const lm_attn_params *ap);
 lm_tensor *lm_geglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up);
+lm_tensor *lm_swiglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up); /* silu(gate) * up */
 lm_tensor *lm_add(lm_graph *g, const lm_tensor *a, const lm_tensor *b);
 lm_tensor *lm_mul(lm_graph *g, const lm_tensor *a, const lm_tensor *b);
 lm_tensor *lm_scale(lm_graph *g, const lm_tensor *x, float s);
+void lm_add_into(lm_graph *g, lm_tensor *dst, const lm_tensor *a, const lm_tensor *b); /* dst may alias a or b */
 void lm_scale_into(lm_graph *g, lm_tensor *dst, const lm_tensor *x, float s); /* dst may alias x */
 /* A view of elements [i0, i0 + n) of every row (dimension 0), keeping the row strides. */
 lm_tensor lm_tensor_cols(const lm_tensor *t, int64_t i0, int64_t n);

@@ -194,6 +194,8 @@ static const lm_op_case lm_op_cases[] = {
     /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar; fp1 = input scale */
     {"geglu", LM_OP_GEGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},
     {"geglu_wide", LM_OP_GEGLU, LM_F32, {203, 9, 1}, {0}, {0, 30.0f}, 1e-9},
+    {"swiglu", LM_OP_SWIGLU, LM_F32, {37, 5, 2}, {0}, {0}, 1e-9},
+    {"swiglu_wide", LM_OP_SWIGLU, LM_F32, {203, 9, 1}, {0}, {0, 30.0f}, 1e-9},
     {"add", LM_OP_ADD, LM_F32, {37, 5, 2}, {0}, {0}, TOL_F32},
     {"add_bcast", LM_OP_ADD, LM_F32, {33, 7, 1}, {1}, {0}, TOL_F32},
     {"mul", LM_OP_MUL, LM_F32, {1001, 3, 1}, {0}, {0}, TOL_F32},

@@ -242,6 +242,7 @@ static lm_tensor *build(harness *h, lm_graph *g, const lm_op_case *c) {
         return lm_attention(g, q, k, v, &in[b].t, &in[b + 1].t, &in[b + 2].t, kfv ? &in[b + 3].t : NULL, NULL, &ap);
     }
     case LM_OP_GEGLU: return lm_geglu(g, &in[0].t, &in[1].t);
+    case LM_OP_SWIGLU: return lm_swiglu(g, &in[0].t, &in[1].t);
     case LM_OP_ADD: return lm_add(g, &in[0].t, &in[1].t);
     case LM_OP_MUL: return lm_mul(g, &in[0].t, &in[1].t);
     case LM_OP_SCALE: return lm_scale(g, &in[0].t, c->fp[0]);
@@ -329,11 +330,11 @@ static void make_inputs(harness *h, const lm_op_case *c, tu_rng *r) {
         break;
     }
     case LM_OP_ATTENTION: make_attention(h, c, r); break;
-    case LM_OP_GEGLU: case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: {
+    case LM_OP_GEGLU: case LM_OP_SWIGLU: case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: {
         ne[0] = s[0]; ne[1] = s[1]; ne[2] = s[2];
         input *a = add_input(h, LM_F32, 3, ne);
         fill(r, LM_F32, a->host, s[0] * s[1] * s[2], c->fp[1] > 0 ? c->fp[1] : c->op == LM_OP_SOFTCAP ? 50.0f : 2.0f);
-        if (c->op == LM_OP_GEGLU || c->op == LM_OP_ADD || c->op == LM_OP_MUL) {
+        if (c->op == LM_OP_GEGLU || c->op == LM_OP_SWIGLU || c->op == LM_OP_ADD || c->op == LM_OP_MUL) {
             input *b = c->ip[0] ? add_input(h, LM_F32, 1, ne) : add_input(h, LM_F32, 3, ne);
             fill(r, LM_F32, b->host, c->ip[0] ? s[0] : s[0] * s[1] * s[2], 1.0f);
         }

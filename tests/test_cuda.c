@@ -99,6 +99,8 @@ Test(cuda, gemma3_tiny_emulated, .timeout = 900) { golden_run("cuda-emu", "gemma
 Test(cuda, gemma4_dense_emulated, .timeout = 900) { golden_run("cuda-emu", "gemma4_dense"); }
 Test(cuda, gemma4_moe_emulated, .timeout = 900) { golden_run("cuda-emu", "gemma4_moe"); }
 Test(cuda, gemma4_e_emulated, .timeout = 900) { golden_run("cuda-emu", "gemma4_e"); }
+Test(cuda, llama_tiny_emulated, .timeout = 900) { golden_run("cuda-emu", "llama_tiny"); }
+Test(cuda, qwen2_tiny_emulated, .timeout = 900) { golden_run("cuda-emu", "qwen2_tiny"); }
 /* the same without CUDA graphs (every node launched eagerly) */
 Test(cuda, gemma4_dense_emulated_no_graphs, .timeout = 900) {
     setenv("LUMEN_CUDA_GRAPHS", "0", 1);
@@ -111,6 +113,7 @@ static void split(const char *backend) {
     split_fixture(backend, "gemma3_tiny", 3, NULL);
     split_fixture(backend, "gemma4_dense", 2, NULL);
     split_fixture(backend, "gemma4_moe", -1, "_exps");
+    split_fixture(backend, "qwen2_tiny", 2, NULL);
 }
 Test(cuda, split_execution_emulated, .timeout = 900) { split("cuda-emu"); }
 Test(cuda, split_execution_gpu, .timeout = 900) { split("cuda"); }
@@ -119,6 +122,8 @@ Test(cuda, gemma3_tiny_gpu, .timeout = 900) { golden_run("cuda", "gemma3_tiny");
 Test(cuda, gemma4_dense_gpu, .timeout = 900) { golden_run("cuda", "gemma4_dense"); }
 Test(cuda, gemma4_moe_gpu, .timeout = 900) { golden_run("cuda", "gemma4_moe"); }
 Test(cuda, gemma4_e_gpu, .timeout = 900) { golden_run("cuda", "gemma4_e"); }
+Test(cuda, llama_tiny_gpu, .timeout = 900) { golden_run("cuda", "llama_tiny"); }
+Test(cuda, qwen2_tiny_gpu, .timeout = 900) { golden_run("cuda", "qwen2_tiny"); }
 
 /* A decode-like step run several times with new inputs: the second run is captured as a CUDA
  * graph, later runs replay it — and must still compute with each step's new positions and data

@@ -2,7 +2,8 @@
  * test_models.c — HF golden tests: tiny random Gemma 3, Gemma 4 dense (31B-style: K=V global
  * layers with their own head dim and KV-head count, proportional RoPE, layer_scalar, softcap),
  * Gemma 4 MoE (26B-A4B-style) and Gemma 4 E-style (per-layer inputs, KV-shared layers,
- * double-wide MLP) models built with HF transformers and converted with llama.cpp's converter
+ * double-wide MLP), Llama (SwiGLU, adjacent-pair RoPE, untied head) and Qwen2 (q/k/v biases) models
+ * built with HF transformers and converted with llama.cpp's converter
  * (tools/gen_hf_fixtures.py). lumen's logits must match HF's float32 logits within
  * max|d| / max|ref| <= 1e-4 on every sequence (KV cache in f32), whichever way the tokens are fed:
  * one batch, chunks smaller than the window (the sliding layers then run as a ring buffer that
@@ -64,6 +65,8 @@ Test(models, gemma3_tiny) { check_model("gemma3_tiny"); }
 Test(models, gemma4_dense) { check_model("gemma4_dense"); }
 Test(models, gemma4_moe) { check_model("gemma4_moe"); }
 Test(models, gemma4_e) { check_model("gemma4_e"); }
+Test(models, llama_tiny) { check_model("llama_tiny"); }
+Test(models, qwen2_tiny) { check_model("qwen2_tiny"); }
 
 /* Gemma 4 K=V layers keep one tensor: the cache holds exactly K+V for every sliding layer and
  * V alone for the K=V global layers; sliding layers hold a ring, independent of n_ctx. */

@@ -110,6 +110,8 @@ Test(vulkan, gemma4_dense_staged, .timeout = 600) {
 Test(vulkan, gemma4_dense, .timeout = 600) { vk_golden("gemma4_dense"); }
 Test(vulkan, gemma4_moe, .timeout = 600) { vk_golden("gemma4_moe"); }
 Test(vulkan, gemma4_e, .timeout = 600) { vk_golden("gemma4_e"); }
+Test(vulkan, llama_tiny, .timeout = 600) { vk_golden("llama_tiny"); }
+Test(vulkan, qwen2_tiny, .timeout = 600) { vk_golden("qwen2_tiny"); }
 
 /* lumen's formats through a whole model (the Gemma 4 fixture converted by lm_model_quantize) */
 Test(vulkan, lumen_formats, .timeout = 900) {
@@ -155,6 +157,8 @@ Test(vulkan, split_execution, .timeout = 1200) {
     split_fixture("vulkan", "gemma4_moe", -1, "_exps"); /* every layer on Vulkan, the experts on the CPU */
     split_fixture("vulkan", "gemma4_moe", 4, "blk\\.5\\.ffn_(gate_up|down)_exps"); /* one layer's experts back */
     split_fixture("vulkan", "gemma4_e", 7, NULL);
+    split_fixture("vulkan", "llama_tiny", 2, NULL);
+    split_fixture("vulkan", "qwen2_tiny", 1, NULL);
 }
 
 /* a KV-shared layer and the layer whose cache it reads must share a device */

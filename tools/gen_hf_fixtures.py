@@ -99,6 +99,9 @@ G4_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
                "<|tool_call>", "<tool_call|>", "<|tool_response>", "<tool_response|>", '<|"|>']
 G3_SPECIALS_USER = ["<start_of_turn>", "<end_of_turn>"]  # added as user-defined, marked special
 VOCAB_SIZE = 512
+# the Llama-family fixtures reuse the Gemma 3 SentencePiece tokenizer (the converter takes
+# tokenizer.model first for both): their tests feed token ids, the tokenizer only has to convert
+TOKENIZER_OF = {"llama": "gemma3", "qwen2": "gemma3"}
 
 MODELS = {
     "gemma3_tiny": dict(
@@ -199,6 +202,35 @@ MODELS = {
                  "use_double_wide_mlp (I=64, 128 on shared layers 5-9), attention_k_eq_v false (full "
                  "layers have v_proj and the same kv-head count 1), head_dim 32/64, proportional "
                  "RoPE, softcap 30, random layer_scalar and norm weights.",
+    ),
+    "llama_tiny": dict(
+        family="llama",
+        seed=1007,
+        config=dict(
+            vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=160,
+            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            rope_theta=10_000.0, max_position_embeddings=512, rms_norm_eps=1e-5,
+            attention_bias=False, mlp_bias=False, tie_word_embeddings=False,
+            pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        ),
+        features="Llama decoder (llama arch: Llama 2/3, SmolLM2): pre-norm blocks, GQA 4q/2kv, "
+                 "head_dim 16, attention scale head_dim^-0.5, RoPE theta 1e4 (HF rotate_half; the "
+                 "converter permutes q/k so that GGUF uses adjacent-pair rope), SwiGLU MLP, untied "
+                 "output matrix, no biases.",
+    ),
+    "qwen2_tiny": dict(
+        family="qwen2",
+        seed=1008,
+        config=dict(
+            vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=160,
+            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+            rope_theta=1_000_000.0, max_position_embeddings=512, rms_norm_eps=1e-6,
+            use_sliding_window=False, tie_word_embeddings=True,
+            pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        ),
+        features="Qwen2 decoder (qwen2 arch: Qwen2/2.5, DeepSeek-R1-Distill-Qwen): as llama_tiny "
+                 "but with q/k/v projection biases (random), GQA 4q/1kv, RoPE on halves (neox) "
+                 "theta 1e6, tied embeddings.",
     ),
 }
 
@@ -391,7 +423,17 @@ def build_hf_model(name: str, spec: dict):
     import torch
     torch.manual_seed(spec["seed"])
     cfg_kw = dict(spec["config"])
-    if spec["family"] == "gemma3":
+    if spec["family"] == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+        config = LlamaConfig(**cfg_kw)
+        config._attn_implementation = "eager"
+        model = LlamaForCausalLM(config)
+    elif spec["family"] == "qwen2":
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+        config = Qwen2Config(**cfg_kw)
+        config._attn_implementation = "eager"
+        model = Qwen2ForCausalLM(config)
+    elif spec["family"] == "gemma3":
         from transformers import Gemma3ForCausalLM, Gemma3TextConfig
         config = Gemma3TextConfig(**cfg_kw)
         config._attn_implementation = "eager"
@@ -450,6 +492,8 @@ def randomize(model, spec):
                 v = n(p.shape, 1.0 / p.shape[-1] ** 0.5)
             elif p.dim() == 2:
                 v = n(p.shape, 1.0 / p.shape[1] ** 0.5)
+            elif pname.endswith("proj.bias"):  # Qwen2 q/k/v biases
+                v = n(p.shape, 0.5)
             else:
                 raise RuntimeError(f"unhandled parameter {pname} {tuple(p.shape)}")
             p.copy_(v)
@@ -503,8 +547,6 @@ def sensitivity(model, spec, toks, ref) -> dict:
     import copy
     import torch
     fam = spec["family"]
-    lt = model.config.layer_types
-    full = lt.index(F)
     res = {}
 
     def run(mutate):
@@ -512,6 +554,15 @@ def sensitivity(model, spec, toks, ref) -> dict:
         with torch.no_grad():
             mutate(m)
         return rel_max(hf_logits(m, toks), ref)
+
+    if fam in ("llama", "qwen2"):
+        res["layer 1 input_layernorm weight = 1"] = run(lambda m: m.model.layers[1].input_layernorm.weight.fill_(1.0))
+        res["rope theta x 1.01"] = run(lambda m: setattr(m.model.rotary_emb, "inv_freq", m.model.rotary_emb.inv_freq / 1.01 ** (torch.arange(m.model.rotary_emb.inv_freq.numel()) * 2.0 / spec["config"]["head_dim"])))
+        if fam == "qwen2":
+            res["layer 0 k bias = 0"] = run(lambda m: m.model.layers[0].self_attn.k_proj.bias.zero_())
+        return res
+    lt = model.config.layer_types
+    full = lt.index(F)
 
     def window(m):
         m.config.sliding_window = m.config.sliding_window + 1
@@ -700,6 +751,11 @@ def md_config_table(name, spec, cfg_saved) -> str:
     c = spec["config"]
     fam = spec["family"]
     lt = cfg_saved.get("layer_types") or []
+    if fam in ("llama", "qwen2"):
+        rows = [("class", "LlamaForCausalLM" if fam == "llama" else "Qwen2ForCausalLM"), ("seed", spec["seed"])]
+        rows += [(k, v) for k, v in c.items() if k not in ("pad_token_id", "eos_token_id", "bos_token_id")]
+        out = [f"| {k} | {v} |" for k, v in rows]
+        return "\n".join(["| setting | value |", "|---|---|"] + out)
     rows = [("class", "Gemma3ForCausalLM" if fam == "gemma3" else "Gemma4ForCausalLM"),
             ("seed", spec["seed"]),
             ("vocab_size", c["vocab_size"]), ("hidden_size", c["hidden_size"]),
@@ -957,8 +1013,9 @@ def main():
             model = build_hf_model(name, spec)
             hf_dir = tmp / "hf" / name  # the converter derives general.name from the dir name
             model.save_pretrained(hf_dir, safe_serialization=True)
-            for fn in os.listdir(tok_dirs[fam]):
-                shutil.copy(tok_dirs[fam] / fn, hf_dir / fn)
+            tok_fam = TOKENIZER_OF.get(fam, fam)
+            for fn in os.listdir(tok_dirs[tok_fam]):
+                shutil.copy(tok_dirs[tok_fam] / fn, hf_dir / fn)
             shutil.copy(hf_dir / "config.json", out / f"{name}.config.json")
             cfg_saved = json.loads((hf_dir / "config.json").read_text())
 
@@ -975,7 +1032,7 @@ def main():
             for k, v in sd1.items():
                 assert torch.equal(v, sd2[k]), f"reload mismatch for {k}"
 
-            tok_info = tok_infos[fam]
+            tok_info = tok_infos[tok_fam]
             seqs, gaps = make_sequences(model, spec, tok_info)
             if gaps[0] is not None:
                 log(f"[{name}] min router top-k gap per sequence: {[round(x, 4) for x in gaps]}")
@@ -1012,7 +1069,7 @@ def main():
                         f"n_tok {c['n_tok']:3d}: rel max {c['rel_max']:.3e} "
                         f"(abs {c['abs_max']:.3e}, max|ref| {c['ref_absmax']:.2f}, "
                         f"argmax agree {c['argmax_agree']:.3f})")
-                if not isinstance(r["llama_f32kv"], str):
+                if not isinstance(r["llama_f32kv"], str) and fam.startswith("gemma"):
                     lg = hf_variant_logits(model, seqs, "ggml_gelu")
                     r["llama_vs_ggml_gelu"] = [rel_max(c["logits"], b) for c, b in zip(r["llama_f32kv"], lg)]
                     r["hf_vs_ggml_gelu"] = [rel_max(a, b) for a, b in zip(lg, logits)]

@@ -764,6 +764,7 @@ static void elementwise_task(void *arg, int ith, int nth) {
         float *o = frow(n->dst, i1, i2, i3);
         switch (n->op) {
         case LM_OP_GEGLU: tk->f->k->geglu(o, x, y, d); break;
+        case LM_OP_SWIGLU: tk->f->k->swiglu(o, x, y, d); break;
         case LM_OP_ADD: for (int64_t j = 0; j < d; j++) o[j] = x[j] + y[j]; break;
         case LM_OP_MUL: for (int64_t j = 0; j < d; j++) o[j] = x[j] * y[j]; break;
         case LM_OP_SCALE: for (int64_t j = 0; j < d; j++) o[j] = x[j] * fp; break;
@@ -1478,6 +1479,7 @@ void lm_cpu_fast_run(lm_cpu_fast *f, const lm_node *n) {
         if (ok) lm_threadpool_run(f->tp, rope_task, &tk);
         break;
     case LM_OP_GEGLU:
+    case LM_OP_SWIGLU:
     case LM_OP_ADD:
     case LM_OP_MUL:
     case LM_OP_SCALE:

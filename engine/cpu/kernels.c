@@ -234,6 +234,20 @@ static float exp_sub(float *x, float m, int64_t n) {
     return sum;
 }
 
+/* silu(g) u = g u / (1 + e^-g) */
+static void swiglu(float *y, const float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+#ifdef HAVE_AVX2
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_xor_ps(x, neg))));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void geglu(float *y, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
 #ifdef HAVE_AVX2
@@ -1188,6 +1202,7 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
     .axpy_f16 = axpy_f16,
     .axpy_bf16 = axpy_bf16,
     .geglu = geglu,
+    .swiglu = swiglu,
     .softcap = softcap,
     .exp_sub = exp_sub,
     .cvt_f16 = cvt_f16,

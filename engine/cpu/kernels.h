@@ -45,6 +45,7 @@ typedef struct lm_cpu_kernels {
     float (*exp_sub)(float *x, float m, int64_t n);
     /* y[i] = gelu_tanh(g[i]) * u[i] (GeGLU), as x * sigmoid(2z), z = sqrt(2/pi) (x + 0.044715 x^3) */
     void (*geglu)(float *y, const float *g, const float *u, int64_t n);
+    void (*swiglu)(float *y, const float *g, const float *u, int64_t n); /* y = silu(g) * u */
     /* y[i] = cap * tanh(x[i] / cap) (logit soft-capping; y may alias x) */
     void (*softcap)(float *y, const float *x, float cap, int64_t n);
     void (*quant_q16)(const float *x, void *dst, int64_t n);

@@ -236,6 +236,7 @@ static void elementwise(const lm_node *n) {
             if (b) y = bcast ? lm_cpu_get(b, j, 0, 0, 0) : lm_cpu_get(b, j, i1, i2, i3);
             switch (n->op) {
             case LM_OP_GEGLU: r = lm_gelu_tanh_d(x) * y; break;
+            case LM_OP_SWIGLU: r = x / (1.0 + exp(-x)) * y; break;
             case LM_OP_ADD: r = x + y; break;
             case LM_OP_MUL: r = x * y; break;
             case LM_OP_SCALE: r = x * (double)n->fp[0]; break;
@@ -318,6 +319,7 @@ void lm_cpu_ref_run(const lm_node *n) {
     case LM_OP_ROPE: rope(n); break;
     case LM_OP_ATTENTION: attention(n); break;
     case LM_OP_GEGLU:
+    case LM_OP_SWIGLU:
     case LM_OP_ADD:
     case LM_OP_MUL:
     case LM_OP_SCALE:

@@ -13,53 +13,10 @@
 
 #include <math.h>
 
-static lm_tensor *view3(lm_graph *g, const lm_tensor *t, int64_t ne0, int64_t ne1, int64_t ne2) {
-    const int64_t ne[3] = {ne0, ne1, ne2};
-    return lm_view(g, lm_tensor_reshape(t, 3, ne));
-}
-
-static lm_tensor *view2(lm_graph *g, const lm_tensor *t, int64_t ne0, int64_t ne1) {
-    const int64_t ne[2] = {ne0, ne1};
-    return lm_view(g, lm_tensor_reshape(t, 2, ne));
-}
-
 /* gated MLP: down(gelu(gate x) * up x) */
 static lm_tensor *mlp(lm_graph *g, const lm_tensor *x, const lm_tensor *gate, const lm_tensor *up, const lm_tensor *down) {
     lm_tensor *a = lm_geglu(g, lm_matmul(g, gate, x), lm_matmul(g, up, x));
     return lm_matmul_hinted(g, down, a, LM_MM_X_OUTLIERS);
-}
-
-/* the live activations of a forward pass, and which devices have their cell positions written */
-typedef struct fwd {
-    lm_graph *g;
-    lm_kv *kv;
-    const lm_step *s;
-    lm_tensor *h, *ple;
-    bool pos_done[LM_GRAPH_MAX_DEVS];
-} fwd;
-
-/* Run the next stage on the device of its weight w: move the hidden state (and the per-layer
-   inputs) there, and write the step's cell positions into that device's copy the first time
-   it runs attention. Returns the step inputs on that device. */
-static const lm_step_io *stage(fwd *f, const lm_tensor *w) {
-    lm_graph *g = f->g;
-    const int d = lm_graph_device_of(g, w);
-    if (d != g->cur) {
-        lm_tensor *carry[2] = {f->h, f->ple};
-        lm_graph_switch(g, d, carry, 2);
-        f->h = carry[0];
-        f->ple = carry[1];
-    }
-    const lm_step_io *io = &f->s->io[g->cur];
-    if (!f->pos_done[g->cur]) {
-        f->pos_done[g->cur] = true;
-        for (int k = 0; k < LM_KV_KINDS; k++) {
-            lm_tensor *cp = &f->kv->kind[k].cell_pos[g->cur];
-            if (!f->kv->kind[k].used || cp->ne[0] < 1) continue;
-            lm_set_rows(g, view2(g, cp, 1, cp->ne[0]), view2(g, io->pos, 1, f->s->n_tokens), io->cells[k]);
-        }
-    }
-    return io;
 }
 
 static lm_tensor *moe(lm_graph *g, const lm_model *m, const lm_layer *L, const lm_tensor *x) {
@@ -76,7 +33,7 @@ static lm_tensor *moe(lm_graph *g, const lm_model *m, const lm_layer *L, const l
     /* routed experts, on their own device when the plan left them on the CPU: the normed input,
        the router's logits and the routes go there (the experts' scales are theirs), the weighted
        sum comes back */
-    lm_tensor *y = view3(g, lm_rms_norm(g, x, L->pre_ffw_norm_2, NULL, eps), H, 1, n);
+    lm_tensor *y = lm_view3(g, lm_rms_norm(g, x, L->pre_ffw_norm_2, NULL, eps), H, 1, n);
     const int home = g->cur, there = lm_graph_device_of(g, L->down_exps);
     if (there != home) {
         lm_tensor *carry[3] = {y, ids, logits};
@@ -104,20 +61,20 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
     const int64_t H = hp->n_embd, n = s->n_tokens, nh = hp->n_head;
     const float eps = hp->eps;
     const bool g4 = m->arch == LM_ARCH_GEMMA4;
-    fwd f = {.g = g, .kv = kv, .s = s};
+    lm_fwd f = {.g = g, .kv = kv, .s = s};
 
-    const lm_step_io *io = stage(&f, m->tok_embd);
+    const lm_step_io *io = lm_fwd_stage(&f, m->tok_embd);
     f.h = lm_get_rows(g, m->tok_embd, io->tokens, hp->emb_scale); /* [H, n] residual */
 
     if (hp->n_embd_per_layer > 0) { /* [P * L, n] per-layer inputs (E models) */
         const int64_t P = hp->n_embd_per_layer, NL = hp->n_layer;
-        io = stage(&f, m->ple_tok_embd);
+        io = lm_fwd_stage(&f, m->ple_tok_embd);
         f.ple = lm_get_rows(g, m->ple_tok_embd, io->tokens, sqrtf((float)P));
-        io = stage(&f, m->ple_proj);
+        io = lm_fwd_stage(&f, m->ple_proj);
         lm_tensor *c = lm_scale(g, lm_matmul(g, m->ple_proj, f.h), 1.0f / sqrtf((float)H));
         /* ple = (Norm(c; proj_norm) + t) * 2^-0.5, with rows of P */
-        lm_tensor *sum = lm_rms_norm(g, view2(g, c, P, NL * n), m->ple_proj_norm, view2(g, f.ple, P, NL * n), eps);
-        f.ple = view2(g, lm_scale(g, sum, 1.0f / sqrtf(2.0f)), P * NL, n);
+        lm_tensor *sum = lm_rms_norm(g, lm_view2(g, c, P, NL * n), m->ple_proj_norm, lm_view2(g, f.ple, P, NL * n), eps);
+        f.ple = lm_view2(g, lm_scale(g, sum, 1.0f / sqrtf(2.0f)), P * NL, n);
     }
 
     for (int il = 0; il < hp->n_layer; il++) {
@@ -127,26 +84,26 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         const int kind = L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
         const lm_tensor *factors = L->rope_factors ? L->rope_freqs : NULL;
         const int64_t hd = L->head_dim, hdv = L->head_dim_v, nkv = L->n_head_kv;
-        io = stage(&f, L->wq);
+        io = lm_fwd_stage(&f, L->wq);
         lm_tensor *h = f.h;
         lm_graph_mark mark = lm_graph_get_mark(g);
 
         /* ---- attention */
         lm_tensor *a = lm_rms_norm(g, h, L->attn_norm, NULL, eps);
-        lm_tensor *q = lm_rms_norm(g, view3(g, lm_matmul(g, L->wq, a), hd, nh, n), L->q_norm, NULL, eps);
+        lm_tensor *q = lm_rms_norm(g, lm_view3(g, lm_matmul(g, L->wq, a), hd, nh, n), L->q_norm, NULL, eps);
         q = lm_rope(g, q, io->pos, factors, &L->rope);
         if (L->kv_layer == il) {
-            lm_tensor *kp = view3(g, lm_matmul(g, L->wk, a), hd, nkv, n);
+            lm_tensor *kp = lm_view3(g, lm_matmul(g, L->wk, a), hd, nkv, n);
             lm_tensor *v;
             if (L->k_eq_v) {
                 v = lm_rms_norm(g, kp, NULL, NULL, eps); /* V = Norm0(K projection); K made in attention */
             } else {
                 lm_tensor *k = lm_rope(g, lm_rms_norm(g, kp, L->k_norm, NULL, eps), io->pos, factors, &L->rope);
-                lm_set_rows(g, &kl->k, view2(g, k, hd * nkv, n), io->cells[kind]);
-                v = view3(g, lm_matmul(g, L->wv, a), hdv, nkv, n);
+                lm_set_rows(g, &kl->k, lm_view2(g, k, hd * nkv, n), io->cells[kind]);
+                v = lm_view3(g, lm_matmul(g, L->wv, a), hdv, nkv, n);
                 if (g4) v = lm_rms_norm(g, v, NULL, NULL, eps);
             }
-            lm_set_rows(g, &kl->v, view2(g, v, hdv * nkv, n), io->cells[kind]);
+            lm_set_rows(g, &kl->v, lm_view2(g, v, hdv * nkv, n), io->cells[kind]);
         }
         const lm_kv_kind *kk = &kv->kind[kind];
         lm_attn_params ap = {
@@ -159,11 +116,11 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
             .rope = D->rope,
         };
         const lm_tensor *K = kl->has_k ? &kl->k : &kl->v;
-        lm_tensor *kc = view3(g, K, hd, nkv, K->ne[1]);
-        lm_tensor *vc = view3(g, &kl->v, hdv, nkv, kl->v.ne[1]);
+        lm_tensor *kc = lm_view3(g, K, hd, nkv, K->ne[1]);
+        lm_tensor *vc = lm_view3(g, &kl->v, hdv, nkv, kl->v.ne[1]);
         lm_tensor *o = lm_attention(g, q, kc, vc, &kk->cell_pos[g->cur], io->pos, io->seq, D->k_eq_v ? D->k_norm : NULL,
                                     D->rope_factors ? D->rope_freqs : NULL, &ap);
-        o = lm_matmul(g, L->wo, view2(g, o, hdv * nh, n));
+        o = lm_matmul(g, L->wo, lm_view2(g, o, hdv * nh, n));
         lm_rms_norm_into(g, h, o, L->post_attn_norm, h, eps);
 
         /* ---- feed-forward */
@@ -188,7 +145,7 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
 
     if (s->n_outputs == 0) return NULL;
     f.ple = NULL;
-    io = stage(&f, m->output);
+    io = lm_fwd_stage(&f, m->output);
     const lm_tensor *hx = f.h;
     if (s->n_outputs < n) hx = lm_get_rows(g, f.h, io->out_ids, 1.0f);
     lm_tensor *logits = lm_matmul(g, m->output, lm_rms_norm(g, hx, m->output_norm, NULL, eps));
