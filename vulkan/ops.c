@@ -68,6 +68,7 @@ static void elementwise(lm_backend *be, const lm_node *n) {
     case LM_OP_MUL: pc.op = 1; break;
     case LM_OP_SCALE: pc.op = 2; break;
     case LM_OP_SOFTCAP: pc.op = 3; break;
+    case LM_OP_SWIGLU: pc.op = 5; break;
     default: pc.op = 4; break;
     }
     if (b) {
@@ -340,7 +341,7 @@ bool lm_vk_supports(lm_backend *be, const lm_node *n) {
         if (!fits32(n->src[i])) return false;
     if (!fits32(n->dst)) return false;
     switch (n->op) {
-    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_RMS_NORM:
+    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_SWIGLU: case LM_OP_RMS_NORM:
         return lm_vk_shader_find(n->op == LM_OP_RMS_NORM ? "rms_norm" : "elementwise") >= 0;
     case LM_OP_GET_ROWS: return variant("get_rows", type_suffix(n->src[0]->type), NULL) >= 0;
     case LM_OP_SET_ROWS:
@@ -364,7 +365,7 @@ bool lm_vk_supports(lm_backend *be, const lm_node *n) {
 
 void lm_vk_run(lm_backend *be, const lm_node *n) {
     switch (n->op) {
-    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: elementwise(be, n); break;
+    case LM_OP_ADD: case LM_OP_MUL: case LM_OP_SCALE: case LM_OP_SOFTCAP: case LM_OP_GEGLU: case LM_OP_SWIGLU: elementwise(be, n); break;
     case LM_OP_RMS_NORM: rms_norm(be, n); break;
     case LM_OP_GET_ROWS: get_rows(be, n); break;
     case LM_OP_SET_ROWS: set_rows(be, n); break;
