@@ -1,6 +1,6 @@
 /*
- * chat.c — Gemma 3 and Gemma 4 chat templates rendered in C (see chat.h), so that prompts need
- * no Jinja engine. References (tests/test_chat.c compares byte for byte):
+ * chat.c — Gemma 3, Gemma 4, ChatML and DeepSeek-R1 chat templates rendered in C (see chat.h), so
+ * that prompts need no Jinja engine. References (tests/test_chat.c compares byte for byte):
  *   Gemma 3: "<bos>" + llama.cpp's built-in "gemma" template: a leading system message is
  *            trimmed and prepended to the first user turn with "\n\n"; "assistant" becomes
  *            "model"; contents are trimmed of ASCII whitespace (C isspace). Google's template
@@ -12,6 +12,11 @@
  *            model turns lose their <|channel>...<channel|> thought blocks; trimming is Jinja's
  *            (Python str.strip, Unicode whitespace); the generation prompt pre-fills an empty
  *            thought channel when thinking is off.
+ *   ChatML, DeepSeek-R1: llama.cpp's built-in "chatml" and "deepseek3" templates (llama-chat.cpp),
+ *            which llama.cpp picks for files whose Jinja template holds <|im_start|>, or
+ *            <｜User｜> and <｜Assistant｜>. Model-specific defaults of the Jinja templates (SmolLM2's
+ *            default system prompt, R1's stripping of <think> blocks from earlier answers) are
+ *            not reproduced, as in llama.cpp without --jinja.
  * Output contract: on success the text is NUL-terminated and *len is its length without the NUL;
  * when cap < length + 1 the result is LM_STATUS_BUFFER_TOO_SMALL and *len is still the length.
  */
@@ -195,6 +200,44 @@ static lm_status gemma4(sink *s, const lm_chat_message *msgs, size_t n, bool add
     return LM_STATUS_OK;
 }
 
+/* llama.cpp's built-in "chatml": every message verbatim (roles as given; "model" is written as
+   "assistant"), no trimming */
+static lm_status chatml(sink *s, const lm_chat_message *msgs, size_t n, bool add_gen) {
+    role r;
+    for (size_t k = 0; k < n; k++) {
+        LM_TRY(get_role(&msgs[k], k, &r));
+        puts_(s, "<|im_start|>");
+        puts_(s, r == R_SYSTEM ? "system" : r == R_USER ? "user" : "assistant");
+        puts_(s, "\n");
+        puts_(s, msgs[k].content);
+        puts_(s, "<|im_end|>\n");
+    }
+    if (add_gen) puts_(s, "<|im_start|>assistant\n");
+    return LM_STATUS_OK;
+}
+
+/* llama.cpp's built-in "deepseek3": system text + blank line, user turns after <｜User｜>,
+   assistant turns after <｜Assistant｜> and closed by <｜end▁of▁sentence｜> */
+static lm_status deepseek3(sink *s, const lm_chat_message *msgs, size_t n, bool add_gen) {
+    role r;
+    for (size_t k = 0; k < n; k++) {
+        LM_TRY(get_role(&msgs[k], k, &r));
+        if (r == R_SYSTEM) {
+            puts_(s, msgs[k].content);
+            puts_(s, "\n\n");
+        } else if (r == R_USER) {
+            puts_(s, "<\xef\xbd\x9cUser\xef\xbd\x9c>");
+            puts_(s, msgs[k].content);
+        } else {
+            puts_(s, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>");
+            puts_(s, msgs[k].content);
+            puts_(s, "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>");
+        }
+    }
+    if (add_gen) puts_(s, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>");
+    return LM_STATUS_OK;
+}
+
 lm_status lm_chat_render(lm_chat_format fmt, const lm_chat_message *msgs, size_t n, bool add_generation_prompt,
                          bool enable_thinking, char *buf, size_t cap, size_t *len) {
     if (!len || (n && !msgs) || (cap && !buf)) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_chat_render: NULL argument");
@@ -203,6 +246,8 @@ lm_status lm_chat_render(lm_chat_format fmt, const lm_chat_message *msgs, size_t
     lm_status st;
     if (fmt == LM_CHAT_GEMMA3) st = gemma3(&s, msgs, n, add_generation_prompt);
     else if (fmt == LM_CHAT_GEMMA4) st = gemma4(&s, msgs, n, add_generation_prompt, enable_thinking);
+    else if (fmt == LM_CHAT_CHATML) st = chatml(&s, msgs, n, add_generation_prompt);
+    else if (fmt == LM_CHAT_DEEPSEEK3) st = deepseek3(&s, msgs, n, add_generation_prompt);
     else return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown chat format %d", (int)fmt);
     if (st) return st;
     *len = s.n;

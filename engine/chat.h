@@ -1,7 +1,8 @@
 /*
- * chat.h — built-in chat templates (Gemma 3 and Gemma 4), rendered in C without a Jinja engine.
- * The output is prompt text with special-token markup and a leading <bos>; tokenize it with
- * parse_special = true and add_bos = false.
+ * chat.h — built-in chat templates (Gemma 3, Gemma 4, ChatML, DeepSeek-R1), rendered in C without a
+ * Jinja engine. The output is prompt text with special-token markup; the Gemma formats begin with
+ * <bos>, the others with nothing (lm_chat_apply prepends the vocabulary's BOS text where the model
+ * adds one). Tokenize it with parse_special = true and add_bos = false.
  */
 #ifndef LM_CHAT_H
 #define LM_CHAT_H
@@ -11,6 +12,8 @@
 typedef enum lm_chat_format {
     LM_CHAT_GEMMA3 = 0,
     LM_CHAT_GEMMA4 = 1,
+    LM_CHAT_CHATML = 2,   /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2.5): llama.cpp's "chatml" */
+    LM_CHAT_DEEPSEEK3 = 3, /* <｜User｜>...<｜Assistant｜>... (DeepSeek-V3 / R1 distills): llama.cpp's "deepseek3" */
 } lm_chat_format;
 
 /* Same contract as lm_chat_apply (lumen.h). Fails with LM_STATUS_INVALID_ARGUMENT for an unknown

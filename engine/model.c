@@ -834,10 +834,42 @@ lm_status lm_detokenize(const lm_model *m, const lm_token *toks, int32_t n, bool
     return LM_STATUS_OK;
 }
 
+static bool mem_has(lm_gguf_str h, const char *needle) {
+    const size_t n = strlen(needle);
+    for (size_t i = 0; h.ptr && i + n <= h.len; i++)
+        if (!memcmp(h.ptr + i, needle, n)) return true;
+    return false;
+}
+
 lm_status lm_chat_apply(const lm_model *m, const lm_chat_message *msgs, size_t n, bool add_generation_prompt,
                         bool enable_thinking, char *buf, size_t cap, size_t *len) {
     lm_clear_error();
     if (!m || !len || (n && !msgs) || (cap && !buf)) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_chat_apply: NULL argument");
     lm_chat_format fmt = m->arch == LM_ARCH_GEMMA4 ? LM_CHAT_GEMMA4 : LM_CHAT_GEMMA3;
+    if (LM_ARCH_IS_LLAMA(m->arch)) {
+        /* the built-in format the file's Jinja template asks for, as llama.cpp detects it */
+        lm_gguf_str t = {0};
+        lm_gguf_get_str(m->gguf, "tokenizer.chat_template", &t);
+        lm_clear_error();
+        if (mem_has(t, "<|im_start|>")) fmt = LM_CHAT_CHATML;
+        else if (mem_has(t, "<\xef\xbd\x9cUser\xef\xbd\x9c>") && mem_has(t, "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>")) fmt = LM_CHAT_DEEPSEEK3;
+        else
+            return lm_fail(LM_STATUS_UNSUPPORTED, "lm_chat_apply: the model's chat template matches no built-in format "
+                                                  "(ChatML, DeepSeek-R1); format the prompt yourself");
+        /* these formats leave the BOS to the tokenizer: prepend its text where the model adds one */
+        const int32_t bos = lm_vocab_bos(m->vocab);
+        size_t bl = 0;
+        const char *bt = lm_vocab_add_bos(m->vocab) && bos >= 0 ? lm_vocab_text(m->vocab, bos, &bl) : NULL;
+        if (!bt) bl = 0;
+        size_t body = 0;
+        lm_status st = lm_chat_render(fmt, msgs, n, add_generation_prompt, enable_thinking, cap > bl ? buf + bl : NULL,
+                                      cap > bl ? cap - bl : 0, &body);
+        *len = bl + body;
+        if (st == LM_STATUS_BUFFER_TOO_SMALL)
+            return lm_fail(LM_STATUS_BUFFER_TOO_SMALL, "chat prompt needs %zu bytes plus a NUL", *len);
+        if (st) return st;
+        if (bl) memcpy(buf, bt, bl);
+        return LM_STATUS_OK;
+    }
     return lm_chat_render(fmt, msgs, n, add_generation_prompt, enable_thinking, buf, cap, len);
 }

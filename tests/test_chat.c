@@ -148,8 +148,8 @@ static void expect_invalid(lm_chat_format fmt, const lm_chat_message *m, size_t 
 }
 
 Test(chat, bad_roles) {
-    for (int f = 0; f < 2; f++) {
-        lm_chat_format fmt = f ? LM_CHAT_GEMMA4 : LM_CHAT_GEMMA3;
+    for (int f = 0; f < 4; f++) {
+        const lm_chat_format fmt = (lm_chat_format)f; /* Gemma 3, Gemma 4, ChatML, DeepSeek-R1 */
         lm_chat_message tool[2] = {{"user", "x"}, {"tool", "y"}};
         expect_invalid(fmt, tool, 2, "'tool'");
         lm_chat_message dev[1] = {{"developer", "x"}};
@@ -170,7 +170,7 @@ Test(chat, bad_roles) {
     }
     size_t len;
     char buf[8];
-    cr_assert_eq(lm_chat_render((lm_chat_format)7, NULL, 0, true, false, buf, 8, &len), LM_STATUS_INVALID_ARGUMENT);
+    cr_assert_eq(lm_chat_render((lm_chat_format)9, NULL, 0, true, false, buf, 8, &len), LM_STATUS_INVALID_ARGUMENT);
     /* Gemma 3: user/model alternation after an optional leading system message */
     lm_chat_message uu[2] = {{"user", "a"}, {"user", "b"}};
     expect_invalid(LM_CHAT_GEMMA3, uu, 2, "alternate");
@@ -186,8 +186,8 @@ Test(chat, bad_roles) {
 
 Test(chat, buffer_contract) {
     lm_chat_message m[2] = {{"system", "Be nice."}, {"user", "Hello there"}};
-    for (int f = 0; f < 2; f++) {
-        lm_chat_format fmt = f ? LM_CHAT_GEMMA4 : LM_CHAT_GEMMA3;
+    for (int f = 0; f < 4; f++) {
+        const lm_chat_format fmt = (lm_chat_format)f;
         char full[512];
         size_t n;
         cr_assert_eq(lm_chat_render(fmt, m, 2, true, false, full, sizeof full, &n), LM_STATUS_OK);
@@ -234,4 +234,22 @@ Test(chat, gemma4_prompt_tokenizes_with_specials) {
     cr_assert_eq(n_ch, 1, "only the pre-filled empty thought channel");
     lm_vocab_free(v);
     lm_gguf_close(g);
+}
+
+/* ChatML and DeepSeek-R1: byte for byte what llama.cpp 0.3.36's llama_chat_apply_template gives with
+ * its built-in "chatml" and "deepseek3" templates for the same messages (whitespace kept as is) */
+Test(chat, chatml_and_deepseek3_match_llama_cpp) {
+    lm_chat_message conv[4] = {{"system", "  Be brief. "}, {"user", "Hi there\n"}, {"assistant", " Hello! "}, {"user", "2+2?"}};
+    expect_text(LM_CHAT_CHATML, conv, 4, true, false,
+                "<|im_start|>system\n  Be brief. <|im_end|>\n<|im_start|>user\nHi there\n<|im_end|>\n<|im_start|>assistant\n"
+                " Hello! <|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+    expect_text(LM_CHAT_CHATML, conv + 1, 2, false, false,
+                "<|im_start|>user\nHi there\n<|im_end|>\n<|im_start|>assistant\n Hello! <|im_end|>\n");
+    expect_text(LM_CHAT_DEEPSEEK3, conv, 4, true, false,
+                "  Be brief. \n\n<\xef\xbd\x9cUser\xef\xbd\x9c>Hi there\n<\xef\xbd\x9c" "Assistant\xef\xbd\x9c> Hello! "
+                "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c><\xef\xbd\x9cUser\xef\xbd\x9c>2+2?"
+                "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>");
+    expect_text(LM_CHAT_DEEPSEEK3, conv + 1, 2, false, false,
+                "<\xef\xbd\x9cUser\xef\xbd\x9c>Hi there\n<\xef\xbd\x9c" "Assistant\xef\xbd\x9c> Hello! "
+                "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>");
 }

