@@ -1,5 +1,6 @@
 /*
- * tokenizer.c — vocabulary loading and the two tokenizers Gemma uses (see tokenizer.h).
+ * tokenizer.c — vocabulary loading and the tokenizers: SentencePiece and gemma4 BPE (Gemma), GPT-2
+ * style byte-level BPE (Llama 3, Qwen2, SmolLM2, ...); see tokenizer.h.
  *
  * The reference is llama.cpp's llama-vocab.cpp; tests/test_tokenizer.c compares token ids with it
  * on a corpus. What is reproduced, and why it matters for ids:
@@ -15,15 +16,30 @@
  *     splitter does (an invalid byte becomes U+FFFD), split into runs of '\n' / non-'\n', a
  *     newline run that is a token taken whole, merges ordered by rank (ties: leftmost), byte
  *     fallback.
+ *   - GPT2 (byte-level BPE): the text decoded to code points as above, split into words by the
+ *     pre-tokenizer tokenizer.ggml.pre names, each word re-encoded to UTF-8 and every byte mapped
+ *     to its bytes_to_unicode character, merges ordered by rank; a final symbol that is no token
+ *     falls back to the tokens whose text is one of its bytes (llama.cpp does the same; in practice
+ *     nothing matches). The pre-tokenizers are hand-written matchers that reproduce llama.cpp's
+ *     (unicode.cpp): its custom gpt2 / llama3 / qwen2 splitters, and for the patterns it runs
+ *     through std::regex on "collapsed" text (\p{N}, \p{N}+, [0-9]{3} and the default pre-type's
+ *     punctuation class) the equivalent run splitting. Character classes (\p{L}, \p{N}, \p{P},
+ *     \s) are llama.cpp's, from the Unicode 15.1 tables in unicode_tables.h. Llama 3 style
+ *     pre-types take a word that is a token whole (llama.cpp's ignore_merges).
  * Deviations, only on inputs llama.cpp mishandles or leaves to hash order: inconsistent metadata
- * is rejected (LM_STATUS_FORMAT) instead of patched; code points above U+10FFFF (llama.cpp throws)
- * become U+FFFD; a missing byte token is skipped (llama.cpp's SPM path throws); empty token texts
- * (llama.cpp renames them "[EMPTY_<id>]") never match and render as ""; where several tokens
- * carry an EOT/FIM text, the lowest id is taken (llama.cpp: unordered_map order).
+ * is rejected (LM_STATUS_FORMAT) instead of patched; code points above U+10FFFF (4-byte sequences
+ * led by F5..F7, on which llama.cpp throws) become U+FFFD and consume one byte; a missing byte
+ * token is skipped (llama.cpp's SPM path throws); empty token texts (llama.cpp renames them
+ * "[EMPTY_<id>]") never match and render as ""; where several tokens carry an EOT/FIM text, the
+ * lowest id is taken (llama.cpp: unordered_map order). Not implemented (LM_STATUS_UNSUPPORTED at
+ * load): the pre-types that need other matchers, and those whose vocabularies get llama.cpp's
+ * name-based lstrip/rstrip attributes (jina, modern-bert); tokenizer.ggml.add_eos_token is not
+ * applied (lm_tokenize adds BOS only).
  * Tokenizing only reads the vocab (thread-safe); scratch memory is per call and sized by the input.
  */
 #define _GNU_SOURCE
 #include "tokenizer.h"
+#include "unicode_tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +74,11 @@ struct lm_vocab {
     uint64_t *mkey; /* BPE merges: left << 32 | right -> rank; UINT64_MAX = empty slot */
     int32_t *mrank;
     uint64_t m_mask;
-    int32_t byte_tok[256];
+    int32_t byte_tok[256]; /* fallback token per byte: <0xXX> (SPM, gemma4), the byte's own text (GPT2) */
     int32_t bos, eos, eot, eom, unk, pad;
     bool add_bos, add_space_prefix;
+    uint8_t pre;        /* GPT2: pre-tokenizer (PRE_*) */
+    bool ignore_merges; /* GPT2: a word that is a token is taken whole */
     int32_t eog[64];
     int32_t n_eog;
     int32_t *spec; /* CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
@@ -326,10 +344,11 @@ static lm_status build_specials(lm_vocab *v) {
     return LM_STATUS_OK;
 }
 
-static lm_status load_merges(lm_vocab *v, const lm_gguf *g) {
+static lm_status load_merges(lm_vocab *v, const lm_gguf *g, const char *model) {
     const lm_gguf_value *arr;
     lm_status st = lm_gguf_get_arr(g, "tokenizer.ggml.merges", LM_GGUF_STRING, &arr);
-    if (st == LM_STATUS_NOT_FOUND) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.merges is missing (required by the gemma4 tokenizer)");
+    if (st == LM_STATUS_NOT_FOUND)
+        return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.merges is missing (required by the %s tokenizer)", model);
     if (st) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.merges must be an array of strings");
     uint64_t n = arr->arr.n;
     if (n > (uint64_t)MAX_TOKENS) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.merges has %llu entries", (unsigned long long)n);
@@ -366,6 +385,60 @@ static lm_status load_merges(lm_vocab *v, const lm_gguf *g) {
     return LM_STATUS_OK;
 }
 
+/* GPT2 pre-tokenizers: llama.cpp's regex lists (llm_tokenizer_bpe) and what each runs as here */
+enum {
+    PRE_DEFAULT, /* [\p{P}\$\+<=>\^~\|]+, then gpt2, then \p{N}+, then [0-9][0-9][0-9] */
+    PRE_GPT2,    /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    PRE_SMOLLM,  /* \p{N}, then gpt2 */
+    PRE_QWEN2,   /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    PRE_LLAMA3,  /* as qwen2 with \p{N}{1,3} */
+};
+enum { PF_IGNORE_MERGES = 1, PF_ADD_BOS = 2, PF_NO_BOS = 4 };
+
+/* tokenizer.ggml.pre values and what llama.cpp's llama_vocab::impl::load sets for each (only the
+ * settings that change token ids: clean_spaces affects llama_detokenize alone). */
+static const struct pre_name {
+    const char *name;
+    uint8_t kind, flags;
+} PRE_NAMES[] = {
+    {"default", PRE_DEFAULT, 0},
+    {"gpt-2", PRE_GPT2, 0}, {"phi-2", PRE_GPT2, 0}, {"gigachat", PRE_GPT2, 0}, {"a.x-4.0", PRE_GPT2, 0},
+    {"mellum", PRE_GPT2, 0}, {"exaone4", PRE_GPT2, 0}, {"mpt", PRE_GPT2, 0}, {"olmo", PRE_GPT2, 0},
+    {"jais", PRE_GPT2, 0}, {"trillion", PRE_GPT2, 0}, {"granite-docling", PRE_GPT2, 0},
+    {"smollm", PRE_SMOLLM, 0}, {"starcoder", PRE_SMOLLM, 0}, {"refact", PRE_SMOLLM, 0},
+    {"command-r", PRE_SMOLLM, 0}, {"codeshell", PRE_SMOLLM, 0}, {"exaone", PRE_SMOLLM, 0},
+    {"minerva-7b", PRE_SMOLLM, 0}, {"mellum2", PRE_SMOLLM, 0},
+    {"qwen2", PRE_QWEN2, 0}, {"deepseek-r1-qwen", PRE_QWEN2, 0}, {"kormo", PRE_QWEN2, 0},
+    {"f2llmv2", PRE_QWEN2, 0}, {"megrez", PRE_QWEN2, 0}, {"stablelm2", PRE_QWEN2, 0},
+    {"hunyuan", PRE_QWEN2, 0}, {"solar-open", PRE_QWEN2, 0},
+    {"llama3", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS}, {"llama-v3", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS},
+    {"llama-bpe", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS}, {"falcon3", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS},
+    {"falcon-h1", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS}, {"pixtral", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS},
+    {"midm-2.0", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS}, {"lfm2", PRE_LLAMA3, PF_IGNORE_MERGES | PF_ADD_BOS},
+    {"dbrx", PRE_LLAMA3, 0}, {"smaug-bpe", PRE_LLAMA3, 0},
+    {"chatglm-bpe", PRE_LLAMA3, PF_NO_BOS}, {"glm4", PRE_LLAMA3, PF_NO_BOS | PF_IGNORE_MERGES},
+    {"glm5", PRE_LLAMA3, PF_NO_BOS | PF_IGNORE_MERGES},
+};
+
+/* tokenizer.ggml.pre -> *pre; absent means "default" (llama.cpp warns that quality degrades). */
+static lm_status get_pre(const lm_gguf *g, const struct pre_name **pre) {
+    lm_gguf_str s;
+    lm_status st = lm_gguf_get_str(g, "tokenizer.ggml.pre", &s);
+    *pre = &PRE_NAMES[0];
+    if (st == LM_STATUS_NOT_FOUND) return LM_STATUS_OK;
+    if (st) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.pre must be a string");
+    for (size_t i = 0; i < NELEM(PRE_NAMES); i++)
+        if (lm_gguf_str_eq(s, PRE_NAMES[i].name)) {
+            *pre = &PRE_NAMES[i];
+            return LM_STATUS_OK;
+        }
+    return lm_fail(LM_STATUS_UNSUPPORTED,
+                   "pre-tokenizer '%.*s' (tokenizer.ggml.pre) is not supported: lumen implements the gpt2, "
+                   "smollm, qwen2, llama3 and default pre-tokenizer families (e.g. \"gpt-2\", \"smollm\", "
+                   "\"qwen2\", \"deepseek-r1-qwen\", \"llama-bpe\")",
+                   (int)(s.len > 64 ? 64 : s.len), s.ptr);
+}
+
 lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out) {
     if (!g || !out) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_vocab_load: NULL argument");
     *out = NULL;
@@ -375,11 +448,15 @@ lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out) {
     if (st == LM_STATUS_NOT_FOUND) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.model is missing");
     if (st) return lm_fail(LM_STATUS_FORMAT, "tokenizer.ggml.model must be a string");
     lm_vocab_type type;
+    const struct pre_name *pre = NULL;
     if (lm_gguf_str_eq(model, "llama")) type = LM_VOCAB_SPM;
     else if (lm_gguf_str_eq(model, "gemma4")) type = LM_VOCAB_BPE;
+    else if (lm_gguf_str_eq(model, "gpt2")) type = LM_VOCAB_GPT2;
     else
-        return lm_fail(LM_STATUS_UNSUPPORTED, "tokenizer model '%.*s' is not supported (lumen supports \"llama\" and \"gemma4\")",
+        return lm_fail(LM_STATUS_UNSUPPORTED,
+                       "tokenizer model '%.*s' is not supported (lumen supports \"llama\", \"gemma4\" and \"gpt2\")",
                        (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    if (type == LM_VOCAB_GPT2 && (st = get_pre(g, &pre))) return st;
 
     const lm_gguf_value *toks, *scores = NULL, *types = NULL;
     st = lm_gguf_get_arr(g, "tokenizer.ggml.tokens", LM_GGUF_STRING, &toks);
@@ -407,6 +484,8 @@ lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out) {
     lm_vocab *v = calloc(1, sizeof *v);
     if (!v) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
     v->type = type;
+    v->pre = pre ? pre->kind : PRE_DEFAULT;
+    v->ignore_merges = pre && (pre->flags & PF_IGNORE_MERGES);
     v->n = (int32_t)n;
     v->t = calloc(n, sizeof *v->t);
     v->map_mask = pow2_at_least(2 * n) - 1;
@@ -464,15 +543,20 @@ lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out) {
     for (int b = 0; b < 256; b++) {
         static const char hex[] = "0123456789ABCDEF";
         const char s[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
-        v->byte_tok[b] = find(v, s, 6);
+        const char one = (char)b;
+        v->byte_tok[b] = type == LM_VOCAB_GPT2 ? find(v, &one, 1) : find(v, s, 6);
     }
 
-    /* special ids: llama.cpp's defaults for SPM, none for gemma4; the file overrides */
+    /* special ids: llama.cpp's defaults (SPM: 1, 2, unk 0; gpt2: bos = eos = 11 unless the
+     * pre-type clears bos; gemma4: none, out-of-range defaults disabled); the file overrides */
     v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = -1;
     if (type == LM_VOCAB_SPM) {
         v->bos = n > 1 ? 1 : -1;
         v->eos = n > 2 ? 2 : -1;
         v->unk = 0;
+    } else if (type == LM_VOCAB_GPT2) {
+        v->bos = n > 11 && !(pre->flags & PF_NO_BOS) ? 11 : -1;
+        v->eos = n > 11 ? 11 : -1;
     }
     int32_t fim[6] = {-1, -1, -1, -1, -1, -1};
     if ((st = get_id(g, "tokenizer.ggml.bos_token_id", v->n, &v->bos)) ||
@@ -492,15 +576,15 @@ lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out) {
         (st = get_id(g, "tokenizer.ggml.middle_token_id", v->n, &fim[2])))
         goto fail;
 
-    v->add_bos = type == LM_VOCAB_SPM;
+    v->add_bos = type == LM_VOCAB_SPM || (pre && (pre->flags & PF_ADD_BOS));
     v->add_space_prefix = type == LM_VOCAB_SPM;
     if ((st = get_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos)) ||
         (st = get_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix)))
         goto fail;
-    if (type == LM_VOCAB_BPE) {
-        v->add_bos = true;           /* llama.cpp forces BOS for gemma4 (PR #21500) */
-        v->add_space_prefix = false; /* not used by the BPE path */
-        if ((st = load_merges(v, g))) goto fail;
+    if (type == LM_VOCAB_BPE) v->add_bos = true; /* llama.cpp forces BOS for gemma4 (PR #21500) */
+    if (type != LM_VOCAB_SPM) {
+        v->add_space_prefix = false; /* not used by the BPE paths */
+        if ((st = load_merges(v, g, type == LM_VOCAB_BPE ? "gemma4" : "gpt2"))) goto fail;
     }
 
     derive_specials(v, fim);
@@ -585,6 +669,10 @@ typedef struct bigram {
 typedef struct work {
     char *buf;
     size_t buf_cap;
+    uint32_t *cp; /* GPT2: code points of the fragment, */
+    uint8_t *cf;  /* their classes, */
+    uint32_t *wa, *wb; /* and word lengths (in code points) before / after a splitting pass */
+    size_t cp_cap, cf_cap, wa_cap, wb_cap;
     sym *s;
     size_t s_cap;
     bigram *h;
@@ -824,44 +912,62 @@ static size_t put_utf8(char *o, uint32_t c) {
     return 4;
 }
 
+/* Decode the code point at s[*i] as llama.cpp's unicode_cpts_from_utf8 does: continuation bytes
+ * are checked, overlong forms and surrogates are accepted, an invalid sequence becomes U+FFFD and
+ * consumes one byte. Code points above U+10FFFF (llama.cpp throws on them later) are invalid too.
+ * Advances *i; never reads past s[n - 1]. */
+static uint32_t next_cpt(const uint8_t *s, size_t n, size_t *i) {
+    uint8_t b = s[*i];
+    if (b < 0x80) {
+        *i += 1;
+        return b;
+    }
+    if (b < 0xC0 || b >= 0xF8) {
+        *i += 1;
+        return 0xFFFD;
+    }
+    size_t need = b < 0xE0 ? 1 : b < 0xF0 ? 2 : 3;
+    uint32_t c = b & (0x3Fu >> need);
+    if (*i + need >= n) {
+        *i += 1;
+        return 0xFFFD;
+    }
+    for (size_t j = 1; j <= need; j++) {
+        uint8_t x = s[*i + j];
+        if ((x & 0xC0) != 0x80) {
+            *i += 1;
+            return 0xFFFD;
+        }
+        c = c << 6 | (x & 0x3Fu);
+    }
+    if (c > 0x10FFFF) {
+        *i += 1;
+        return 0xFFFD;
+    }
+    *i += need + 1;
+    return c;
+}
+
 /* Escape spaces to U+2581 and decode/re-encode UTF-8 as llama.cpp's regex splitter does
- * (unicode_cpts_from_utf8 + unicode_cpt_to_utf8): continuation bytes are checked, overlong forms
- * and surrogates are accepted, an invalid lead byte becomes U+FFFD and consumes one byte.
- * Returns the output length (at most 3 * n). */
+ * (unicode_cpts_from_utf8 + unicode_cpt_to_utf8, see next_cpt). Returns the output length (at
+ * most 3 * n). */
 static size_t normalize(const uint8_t *s, size_t n, char *out) {
     size_t m = 0;
     for (size_t i = 0; i < n;) {
-        uint8_t b = s[i];
-        uint32_t c;
-        size_t need = 0;
-        if (b == ' ') {
-            c = 0x2581;
-        } else if (b < 0x80) {
-            c = b;
-        } else if (b < 0xC0 || b >= 0xF8) {
-            c = 0xFFFD;
+        if (s[i] == ' ') {
+            m += put_utf8(out + m, 0x2581);
+            i++;
         } else {
-            need = b < 0xE0 ? 1 : b < 0xF0 ? 2 : 3;
-            c = b & (0x3Fu >> need);
-            bool ok = i + need < n;
-            for (size_t j = 1; ok && j <= need; j++) {
-                ok = (s[i + j] & 0xC0) == 0x80;
-                c = c << 6 | (s[i + j] & 0x3Fu);
-            }
-            if (!ok || c > 0x10FFFF) {
-                c = 0xFFFD;
-                need = 0;
-            }
+            m += put_utf8(out + m, next_cpt(s, n, &i));
         }
-        m += put_utf8(out + m, c);
-        i += need + 1;
     }
     return m;
 }
 
-/* BPE on one pre-split word w->buf[off, off + m). */
-static lm_status bpe_word(const lm_vocab *v, work *w, size_t off, size_t m, bool newlines) {
-    if (newlines) { /* llama.cpp PR #21343: a newline run that is a token is taken whole */
+/* BPE on one pre-split word w->buf[off, off + m). whole: a word that is a token is taken whole
+ * (gemma4 newline runs, llama.cpp PR #21343; GPT2 ignore_merges). */
+static lm_status bpe_word(const lm_vocab *v, work *w, size_t off, size_t m, bool whole) {
+    if (whole) {
         int32_t id = find(v, w->buf + off, m);
         if (id >= 0) {
             emit(w, id);
@@ -893,6 +999,244 @@ static lm_status bpe_run(const lm_vocab *v, work *w, const char *text, size_t le
     return LM_STATUS_OK;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* GPT-2 byte-level BPE                                                                     */
+
+/* Class of a code point (LM_UCD_*): llama.cpp's unicode_cpt_flags_from_cpt. */
+static uint8_t ucd_class(uint32_t c) {
+    if (c < 128) return lm_ucd_ascii[c];
+    if (c > 0x10FFFF) return LM_UCD_UNDEF;
+    size_t lo = 0, hi = LM_UCD_N_RANGES; /* the last entry starting at or below c (entry 0: U+0080) */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (lm_ucd_ranges[mid] >> 4 <= c) lo = mid;
+        else hi = mid;
+    }
+    return (uint8_t)(lm_ucd_ranges[lo] & 15);
+}
+
+/* Classes as the splitters see them; positions outside the current segment read as U_OUT
+ * (llama.cpp: flags 0, "no code point"), which is neither letter, number, space nor "other". */
+enum { U_OUT = 16 };
+#define U_IS(f, cat) (((f) & (U_OUT | LM_UCD_CATEGORY)) == (cat))
+#define U_L(f) U_IS(f, LM_UCD_LETTER)
+#define U_N(f) U_IS(f, LM_UCD_NUMBER)
+#define U_S(f) (((f) & LM_UCD_SPACE) != 0)
+#define U_OTHER(f) (!U_L(f) && !U_N(f) && !U_S(f) && (f) != U_OUT) /* [^\s\p{L}\p{N}] */
+
+typedef struct seg {
+    const uint32_t *cp;
+    const uint8_t *cf;
+    size_t end; /* one past the segment */
+} seg;
+
+static inline uint8_t seg_f(const seg *g, size_t p) { return p < g->end ? g->cf[p] : U_OUT; }
+
+static inline uint32_t lower_ascii(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Length of a contraction 's 't 're 've 'm 'll 'd at p (case-insensitive when fold), or 0. */
+static size_t contraction(const seg *g, size_t p, bool fold) {
+    if (g->cp[p] != '\'' || p + 1 >= g->end) return 0;
+    uint32_t a = fold ? lower_ascii(g->cp[p + 1]) : g->cp[p + 1];
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+    if (p + 2 >= g->end) return 0;
+    uint32_t b = fold ? lower_ascii(g->cp[p + 2]) : g->cp[p + 2];
+    return (a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l') ? 3 : 0;
+}
+
+/* Whitespace at p: the run's length, and (rn) one past its last '\r' / '\n' or 0. */
+static size_t space_run(const seg *g, size_t p, size_t *rn) {
+    size_t k = 0;
+    *rn = 0;
+    while (U_S(seg_f(g, p + k))) {
+        if (g->cp[p + k] == '\r' || g->cp[p + k] == '\n') *rn = p + k + 1;
+        k++;
+    }
+    return k;
+}
+
+/* End of the word at p under the GPT-2 pattern (llama.cpp unicode_regex_split_custom_gpt2):
+ * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t word_gpt2(const seg *g, size_t p) {
+    size_t k = contraction(g, p, false);
+    if (k) return p + k;
+    const bool sp = g->cp[p] == ' ';
+    const uint8_t f2 = sp ? seg_f(g, p + 1) : g->cf[p];
+    if (U_L(f2)) {
+        for (p += sp; U_L(seg_f(g, p));) p++;
+        return p;
+    }
+    if (U_N(f2)) {
+        for (p += sp; U_N(seg_f(g, p));) p++;
+        return p;
+    }
+    if (U_OTHER(f2)) {
+        for (p += sp; U_OTHER(seg_f(g, p));) p++;
+        return p;
+    }
+    size_t rn, n = space_run(g, p, &rn);
+    if (n > 1 && p + n < g->end) return p + n - 1; /* \s+(?!\S): the last space goes with what follows */
+    return p + (n ? n : 1);                        /* \s+ (or, never reached, one code point) */
+}
+
+/* End of the word at p under the Llama 3 (ndig 3) / Qwen2 (ndig 1) pattern (llama.cpp
+ * unicode_regex_split_custom_llama3 / _qwen2):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,ndig}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t word_llama3(const seg *g, size_t p, size_t ndig) {
+    size_t k = contraction(g, p, true);
+    if (k) return p + k;
+    const uint32_t c = g->cp[p];
+    const uint8_t f = g->cf[p];
+    if (c != '\r' && c != '\n' && !U_N(f) && (U_L(f) || U_L(seg_f(g, p + 1)))) {
+        for (p++; U_L(seg_f(g, p));) p++;
+        return p;
+    }
+    if (U_N(f)) {
+        for (k = 0; k < ndig && U_N(seg_f(g, p)); k++) p++;
+        return p;
+    }
+    const bool sp = c == ' ';
+    const uint8_t f2 = sp ? seg_f(g, p + 1) : f;
+    /* llama.cpp tests for "a code point" on f, not f2: a space at the end of the segment
+     * passes and becomes a word of its own, as \s+ would make it */
+    if (!U_L(f2) && !U_N(f2) && !U_S(f2)) {
+        for (p += sp; U_OTHER(seg_f(g, p));) p++;
+        while (p < g->end && (g->cp[p] == '\r' || g->cp[p] == '\n')) p++;
+        return p;
+    }
+    size_t rn, n = space_run(g, p, &rn);
+    if (rn) return rn; /* \s*[\r\n]+ */
+    if (n > 1 && p + n < g->end) return p + n - 1;
+    return p + (n ? n : 1);
+}
+
+/* The patterns llama.cpp runs through std::regex on its "collapsed" text (one byte per code
+ * point: ASCII as is, other code points by class) are runs of one character class; a match and
+ * the text between matches each become a word. */
+static bool is_digit(const seg *g, size_t p) { return g->cp[p] >= '0' && g->cp[p] <= '9'; }
+
+static bool is_number(const seg *g, size_t p) { /* \p{N}: ASCII digits and class N */
+    return g->cp[p] < 128 ? is_digit(g, p) : U_N(g->cf[p]);
+}
+
+static bool is_punct(const seg *g, size_t p) { /* [\p{P}\$\+<=>\^~\|]: all ASCII punctuation but '`' */
+    uint32_t c = g->cp[p];
+    if (c < 128) return c > ' ' && c < 127 && c != '`' && !(c >= '0' && c <= '9') && lm_ucd_ascii[c] != LM_UCD_LETTER;
+    return (g->cf[p] & (LM_UCD_SPACE | LM_UCD_CATEGORY)) == LM_UCD_PUNCT; /* spaces collapse to '\v' first */
+}
+
+enum { SPLIT_NUMBER1, SPLIT_NUMBERS, SPLIT_PUNCTS, SPLIT_DIGIT3, SPLIT_GPT2, SPLIT_QWEN2, SPLIT_LLAMA3 };
+
+/* One splitting pass over the segment [p, g->end): word lengths to out, returns their count. */
+static size_t split_pass(const seg *g, size_t p, int how, uint32_t *out) {
+    size_t n = 0;
+    if (how == SPLIT_DIGIT3) { /* [0-9][0-9][0-9]: leftmost non-overlapping triples */
+        size_t gap = p;
+        while (p + 3 <= g->end) {
+            if (is_digit(g, p) && is_digit(g, p + 1) && is_digit(g, p + 2)) {
+                if (p > gap) out[n++] = (uint32_t)(p - gap);
+                out[n++] = 3;
+                p += 3;
+                gap = p;
+            } else {
+                p++;
+            }
+        }
+        if (g->end > gap) out[n++] = (uint32_t)(g->end - gap);
+        return n;
+    }
+    while (p < g->end) {
+        size_t q;
+        switch (how) {
+        case SPLIT_NUMBER1: /* \p{N}: each number its own word */
+            q = p + 1;
+            if (!is_number(g, p))
+                while (q < g->end && !is_number(g, q)) q++;
+            break;
+        case SPLIT_NUMBERS: /* \p{N}+ */
+            for (q = p + 1; q < g->end && is_number(g, q) == is_number(g, p);) q++;
+            break;
+        case SPLIT_PUNCTS: /* [\p{P}\$\+<=>\^~\|]+ */
+            for (q = p + 1; q < g->end && is_punct(g, q) == is_punct(g, p);) q++;
+            break;
+        case SPLIT_GPT2: q = word_gpt2(g, p); break;
+        case SPLIT_QWEN2: q = word_llama3(g, p, 1); break;
+        default: q = word_llama3(g, p, 3); break;
+        }
+        out[n++] = (uint32_t)(q - p);
+        p = q;
+    }
+    return n;
+}
+
+/* The bytes_to_unicode character of a byte: printable Latin-1 stands for itself, the other 68
+ * bytes (0x00-0x20, 0x7F-0xA0, 0xAD) for U+0100.. in byte order. */
+static uint32_t byte_cpt(uint8_t b) {
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE) return b;
+    if (b <= 0x20) return 0x100 + b;
+    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
+    return 0x100 + 67; /* 0xAD */
+}
+
+/* The inverse: the byte a code point stands for, or -1. */
+static int cpt_byte(uint32_t c) {
+    if (c < 0x100) return byte_cpt((uint8_t)c) == c ? (int)c : -1;
+    if (c < 0x100 + 33) return (int)(c - 0x100);
+    if (c < 0x100 + 67) return (int)(c - 0x100 - 33 + 0x7F);
+    return c == 0x100 + 67 ? 0xAD : -1;
+}
+
+static const uint8_t PRE_PASSES[][5] = {
+    [PRE_DEFAULT] = {4, SPLIT_PUNCTS, SPLIT_GPT2, SPLIT_NUMBERS, SPLIT_DIGIT3},
+    [PRE_GPT2] = {1, SPLIT_GPT2},
+    [PRE_SMOLLM] = {2, SPLIT_NUMBER1, SPLIT_GPT2},
+    [PRE_QWEN2] = {1, SPLIT_QWEN2},
+    [PRE_LLAMA3] = {1, SPLIT_LLAMA3},
+};
+
+/* GPT2 encode of one raw fragment: code points, words by the pre-tokenizer's passes (each pass
+ * splits the previous pass's words further), then per word the byte-mapped text and BPE. */
+static lm_status gpt2_run(const lm_vocab *v, work *w, const char *text, size_t len) {
+    const uint8_t *s = (const uint8_t *)text;
+    if (!grow((void **)&w->cp, &w->cp_cap, len, sizeof *w->cp) || !grow((void **)&w->cf, &w->cf_cap, len, 1) ||
+        !grow((void **)&w->wa, &w->wa_cap, len, sizeof *w->wa) || !grow((void **)&w->wb, &w->wb_cap, len, sizeof *w->wb))
+        return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = next_cpt(s, len, &i);
+        w->cp[n] = c;
+        w->cf[n++] = ucd_class(c);
+    }
+    if (!n) return LM_STATUS_OK;
+    size_t nw = 1;
+    w->wa[0] = (uint32_t)n;
+    const uint8_t *passes = PRE_PASSES[v->pre];
+    for (int k = 1; k <= passes[0]; k++) {
+        size_t nb = 0, at = 0;
+        for (size_t i = 0; i < nw; i++) {
+            seg g = {w->cp, w->cf, at + w->wa[i]};
+            nb += split_pass(&g, at, passes[k], w->wb + nb);
+            at = g.end;
+        }
+        uint32_t *t = w->wa;
+        w->wa = w->wb;
+        w->wb = t;
+        nw = nb;
+    }
+    for (size_t i = 0, at = 0; i < nw; at += w->wa[i++]) {
+        size_t m = 0;
+        if (!grow((void **)&w->buf, &w->buf_cap, 8 * (size_t)w->wa[i], 1)) return lm_fail(LM_STATUS_OUT_OF_MEMORY, "out of memory");
+        for (size_t j = at; j < at + w->wa[i]; j++) {
+            char u[4];
+            size_t ul = put_utf8(u, w->cp[j]);
+            for (size_t b = 0; b < ul; b++) m += put_utf8(w->buf + m, byte_cpt((uint8_t)u[b]));
+        }
+        LM_TRY(bpe_word(v, w, 0, m, v->ignore_merges));
+    }
+    return LM_STATUS_OK;
+}
+
 lm_status lm_vocab_tokenize(const lm_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
                             int32_t *out, int32_t cap, int32_t *n_out) {
     if (!v || (!text && len) || !n_out || cap < 0 || (cap > 0 && !out))
@@ -913,8 +1257,10 @@ lm_status lm_vocab_tokenize(const lm_vocab *v, const char *text, size_t len, boo
         } else if (v->type == LM_VOCAB_SPM) {
             st = spm_run(v, &w, text + f->off, f->len, v->add_space_prefix && prev_special);
             prev_special = false;
-        } else {
+        } else if (v->type == LM_VOCAB_BPE) {
             st = bpe_run(v, &w, text + f->off, f->len);
+        } else {
+            st = gpt2_run(v, &w, text + f->off, f->len);
         }
     }
     if (st) goto done;
@@ -925,11 +1271,46 @@ done:
     free(w.buf);
     free(w.s);
     free(w.h);
+    free(w.cp);
+    free(w.cf);
+    free(w.wa);
+    free(w.wb);
     return st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* decoding                                                                                 */
+
+/* GPT2 NORMAL token text back to bytes (llama.cpp llama_decode_text): each character to the byte
+ * it stands for; a character that stands for none becomes "[UNK_BYTE_0x<its UTF-8 in hex><the
+ * token text>]", as in llama.cpp. Writes to out unless NULL; returns the length. */
+static size_t gpt2_decode(const tok *t, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *s = (const uint8_t *)t->text;
+    size_t n = 0;
+    for (size_t i = 0; i < t->len;) {
+        uint32_t c = next_cpt(s, t->len, &i);
+        int b = cpt_byte(c);
+        if (b >= 0) {
+            if (out) out[n] = (char)b;
+            n++;
+            continue;
+        }
+        char u[4];
+        size_t ul = put_utf8(u, c);
+        if (out) {
+            memcpy(out + n, "[UNK_BYTE_0x", 12);
+            for (size_t k = 0; k < ul; k++) {
+                out[n + 12 + 2 * k] = hex[(uint8_t)u[k] >> 4];
+                out[n + 13 + 2 * k] = hex[(uint8_t)u[k] & 15];
+            }
+            memcpy(out + n + 12 + 2 * ul, t->text, t->len);
+            out[n + 12 + 2 * ul + t->len] = ']';
+        }
+        n += 12 + 2 * ul + t->len + 1;
+    }
+    return n;
+}
 
 lm_status lm_vocab_piece(const lm_vocab *v, int32_t id, bool render_special, char *buf, size_t cap, size_t *len) {
     if (!v || !len || (cap && !buf)) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_vocab_piece: NULL argument");
@@ -937,12 +1318,15 @@ lm_status lm_vocab_piece(const lm_vocab *v, int32_t id, bool render_special, cha
     if (id < 0 || id >= v->n) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "token id %d is out of range [0, %d)", id, v->n);
     const tok *t = &v->t[id];
     size_t n = 0;
-    enum { NONE, RAW, UNESCAPE, BYTE } how = NONE;
+    enum { NONE, RAW, UNESCAPE, BYTEMAP, BYTE } how = NONE;
     if ((t->attr & (A_UNKNOWN | A_CONTROL)) && !render_special) {
         how = NONE;
     } else if (t->attr & (A_UNKNOWN | A_CONTROL | A_USER)) {
         how = RAW;
         n = t->len;
+    } else if ((t->attr & A_NORMAL) && v->type == LM_VOCAB_GPT2) {
+        how = BYTEMAP;
+        n = gpt2_decode(t, NULL);
     } else if (t->attr & A_NORMAL) {
         how = UNESCAPE;
         n = t->len;
@@ -961,6 +1345,8 @@ lm_status lm_vocab_piece(const lm_vocab *v, int32_t id, bool render_special, cha
         memcpy(buf, t->text, n);
     } else if (how == BYTE) {
         buf[0] = (char)t->byte;
+    } else if (how == BYTEMAP) {
+        gpt2_decode(t, buf);
     } else if (how == UNESCAPE) {
         size_t o = 0;
         for (uint32_t i = 0; i < t->len;) {

