@@ -499,6 +499,19 @@ static bool op_sgemm(lm_cpu_fast *f, const lm_node *n, int64_t e, const int32_t 
     return true;
 }
 
+/* out[c][r] = dot(row r of w (of expert e), xs[c]) for rows r0..r1 and nc <= LM_Q8S_MAXC columns:
+ * each row's weights are unpacked once for all the columns. (Cutting K into chunks whose
+ * activations stay in L1 was measured slower: the weight stream then jumps between rows and
+ * loses the kernels' prefetch; see q8s_prefetch in kernels.c.) */
+static void q8s_rows(const lm_cpu_kernels *k, const lm_tensor *w, int64_t e, int64_t r0, int64_t r1, const void *const *xs, int nc,
+                     int two, float *const *outs) {
+    float o[LM_Q8S_MAXC];
+    for (int64_t r = r0; r < r1; r++) {
+        k->mdot8[w->type](w->ne[0], lm_tensor_row(w, r, e, 0), xs, nc, two, o);
+        for (int c = 0; c < nc; c++) outs[c][r] = o[c];
+    }
+}
+
 static void matmul_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -518,14 +531,13 @@ static void matmul_task(void *arg, int ith, int nth) {
     }
     if (vt == LM_Q8S) {
         /* each row's weights unpacked once per LM_Q8S_MAXC columns */
-        for (int64_t r = a * TILE; r < lm_min64(b * TILE, M); r++)
+        for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += TILE)
             for (int64_t c0 = 0; c0 < N; c0 += LM_Q8S_MAXC) {
                 const int nc = (int)lm_min64(N - c0, LM_Q8S_MAXC);
                 const void *xs[LM_Q8S_MAXC];
-                float o[LM_Q8S_MAXC];
-                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow;
-                k->mdot8[wt](K, lm_tensor_row(w, r, 0, 0), xs, nc, tk->two, o);
-                for (int c = 0; c < nc; c++) frow(dst, c0 + c, 0, 0)[r] = o[c];
+                float *outs[LM_Q8S_MAXC];
+                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow, outs[c] = frow(dst, c0 + c, 0, 0);
+                q8s_rows(k, w, 0, t0, lm_min64(t0 + TILE, M), xs, nc, tk->two, outs);
             }
         return;
     }
@@ -599,17 +611,14 @@ static void matmul_id_task(void *arg, int ith, int nth) {
                 for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += LM_Q8S_MAXC) {
                     const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, LM_Q8S_MAXC);
                     const void *xs[LM_Q8S_MAXC];
-                    float *outs[LM_Q8S_MAXC], o[LM_Q8S_MAXC];
+                    float *outs[LM_Q8S_MAXC];
                     for (int c = 0; c < nc; c++) {
                         const int32_t pair = tk->bucket_pairs[p0 + c];
                         const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;
                         xs[c] = tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
                         outs[c] = frow(dst, j, t, 0);
                     }
-                    for (int64_t r = r0t; r < r1t; r++) {
-                        k->mdot8[wt](K, lm_tensor_row(w, r, e, 0), xs, nc, tk->two, o);
-                        for (int c = 0; c < nc; c++) outs[c][r] = o[c];
-                    }
+                    q8s_rows(k, w, e, r0t, r1t, xs, nc, tk->two, outs);
                 }
                 continue;
             }
