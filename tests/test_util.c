@@ -102,6 +102,14 @@ const char *tu_real_model_path(void) {
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
+const char *tu_smollm2_path(void) {
+    static char buf[4096];
+    const char *env = getenv("LUMEN_MODEL_SMOLLM2");
+    if (env && access(env, R_OK) == 0) return env;
+    snprintf(buf, sizeof buf, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", LUMEN_MODEL_CACHE);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
 void tu_put(tu_buf *b, const void *data, size_t n) {
     if (n == 0) return;
     if (b->n + n > b->cap) {

@@ -29,6 +29,7 @@ bool tu_write_file(const char *path, const void *data, size_t size);
 const char *tu_fixture(const char *name);           /* LUMEN_FIXTURES "/" name (static buffer) */
 const char *tu_tmp_path(const char *name);          /* unique path in the temp dir (static buffer) */
 /* Path of the Gemma 3 270M Q4_K_M GGUF if present (LUMEN_MODEL env or the model cache), else NULL. */
+const char *tu_smollm2_path(void); /* SmolLM2-135M-Instruct Q4_1 (llama architecture), or NULL */
 const char *tu_real_model_path(void);
 
 /* ---- growable byte buffer */

@@ -612,17 +612,19 @@ static int cmd_perplexity(opts *o) {
     lm_token *toks = tokenize(m, text, true, false, &n);
     free(text);
     const int32_t V = lm_vocab_size(m), bos = lm_token_bos(m);
-    /* non-overlapping chunks of n_ctx tokens; each chunk starts with BOS and scores every
+    /* non-overlapping chunks of n_ctx tokens; each chunk starts with BOS when the model adds one
+       (as llama.cpp's perplexity does; the tokenizer put it first then) and scores every
        prediction inside it (position i predicts token i + 1) */
     double nll = 0;
     int64_t count = 0;
     lm_token *chunk = malloc((size_t)n_ctx * sizeof *chunk);
     lm_batch_entry *e = malloc((size_t)n_batch * sizeof *e);
     double t0 = now();
-    int32_t at = toks[0] == bos ? 1 : 0, n_chunks = 0;
+    const bool add_bos = n > 0 && bos >= 0 && toks[0] == bos;
+    int32_t at = add_bos ? 1 : 0, n_chunks = 0;
     while (at < n) {
         int32_t k = 0;
-        chunk[k++] = bos;
+        if (add_bos) chunk[k++] = bos;
         while (k < n_ctx && at < n) chunk[k++] = toks[at++];
         if (k < 2) break;
         lm_context_seq_clear(c, 0);

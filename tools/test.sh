@@ -11,6 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-$(nproc)}
 bash "$ROOT/tools/setup.sh"
 export LUMEN_MODEL=$(bash "$ROOT/tools/fetch_model.sh")
+export LUMEN_MODEL_SMOLLM2=$(bash "$ROOT/tools/fetch_model.sh" smollm2)
 # synthetic Gemma 4 31B / 26B-A4B files (tensor tables of the real models, sparse) for the planner tests
 export LUMEN_SYNTH_DIR=$(bash "$ROOT/tools/gen_synthetic.sh")
 # a missing Vulkan device fails the Vulkan tests instead of skipping them (LUMEN_TEST_VULKAN=0 builds without)
