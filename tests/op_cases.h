@@ -106,6 +106,9 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_F8_E4M3, 384, 65, 65, TOL_TC)
     MM(LM_Q4_K, 512, 65, 40, TOL_TC)
     MM(LM_Q6_K, 256, 130, 9, TOL_TC)
+    /* the CPU's f32 GEMM for the types with q8s dots starts at 128 columns */
+    MM(LM_Q4_K, 256, 19, 130, TOL_TC)
+    MM(LM_Q5_K, 512, 11, 128, TOL_TC)
     MM(LM_F16, 96, 33, 100, TOL_F32)
     MM(LM_F32, 64, 21, 11, TOL_F32)
     MM(LM_BF16, 96, 13, 10, TOL_F32)
@@ -145,6 +148,7 @@ static const lm_op_case lm_op_cases[] = {
     /* prefill-sized: experts with >= 16 tokens take the CPU's f32 GEMM, the others the dot path */
     {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_K, {256, 40, 4, 2, 40, 2}, {0}, {0}, TOL_TC},
     {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q8_0, {96, 33, 3, 2, 30, 1}, {0}, {0}, TOL_TC},
+    {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_K, {256, 24, 3, 2, 200, 2}, {0}, {0}, TOL_TC},
 
     /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
     {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},
