@@ -129,10 +129,16 @@ static lm_status read_hparams(lm_model *m) {
     LM_TRY(get_f32(m, "rope.freq_base_swa", 1.0f, 1e12f, &theta_swa, false));
     {
         lm_gguf_str st;
-        if (lm_gguf_get_str(m->gguf, akey(m, "rope.scaling.type"), &st) == LM_STATUS_OK && lm_gguf_str_eq(st, "linear")) {
-            float f = 1.0f;
-            LM_TRY(get_f32(m, "rope.scaling.factor", 1e-6f, 1e6f, &f, true));
-            scale_full = 1.0f / f;
+        if (lm_gguf_get_str(m->gguf, akey(m, "rope.scaling.type"), &st) == LM_STATUS_OK) {
+            if (lm_gguf_str_eq(st, "linear")) {
+                float f = 1.0f;
+                LM_TRY(get_f32(m, "rope.scaling.factor", 1e-6f, 1e6f, &f, true));
+                scale_full = 1.0f / f;
+            } else if (llama && !lm_gguf_str_eq(st, "none")) {
+                /* YaRN & co. change the rotation itself: refuse rather than drift at long contexts */
+                return lm_fail(LM_STATUS_UNSUPPORTED, "rope scaling '%.*s' is not supported (none and linear are)",
+                               (int)(st.len < 32 ? st.len : 32), st.ptr);
+            }
         }
         lm_clear_error();
     }

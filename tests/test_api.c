@@ -58,6 +58,32 @@ Test(api, load_errors_are_clean) {
     cr_assert_eq(st, LM_STATUS_UNSUPPORTED);
     cr_assert(strstr(lm_last_error(), "mamba") != NULL, "message: %s", lm_last_error());
     remove(p);
+    /* a Qwen2 file asking for YaRN rope scaling, which lumen does not implement: refused, not run
+       with the plain rotation */
+    g = tu_gguf_new();
+    tu_gguf_str(g, "general.architecture", "qwen2");
+    static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a"};
+    const float scores[] = {0, 0, 0, -1};
+    const int32_t types[] = {2, 3, 3, 1};
+    tu_gguf_str(g, "tokenizer.ggml.model", "llama");
+    tu_gguf_arr_str(g, "tokenizer.ggml.tokens", toks, 4);
+    tu_gguf_arr_f32(g, "tokenizer.ggml.scores", scores, 4);
+    tu_gguf_arr_i32(g, "tokenizer.ggml.token_type", types, 4);
+    tu_gguf_u32(g, "qwen2.block_count", 1);
+    tu_gguf_u32(g, "qwen2.embedding_length", 64);
+    tu_gguf_u32(g, "qwen2.attention.head_count", 4);
+    tu_gguf_u32(g, "qwen2.attention.head_count_kv", 4);
+    tu_gguf_u32(g, "qwen2.feed_forward_length", 128);
+    tu_gguf_str(g, "qwen2.rope.scaling.type", "yarn");
+    tu_gguf_f32(g, "qwen2.rope.scaling.factor", 4.0f);
+    p = tu_tmp_path("yarn.gguf");
+    cr_assert(tu_gguf_save(g, p));
+    tu_gguf_free(g);
+    m = load(p, &st);
+    cr_assert_null(m);
+    cr_assert_eq(st, LM_STATUS_UNSUPPORTED, "%s", lm_last_error());
+    cr_assert(strstr(lm_last_error(), "yarn") != NULL, "message: %s", lm_last_error());
+    remove(p);
 }
 
 Test(api, truncated_and_corrupted_models_fail_cleanly, .timeout = 300) {
