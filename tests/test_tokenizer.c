@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "test_util.h"
+#include "support/utf8_llama.h"
 #include "tokenizer.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -703,45 +704,6 @@ Test(tokenizer, buffer_too_small) {
     unload(&l);
 }
 
-/* The text as llama.cpp decodes and re-encodes it (unicode_cpts_from_utf8, unicode_cpt_to_utf8):
- * a lead byte with its continuation bytes gives a code point (overlong forms and surrogates
- * included) written back in shortest form; anything else, and code points above U+10FFFF, gives
- * U+FFFD for one byte. */
-static size_t utf8_as_llama(const char *in, size_t n, char *out) {
-    const unsigned char *p = (const unsigned char *)in;
-    size_t m = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 0 : c < 0xC0 ? 9 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : c < 0xF8 ? 3 : 9;
-        uint32_t cp = k ? c & (0x3Fu >> k) : c;
-        bool ok = k != 9 && i + k < n;
-        for (size_t j = 1; ok && j <= k; j++) {
-            ok = (p[i + j] & 0xC0) == 0x80;
-            cp = cp << 6 | (p[i + j] & 0x3Fu);
-        }
-        if (!ok || cp > 0x10FFFF) {
-            cp = 0xFFFD;
-            k = 0;
-        }
-        i += k + 1;
-        if (cp < 0x80) {
-            out[m++] = (char)cp;
-        } else if (cp < 0x800) {
-            out[m++] = (char)(0xC0 | cp >> 6);
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out[m++] = (char)(0xE0 | cp >> 12);
-            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        } else {
-            out[m++] = (char)(0xF0 | cp >> 18);
-            out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    return m;
-}
 
 static void check_range(const lm_vocab *v, const int32_t *ids, int32_t n) {
     for (int32_t i = 0; i < n; i++) cr_assert(ids[i] >= 0 && ids[i] < lm_vocab_n_tokens(v), "id %d out of range", ids[i]);

@@ -94,20 +94,22 @@ const char *tu_tmp_path(const char *name) {
     return buf;
 }
 
+/* the file named by the environment variable, else `file` in the model cache, else NULL */
+static const char *cached_model(const char *env_var, const char *file, char *buf, size_t cap) {
+    const char *env = getenv(env_var);
+    if (env && access(env, R_OK) == 0) return env;
+    snprintf(buf, cap, "%s/%s", LUMEN_MODEL_CACHE, file);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
 const char *tu_real_model_path(void) {
     static char buf[4096];
-    const char *env = getenv("LUMEN_MODEL");
-    if (env && access(env, R_OK) == 0) return env;
-    snprintf(buf, sizeof buf, "%s/gemma-3-270m-q4_k_m.gguf", LUMEN_MODEL_CACHE);
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    return cached_model("LUMEN_MODEL", "gemma-3-270m-q4_k_m.gguf", buf, sizeof buf);
 }
 
 const char *tu_smollm2_path(void) {
     static char buf[4096];
-    const char *env = getenv("LUMEN_MODEL_SMOLLM2");
-    if (env && access(env, R_OK) == 0) return env;
-    snprintf(buf, sizeof buf, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", LUMEN_MODEL_CACHE);
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    return cached_model("LUMEN_MODEL_SMOLLM2", "SmolLM2-135M-Instruct.Q4_1.gguf", buf, sizeof buf);
 }
 
 void tu_put(tu_buf *b, const void *data, size_t n) {

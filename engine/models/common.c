@@ -34,3 +34,12 @@ const lm_step_io *lm_fwd_stage(lm_fwd *f, const lm_tensor *w) {
     }
     return io;
 }
+
+lm_tensor *lm_fwd_logits(lm_fwd *f, const lm_model *m) {
+    if (f->s->n_outputs == 0) return NULL;
+    lm_graph *g = f->g;
+    const lm_step_io *io = lm_fwd_stage(f, m->output);
+    const lm_tensor *hx = f->h;
+    if (f->s->n_outputs < f->s->n_tokens) hx = lm_get_rows(g, f->h, io->out_ids, 1.0f);
+    return lm_matmul(g, m->output, lm_rms_norm(g, hx, m->output_norm, NULL, m->hp.eps));
+}

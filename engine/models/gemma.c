@@ -143,12 +143,8 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         lm_graph_release(g, mark);
     }
 
-    if (s->n_outputs == 0) return NULL;
     f.ple = NULL;
-    io = lm_fwd_stage(&f, m->output);
-    const lm_tensor *hx = f.h;
-    if (s->n_outputs < n) hx = lm_get_rows(g, f.h, io->out_ids, 1.0f);
-    lm_tensor *logits = lm_matmul(g, m->output, lm_rms_norm(g, hx, m->output_norm, NULL, eps));
-    if (hp->final_softcap > 0) logits = lm_softcap(g, logits, hp->final_softcap);
+    lm_tensor *logits = lm_fwd_logits(&f, m);
+    if (logits && hp->final_softcap > 0) logits = lm_softcap(g, logits, hp->final_softcap);
     return logits;
 }

@@ -66,9 +66,5 @@ lm_tensor *lm_llama_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         lm_graph_release(g, mark);
     }
 
-    if (s->n_outputs == 0) return NULL;
-    io = lm_fwd_stage(&f, m->output);
-    const lm_tensor *hx = f.h;
-    if (s->n_outputs < n) hx = lm_get_rows(g, f.h, io->out_ids, 1.0f);
-    return lm_matmul(g, m->output, lm_rms_norm(g, hx, m->output_norm, NULL, eps));
+    return lm_fwd_logits(&f, m);
 }

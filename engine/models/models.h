@@ -39,6 +39,10 @@ typedef struct lm_fwd {
    it runs attention. Returns the step inputs on that device. */
 const lm_step_io *lm_fwd_stage(lm_fwd *f, const lm_tensor *w);
 
+/* The head: output(Norm(h)) for the step's output rows, on the head's device; NULL when the step
+   has no outputs. */
+lm_tensor *lm_fwd_logits(lm_fwd *f, const lm_model *m);
+
 /* views of t reshaped to 3 / 2 dims */
 lm_tensor *lm_view3(lm_graph *g, const lm_tensor *t, int64_t ne0, int64_t ne1, int64_t ne2);
 lm_tensor *lm_view2(lm_graph *g, const lm_tensor *t, int64_t ne0, int64_t ne1);

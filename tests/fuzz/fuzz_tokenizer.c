@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../support/utf8_llama.h"
+
 #include "chat.h"
 #include "tokenizer.h"
 
@@ -51,42 +53,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-/* The text as llama.cpp decodes and re-encodes it: invalid UTF-8 (and code points above
- * U+10FFFF) becomes U+FFFD for one byte, overlong forms are written back in shortest form. */
-static size_t utf8_as_llama(const uint8_t *p, size_t n, char *out) {
-    size_t m = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 0 : c < 0xC0 ? 9 : c < 0xE0 ? 1 : c < 0xF0 ? 2 : c < 0xF8 ? 3 : 9;
-        uint32_t cp = k ? c & (0x3Fu >> k) : c;
-        bool ok = k != 9 && i + k < n;
-        for (size_t j = 1; ok && j <= k; j++) {
-            ok = (p[i + j] & 0xC0) == 0x80;
-            cp = cp << 6 | (p[i + j] & 0x3Fu);
-        }
-        if (!ok || cp > 0x10FFFF) {
-            cp = 0xFFFD;
-            k = 0;
-        }
-        i += k + 1;
-        if (cp < 0x80) {
-            out[m++] = (char)cp;
-        } else if (cp < 0x800) {
-            out[m++] = (char)(0xC0 | cp >> 6);
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out[m++] = (char)(0xE0 | cp >> 12);
-            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        } else {
-            out[m++] = (char)(0xF0 | cp >> 18);
-            out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[m++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    return m;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;
@@ -117,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 at += len;
             }
             if (byte_level && !special && all) {
-                size_t wl = utf8_as_llama(data, size, want);
+                size_t wl = utf8_as_llama((const char *)data, size, want);
                 check(at == wl && memcmp(got, want, wl) == 0, "byte-level BPE pieces give the text back");
             }
         }
