@@ -691,6 +691,85 @@ Test(dot, q8s_kernels) {
     free(xq);
 }
 
+/* The int8 GEMM (AVX-512 VNNI tables): 13 rows (a partial 16-row slice) x 1..8 columns (1..4
+ * with both planes) over 5 super-blocks, against double arithmetic on the operands it sees (as
+ * for the dots above: tolerance 1e-5 of sum |w x| per output); the 3 padding rows must come out 0. */
+Test(dot, i8_gemm) {
+    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K};
+    const lm_cpu_kernels *t[3];
+    const int nt = runnable_tables(t);
+    tu_rng r = tu_seed(86);
+    enum { NR = 13, NC = LM_I8_MAXC };
+    const int64_t K = 5 * LM_QK_K, ns = K / LM_QK_K;
+    lm_block_q8s *xq = malloc((size_t)NC * (size_t)ns * sizeof *xq);
+    float *xd[2][NC];
+    for (int c = 0; c < NC; c++) {
+        float *x = activation_input(&r, K, 32);
+        lm_quant_row_q8s(x, xq + c * ns, K);
+        xd[1][c] = malloc((size_t)K * sizeof(float));
+        xd[0][c] = malloc((size_t)K * sizeof(float));
+        lm_dequant_row(LM_Q8S, xq + c * ns, xd[1][c], K);
+        for (int64_t i = 0; i < K; i++) xd[0][c][i] = xq[c * ns + i / 256].d[i % 256 / 32] * (float)xq[c * ns + i / 256].qs[i % 256];
+        free(x);
+    }
+    const void *cols[NC];
+    for (int c = 0; c < NC; c++) cols[c] = xq + c * ns;
+    lm_i8_slice *sl = aligned_alloc(64, (size_t)ns * sizeof *sl);
+    float *wd = malloc((size_t)K * sizeof *wd);
+    int checked = 0;
+    for (int k = 0; k < nt; k++) {
+        if (!t[k]->i8_gemm) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const lm_dtype ty = types[ti];
+            const size_t rb = lm_row_bytes(ty, K);
+            uint8_t *w = malloc(rb * NR);
+            const void *rows[NR];
+            for (int row = 0; row < NR; row++) {
+                uint8_t *wr = w + rb * row;
+                rows[row] = wr;
+                for (size_t i = 0; i < rb; i++) wr[i] = (uint8_t)(tu_uniform(&r) * 256.0f);
+                for (int64_t b = 0; b < ns; b++) {
+                    const uint16_t d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r)), dm = lm_f32_to_f16(0.02f * tu_uniform(&r));
+                    if (ty == LM_Q4_K) ((lm_block_q4_K *)wr)[b].d = d, ((lm_block_q4_K *)wr)[b].dmin = dm;
+                    if (ty == LM_Q5_K) ((lm_block_q5_K *)wr)[b].d = d, ((lm_block_q5_K *)wr)[b].dmin = dm;
+                    if (ty == LM_Q6_K) ((lm_block_q6_K *)wr)[b].d = d;
+                }
+            }
+            for (int64_t sb = 0; sb < ns; sb++) t[k]->i8_repack[ty](rows, NR, sb, sl + sb);
+            for (int two = 0; two < 2; two++)
+                for (int nc = 1; nc <= (two ? NC / 2 : NC); nc++) {
+                    float o[NC * LM_I8_ROWS];
+                    t[k]->i8_gemm(sl, ns, cols, nc, two, o);
+                    for (int row = 0; row < LM_I8_ROWS; row++) {
+                        if (row < NR) lm_dequant_row(ty, rows[row], wd, K);
+                        for (int c = 0; c < nc; c++) {
+                            const float got = o[c * LM_I8_ROWS + row];
+                            if (row >= NR) {
+                                cr_assert_eq(got, 0.0f, "%s padding row %d column %d: %g", lm_dtype_name(ty), row, c, (double)got);
+                                continue;
+                            }
+                            double want = 0, mag = 0;
+                            for (int64_t i = 0; i < K; i++) {
+                                want += (double)wd[i] * xd[two][c][i];
+                                mag += fabs((double)wd[i] * xd[two][c][i]);
+                            }
+                            cr_assert(fabs(got - want) <= 1e-5 * mag, "%s %s i8_gemm (%d columns, two %d) row %d column %d: %.9g, want %.9g",
+                                      t[k]->isa, lm_dtype_name(ty), nc, two, row, c, (double)got, want);
+                        }
+                    }
+                    checked++;
+                }
+            free(w);
+        }
+    }
+    for (int c = 0; c < NC; c++) free(xd[0][c]), free(xd[1][c]);
+    free(xq);
+    free(sl);
+    free(wd);
+    if (!checked) cr_skip("no kernel table with the int8 GEMM runs here (needs AVX-512 VNNI)");
+    cr_assert_eq(checked, 3 * (NC + NC / 2));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* dtype table                                                                              */
 

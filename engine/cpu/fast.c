@@ -55,7 +55,7 @@ struct lm_cpu_fast {
     size_t msize;
     /* read from the environment once: LUMEN_CPU_NO_SGEMM, LUMEN_CPU_NO_TILED_ATTN (the older
      * dot-product paths, for comparisons) */
-    bool no_sgemm, no_tiled_attn;
+    bool no_sgemm, no_tiled_attn, no_i8;
     /* activations of the matmuls that run as dot products (LUMEN_CPU_ACT): q8s where the table
      * has its dots, the first plane (ACT_Q8, the default: 8-bit, ~1e-5 NMSE; heavy-tailed inputs,
      * LM_MM_X_OUTLIERS, take both) or both planes everywhere (ACT_Q8X2, "q8x2": ~16-bit, as
@@ -94,6 +94,7 @@ lm_cpu_fast *lm_cpu_fast_create(int n_threads) {
     f->nth = lm_threadpool_size(f->tp);
     f->k = pick_kernels();
     f->no_sgemm = getenv("LUMEN_CPU_NO_SGEMM") != NULL;
+    f->no_i8 = getenv("LUMEN_CPU_NO_I8") != NULL;
     f->no_tiled_attn = getenv("LUMEN_CPU_NO_TILED_ATTN") != NULL;
     const char *act = getenv("LUMEN_CPU_ACT");
     f->act = !f->k->quant_q8s || (act && strcmp(act, "q16") == 0) ? ACT_Q16 : act && strcmp(act, "q8x2") == 0 ? ACT_Q8X2 : ACT_Q8;
@@ -395,9 +396,22 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
 #define SG_MIN_N 16
 #define SG_Q8S_N 128
 
-/* N: the columns (matmul) or one expert's tokens (matmul_id) */
 static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt);
 
+/* The int8 GEMM (tables with AVX-512 VNNI; matmul, not yet matmul_id) from I8_MIN_N columns for
+ * the types it unpacks, in place of both the dots and the f32 GEMM: 16 weight rows are unpacked
+ * once to bytes (lm_i8_slice), then vpdpbusd multiplies them by 4 activations of a column at a
+ * time, int32 over each scale block, one float FMA per block and column. Activations are the
+ * same q8s as decode's (8-bit; both planes for LM_MM_X_OUTLIERS inputs), so prefill rounds as
+ * decode does. One core, Gemma 4 31B ffn_up Q4_K, 512 columns: 475 ms against the f32 GEMM's
+ * 712-740 (measured with another job on the machine; see the README for end-to-end numbers).
+ * LUMEN_CPU_NO_I8=1 turns it off. */
+#define I8_MIN_N 16
+static bool i8_ok(const lm_cpu_fast *f, lm_dtype wt, int64_t N) {
+    return N >= I8_MIN_N && f->k->i8_gemm && f->k->i8_repack[wt] && !f->no_i8 && vec_type_for(f, wt) == LM_Q8S;
+}
+
+/* N: the columns (matmul) or one expert's tokens (matmul_id) */
 static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x, int64_t N) {
     const lm_dtype_traits *tr = lm_dtype_get(w->type);
     return N >= (vec_type_for(f, w->type) == LM_Q8S ? SG_Q8S_N : SG_MIN_N) && f->k->sgemm && !f->no_sgemm && x->type == LM_F32 && tr && tr->dequant && SG_KC % tr->block == 0;
@@ -536,6 +550,30 @@ static void matmul_task(void *arg, int ith, int nth) {
         gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
         return;
     }
+    if (vt == LM_Q8S && i8_ok(tk->f, wt, N)) {
+        /* int8 GEMM: 16 rows unpacked once (into this thread's buffer), then every group of columns */
+        lm_i8_slice *buf = (lm_i8_slice *)tb;
+        const int64_t ns = K / LM_QK_K;
+        const int C = tk->two ? LM_I8_MAXC / 2 : LM_I8_MAXC;
+        for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += LM_I8_ROWS) {
+            const int nr = (int)lm_min64(LM_I8_ROWS, M - t0);
+            const void *rows[LM_I8_ROWS];
+            for (int i = 0; i < nr; i++) rows[i] = lm_tensor_row(w, t0 + i, 0, 0);
+            for (int64_t sb = 0; sb < ns; sb++) k->i8_repack[wt](rows, nr, sb, buf + sb);
+            for (int64_t c0 = 0; c0 < N; c0 += C) {
+                const int nc = (int)lm_min64(N - c0, C);
+                const void *xs[LM_I8_MAXC];
+                float o[LM_I8_MAXC * LM_I8_ROWS];
+                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow;
+                k->i8_gemm(buf, ns, xs, nc, tk->two, o);
+                for (int c = 0; c < nc; c++) {
+                    float *out = frow(dst, c0 + c, 0, 0) + t0;
+                    for (int i = 0; i < nr; i++) out[i] = o[c * LM_I8_ROWS + i];
+                }
+            }
+        }
+        return;
+    }
     if (vt == LM_Q8S) {
         /* each row's weights unpacked once per LM_Q8S_MAXC columns */
         for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += TILE)
@@ -588,7 +626,9 @@ static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_ten
 }
 
 static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
-    if (n->src[1]->ne[2] == 1 && sgemm_ok(f, n->src[0], n->src[1], n->src[1]->ne[1])) return op_sgemm(f, n, 0, NULL, n->src[1]->ne[1]);
+    const int64_t N = n->src[1]->ne[1];
+    if (n->src[1]->ne[2] == 1 && !i8_ok(f, n->src[0]->type, N) && sgemm_ok(f, n->src[0], n->src[1], N))
+        return op_sgemm(f, n, 0, NULL, N);
     task tk = {.f = f, .n = n};
     if (!prepare_x(f, &tk, n->src[0], n->src[1], false)) return false;
     lm_threadpool_run(f->tp, matmul_task, &tk);

@@ -770,6 +770,126 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
 }
 #endif
 
+#ifdef HAVE_VNNI
+/* ---- int8 GEMM (prefill) against q8s activations -------------------------------------------
+ * Weights are unpacked 16 rows at a time into lm_i8_slice (values as unsigned bytes, 4 of a row
+ * side by side, rows interleaved), so that one vpdpbusd multiplies 16 rows by 4 activations of
+ * one column (broadcast): 64 products per instruction, accumulated in int32 over a whole block of
+ * the weights' scale (32 or 16 values); per block and column one float FMA applies weight scale x
+ * activation scale and one removes the min / offset (weight min x the activations' scaled sum). */
+
+/* row r's super-block sb into the slice: values, scales, mins */
+static void i8_put_row(lm_i8_slice *t, int r, const uint8_t v[LM_QK_K], const float *sc, const float *mn, int nb) {
+    for (int i = 0; i < LM_QK_K / 4; i++) memcpy(t->q[i][r], v + 4 * i, 4);
+    for (int b = 0; b < nb; b++) t->s[b][r] = sc[b], t->m[b][r] = mn[b];
+}
+
+static void i8_repack_k45(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t, int q5) {
+    memset(t, 0, sizeof *t);
+    t->block = 32;
+    for (int r = 0; r < nrows; r++) {
+        const k45_block kb = k45_at(rows[r], sb, q5);
+        const float d = H2F(kb.d), dmin = H2F(kb.dmin);
+        uint8_t v[LM_QK_K];
+        float sc[8], mn[8];
+        for (int j = 0; j < 4; j++) { /* values 64j..64j+31: low nibbles, +32..63: high nibbles */
+            for (int l = 0; l < 32; l++) {
+                const int h = q5 ? ((kb.qh[l] >> (2 * j)) & 1) << 4 : 0, h2 = q5 ? ((kb.qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
+                v[64 * j + l] = (uint8_t)((kb.qs[32 * j + l] & 0xF) | h);
+                v[64 * j + 32 + l] = (uint8_t)((kb.qs[32 * j + l] >> 4) | h2);
+            }
+        }
+        for (int b = 0; b < 8; b++) {
+            uint8_t a, m;
+            scale_min_k4(b, kb.scales, &a, &m);
+            sc[b] = d * (float)a;
+            mn[b] = dmin * (float)m;
+        }
+        i8_put_row(t, r, v, sc, mn, 8);
+    }
+}
+static void i8_repack_q4_K(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) { i8_repack_k45(rows, nrows, sb, t, 0); }
+static void i8_repack_q5_K(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) { i8_repack_k45(rows, nrows, sb, t, 1); }
+
+static void i8_repack_q6_K(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) {
+    memset(t, 0, sizeof *t);
+    t->block = 16;
+    for (int r = 0; r < nrows; r++) {
+        const lm_block_q6_K *w = (const lm_block_q6_K *)rows[r] + sb;
+        const float d = H2F(w->d);
+        uint8_t v[LM_QK_K];
+        float sc[16], mn[16];
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = w->ql + 64 * half, *qh = w->qh + 32 * half;
+            uint8_t *y = v + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                y[l] = (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                y[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                y[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                y[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+        }
+        for (int b = 0; b < 16; b++) {
+            sc[b] = d * (float)w->scales[b];
+            mn[b] = 32.0f * sc[b];
+        }
+        i8_put_row(t, r, v, sc, mn, 16);
+    }
+}
+
+/* ns slices x nc columns; BL (32 or 16) values per scale block, constant per instantiation */
+Q8S_INLINE void i8_gemm_body(const lm_i8_slice *w, int64_t ns, const void *const *vx, const int nc, const int two, const int BL,
+                             float *out) {
+    __m512 acc[LM_I8_MAXC];
+    for (int c = 0; c < nc; c++) acc[c] = _mm512_setzero_ps();
+    const float unit = two ? 1.0f / 256.0f : 1.0f;
+    for (int64_t si = 0; si < ns; si++) {
+        const lm_i8_slice *t = w + si;
+        const lm_block_q8s *x[LM_I8_MAXC];
+        for (int c = 0; c < nc; c++) x[c] = (const lm_block_q8s *)vx[c] + si;
+        for (int b = 0; b < LM_QK_K / BL; b++) {
+            __m512i ia[LM_I8_MAXC], ib[LM_I8_MAXC];
+            for (int c = 0; c < nc; c++) ia[c] = ib[c] = _mm512_setzero_si512();
+            for (int st = 0; st < BL / 4; st++) {
+                const int v = b * BL + 4 * st;
+                const __m512i wv = _mm512_loadu_si512((const void *)t->q[v / 4]);
+                for (int c = 0; c < nc; c++) {
+                    int32_t a;
+                    memcpy(&a, x[c]->qs + v, 4);
+                    ia[c] = _mm512_dpbusd_epi32(ia[c], wv, _mm512_set1_epi32(a));
+                    if (two) {
+                        memcpy(&a, x[c]->qr + v, 4);
+                        ib[c] = _mm512_dpbusd_epi32(ib[c], wv, _mm512_set1_epi32(a));
+                    }
+                }
+            }
+            const __m512 sv = _mm512_mul_ps(_mm512_loadu_ps(t->s[b]), _mm512_set1_ps(unit)), mv = _mm512_loadu_ps(t->m[b]);
+            for (int c = 0; c < nc; c++) {
+                const __m512i iv = two ? _mm512_add_epi32(_mm512_slli_epi32(ia[c], 8), ib[c]) : ia[c];
+                const float xs = BL == 32 ? (two ? x[c]->s32[b] : x[c]->t32[b]) : (two ? x[c]->s16[b] : x[c]->t16[b]);
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(sv, _mm512_set1_ps(x[c]->d[b * BL / 32])), acc[c]);
+                acc[c] = _mm512_fnmadd_ps(mv, _mm512_set1_ps(xs), acc[c]);
+            }
+        }
+    }
+    for (int c = 0; c < nc; c++) _mm512_storeu_ps(out + LM_I8_ROWS * c, acc[c]);
+}
+
+static void i8_gemm(const lm_i8_slice *w, int64_t ns, const void *const *x, int nc, int two, float *out) {
+    const int bl = ns > 0 ? w->block : 32;
+#define I8G(C) \
+    case C: \
+        if (bl == 32) two ? i8_gemm_body(w, ns, x, C, 1, 32, out) : i8_gemm_body(w, ns, x, C, 0, 32, out); \
+        else two ? i8_gemm_body(w, ns, x, C, 1, 16, out) : i8_gemm_body(w, ns, x, C, 0, 16, out); \
+        break;
+    switch (nc) {
+        I8G(1) I8G(2) I8G(3) I8G(4) I8G(5) I8G(6) I8G(7)
+    default: I8G(8)
+    }
+#undef I8G
+}
+#endif
+
 #if defined(HAVE_AVX2) && !defined(HAVE_VNNI)
 #define HAVE_Q8S_AVX2 1
 /* ---- K-quant dots against q8s activations with AVX2 (no VNNI) ------------------------------
@@ -1251,5 +1371,9 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
     .quant_q8s = quant_q8s,
     .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s},
+#endif
+#ifdef HAVE_VNNI
+    .i8_repack = {[LM_Q4_K] = i8_repack_q4_K, [LM_Q5_K] = i8_repack_q5_K, [LM_Q6_K] = i8_repack_q6_K},
+    .i8_gemm = i8_gemm,
 #endif
 };

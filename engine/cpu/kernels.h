@@ -25,6 +25,19 @@
 
 typedef float (*lm_vec_dot_fn)(int64_t n, const void *w, const void *x);
 
+/* 16 weight rows x one 256-value super-block, unpacked for the int8 GEMM: q[i][r] holds values
+ * 4i..4i+3 of row r as unsigned integers (so one vpdpbusd multiplies 16 rows by 4 activations);
+ * row r's value v is s[b][r] * q - m[b][r] for its block b of `block` values (32: Q4_K / Q5_K; 16:
+ * Q6_K, whose -32 offset is m = 32 s). */
+#define LM_I8_ROWS 16
+#define LM_I8_MAXC 8
+typedef struct lm_i8_slice {
+    uint8_t q[64][LM_I8_ROWS][4];
+    float s[16][LM_I8_ROWS], m[16][LM_I8_ROWS];
+    int32_t block;
+    int32_t pad[15];
+} lm_i8_slice;
+
 typedef struct lm_cpu_kernels {
     const char *isa;
     float (*dot_f32)(const float *a, const float *b, int64_t n);
@@ -74,6 +87,12 @@ typedef struct lm_cpu_kernels {
      * first (8-bit). NULL where the table has none. */
     void (*quant_q8s)(const float *x, void *dst, int64_t n);
     void (*mdot8[LM_DTYPE_COUNT])(int64_t n, const void *w, const void *const *x, int nc, int two, float *out);
+    /* int8 GEMM against q8s activations (AVX-512 VNNI; NULL elsewhere). i8_repack[t] writes super-
+     * block sb of rows[0..nrows) (nrows <= 16; the rest zero) as an lm_i8_slice; i8_gemm then
+     * multiplies ns consecutive slices of 16 rows by nc <= LM_I8_MAXC columns (two: both planes,
+     * nc <= LM_I8_MAXC / 2): out[c * 16 + r] = dot(row r, x[c]). */
+    void (*i8_repack[LM_DTYPE_COUNT])(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *out);
+    void (*i8_gemm)(const lm_i8_slice *w, int64_t ns, const void *const *x, int nc, int two, float *out);
 } lm_cpu_kernels;
 
 extern const lm_cpu_kernels lm_cpu_kernels_generic;
