@@ -398,7 +398,7 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
 
 static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt);
 
-/* The int8 GEMM (tables with AVX-512 VNNI; matmul, not yet matmul_id) from I8_MIN_N columns for
+/* The int8 GEMM (tables with AVX-512 VNNI; matmul, and matmul_id per expert) from I8_MIN_N columns for
  * the types it unpacks, in place of both the dots and the f32 GEMM: 16 weight rows are unpacked
  * once to bytes (lm_i8_slice), then vpdpbusd multiplies them by 4 activations of a column at a
  * time, int32 over each scale block, one float FMA per block and column. Activations are the
@@ -654,6 +654,31 @@ static void matmul_id_task(void *arg, int ith, int nth) {
             const int64_t r1t = lm_min64(r0t + TILE, r1);
             if (deq)
                 for (int64_t r = r0t; r < r1t; r++) lm_dequant_row(wt, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, K);
+            const int32_t cnt = tk->bucket_off[e + 1] - tk->bucket_off[e];
+            if (vt == LM_Q8S && i8_ok(tk->f, wt, cnt)) {
+                /* the int8 GEMM over this expert's tokens (as in matmul_task) */
+                lm_i8_slice *buf = (lm_i8_slice *)tb;
+                const int64_t ns = K / LM_QK_K;
+                const int C = tk->two ? LM_I8_MAXC / 2 : LM_I8_MAXC, nr = (int)(r1t - r0t);
+                const void *rows[LM_I8_ROWS];
+                for (int i = 0; i < nr; i++) rows[i] = lm_tensor_row(w, r0t + i, e, 0);
+                for (int64_t sb = 0; sb < ns; sb++) k->i8_repack[wt](rows, nr, sb, buf + sb);
+                for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += C) {
+                    const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, C);
+                    const void *xs[LM_I8_MAXC];
+                    float *outs[LM_I8_MAXC], o[LM_I8_MAXC * LM_I8_ROWS];
+                    for (int c = 0; c < nc; c++) {
+                        const int32_t pair = tk->bucket_pairs[p0 + c];
+                        const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;
+                        xs[c] = tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
+                        outs[c] = frow(dst, j, t, 0) + r0t;
+                    }
+                    k->i8_gemm(buf, ns, xs, nc, tk->two, o);
+                    for (int c = 0; c < nc; c++)
+                        for (int i = 0; i < nr; i++) outs[c][i] = o[c * LM_I8_ROWS + i];
+                }
+                continue;
+            }
             if (vt == LM_Q8S) {
                 for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += LM_Q8S_MAXC) {
                     const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, LM_Q8S_MAXC);
@@ -708,7 +733,7 @@ static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
     for (int64_t e = 0; e < E; e++) {
         const int64_t cnt = off[e + 1] - off[e];
         if (cnt == 0) continue;
-        if (sgemm_ok(f, w, n->src[1], cnt)) {
+        if (!i8_ok(f, w->type, cnt) && sgemm_ok(f, w, n->src[1], cnt)) {
             if (!op_sgemm(f, n, e, lst + off[e], cnt)) return false;
         } else {
             active[n_active++] = (int32_t)e;
