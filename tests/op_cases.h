@@ -106,6 +106,10 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_F8_E4M3, 384, 65, 65, TOL_TC)
     MM(LM_Q4_K, 512, 65, 40, TOL_TC)
     MM(LM_Q6_K, 256, 130, 9, TOL_TC)
+    /* q4_0 rows of whole 256-value blocks take the q8s dots and the int8 GEMM (AVX-512 VNNI) */
+    MM(LM_Q4_0, 512, 19, 1, TOL_ACT16)
+    MM(LM_Q4_0, 768, 21, 3, TOL_ACT16)
+    MM(LM_Q4_0, 256, 33, 40, TOL_TC)
     /* the CPU's f32 GEMM for the types with q8s dots starts at 128 columns */
     MM(LM_Q4_K, 256, 19, 130, TOL_TC)
     MM(LM_Q5_K, 512, 11, 128, TOL_TC)
@@ -149,6 +153,7 @@ static const lm_op_case lm_op_cases[] = {
     {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_K, {256, 40, 4, 2, 40, 2}, {0}, {0}, TOL_TC},
     {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q8_0, {96, 33, 3, 2, 30, 1}, {0}, {0}, TOL_TC},
     {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_K, {256, 24, 3, 2, 200, 2}, {0}, {0}, TOL_TC},
+    {"matmul_id_prefill", LM_OP_MATMUL_ID, LM_Q4_0, {512, 20, 3, 2, 30, 2}, {0}, {0}, TOL_TC},
 
     /* rope: s = {d, heads, tokens}; ip = {n_pairs, freq_dim, mode, with factors}; fp = {theta, freq_scale} */
     {"rope_neox", LM_OP_ROPE, LM_F32, {8, 3, 5}, {4, 8, 0, 0}, {10000.0f, 1.0f}, TOL_F32},

@@ -602,7 +602,7 @@ static float dot1(const lm_cpu_kernels *t, lm_dtype ty, int64_t K, const void *w
  * d qs). Only the float accumulation may differ, so the tolerance is 1e-5 of sum |w x|. Weights
  * are random bytes with sane f16 super-block scales; K spans several super-blocks. */
 Test(dot, q8s_kernels) {
-    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K};
+    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_Q4_0};
     const lm_cpu_kernels *t[3];
     const int nt = runnable_tables(t);
     tu_rng r = tu_seed(85);
@@ -624,6 +624,8 @@ Test(dot, q8s_kernels) {
                 if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
                 if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
             }
+            if (ty == LM_Q4_0)
+                for (int64_t b = 0; b < K / 32; b++) ((lm_block_q4_0 *)w)[b].d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r));
             lm_dequant_row(ty, w, wd, K);
             double want = 0, mag = 0, want1 = 0, mag1 = 0;
             for (int64_t i = 0; i < K; i++) {
@@ -645,8 +647,8 @@ Test(dot, q8s_kernels) {
         }
         free(w);
     }
-    /* on a CPU with AVX2 (and again with AVX-512 VNNI) all three types must have been checked */
-    cr_assert_eq(checked, 3 * 16 * (nt - 1));
+    /* on a CPU with AVX2 the three K-quants must have been checked, with AVX-512 VNNI also q4_0 */
+    cr_assert_eq(checked, 3 * 16 * (nt - 1) + (nt == 3 ? 16 : 0));
 
     /* the multi-column dots: 1..LM_Q8S_MAXC columns, each bit-identical to the single dot */
     lm_block_q8s *xs = malloc((size_t)LM_Q8S_MAXC * (size_t)(K / LM_QK8S) * sizeof *xs);
@@ -667,6 +669,8 @@ Test(dot, q8s_kernels) {
             if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
             if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
         }
+        if (ty == LM_Q4_0)
+            for (int64_t b = 0; b < K / 32; b++) ((lm_block_q4_0 *)w)[b].d = lm_f32_to_f16(0.05f);
         for (int k = 0; k < nt; k++) {
             if (!t[k]->mdot8[ty]) continue;
             for (int two = 0; two < 2; two++)
@@ -683,7 +687,7 @@ Test(dot, q8s_kernels) {
         }
         free(w);
     }
-    cr_assert_eq(mchecked, 3 * 2 * LM_Q8S_MAXC * (nt - 1));
+    cr_assert_eq(mchecked, 3 * 2 * LM_Q8S_MAXC * (nt - 1) + (nt == 3 ? 2 * LM_Q8S_MAXC : 0));
     free(xs);
     free(x);
     free(xd);
@@ -695,7 +699,7 @@ Test(dot, q8s_kernels) {
  * with both planes) over 5 super-blocks, against double arithmetic on the operands it sees (as
  * for the dots above: tolerance 1e-5 of sum |w x| per output); the 3 padding rows must come out 0. */
 Test(dot, i8_gemm) {
-    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K};
+    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_Q4_0};
     const lm_cpu_kernels *t[3];
     const int nt = runnable_tables(t);
     tu_rng r = tu_seed(86);
@@ -734,6 +738,8 @@ Test(dot, i8_gemm) {
                     if (ty == LM_Q5_K) ((lm_block_q5_K *)wr)[b].d = d, ((lm_block_q5_K *)wr)[b].dmin = dm;
                     if (ty == LM_Q6_K) ((lm_block_q6_K *)wr)[b].d = d;
                 }
+                if (ty == LM_Q4_0)
+                    for (int64_t b = 0; b < K / 32; b++) ((lm_block_q4_0 *)wr)[b].d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r));
             }
             for (int64_t sb = 0; sb < ns; sb++) t[k]->i8_repack[ty](rows, NR, sb, sl + sb);
             for (int two = 0; two < 2; two++)
@@ -767,7 +773,7 @@ Test(dot, i8_gemm) {
     free(sl);
     free(wd);
     if (!checked) cr_skip("no kernel table with the int8 GEMM runs here (needs AVX-512 VNNI)");
-    cr_assert_eq(checked, 3 * (NC + NC / 2));
+    cr_assert_eq(checked, 4 * (NC + NC / 2));
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -396,7 +396,7 @@ static void gemm_rows(task *tk, int ith, int64_t r0, int64_t r1) {
 #define SG_MIN_N 16
 #define SG_Q8S_N 128
 
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt);
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t K);
 
 /* The int8 GEMM (tables with AVX-512 VNNI; matmul, and matmul_id per expert) from I8_MIN_N columns for
  * the types it unpacks, in place of both the dots and the f32 GEMM: 16 weight rows are unpacked
@@ -407,14 +407,14 @@ static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt);
  * 712-740 (measured with another job on the machine; see the README for end-to-end numbers).
  * LUMEN_CPU_NO_I8=1 turns it off. */
 #define I8_MIN_N 16
-static bool i8_ok(const lm_cpu_fast *f, lm_dtype wt, int64_t N) {
-    return N >= I8_MIN_N && f->k->i8_gemm && f->k->i8_repack[wt] && !f->no_i8 && vec_type_for(f, wt) == LM_Q8S;
+static bool i8_ok(const lm_cpu_fast *f, const lm_tensor *w, int64_t N) {
+    return N >= I8_MIN_N && f->k->i8_gemm && f->k->i8_repack[w->type] && !f->no_i8 && vec_type_for(f, w->type, w->ne[0]) == LM_Q8S;
 }
 
 /* N: the columns (matmul) or one expert's tokens (matmul_id) */
 static bool sgemm_ok(const lm_cpu_fast *f, const lm_tensor *w, const lm_tensor *x, int64_t N) {
     const lm_dtype_traits *tr = lm_dtype_get(w->type);
-    return N >= (vec_type_for(f, w->type) == LM_Q8S ? SG_Q8S_N : SG_MIN_N) && f->k->sgemm && !f->no_sgemm && x->type == LM_F32 && tr && tr->dequant && SG_KC % tr->block == 0;
+    return N >= (vec_type_for(f, w->type, w->ne[0]) == LM_Q8S ? SG_Q8S_N : SG_MIN_N) && f->k->sgemm && !f->no_sgemm && x->type == LM_F32 && tr && tr->dequant && SG_KC % tr->block == 0;
 }
 
 /* column c of the GEMM: x's column c, or for an expert its c-th (j, t) pair (x shared by the
@@ -550,7 +550,7 @@ static void matmul_task(void *arg, int ith, int nth) {
         gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
         return;
     }
-    if (vt == LM_Q8S && i8_ok(tk->f, wt, N)) {
+    if (vt == LM_Q8S && i8_ok(tk->f, w, N)) {
         /* int8 GEMM: 16 rows unpacked once (into this thread's buffer), then every group of columns */
         lm_i8_slice *buf = (lm_i8_slice *)tb;
         const int64_t ns = K / LM_QK_K;
@@ -603,13 +603,15 @@ static void matmul_task(void *arg, int ith, int nth) {
 /* the activation format of the matmuls that reach the dot-product paths (fewer columns than the
  * f32 GEMM takes; matmul_id's other experts): q8s where the table has its dots, else the table's
  * 16-bit format, else f32 */
-static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt) {
-    if (f->act != ACT_Q16 && f->k->mdot8[wt]) return LM_Q8S;
+static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t K) {
+    /* q8s comes in 256-value blocks: rows of other lengths (possible for 32-blocked types) keep the
+       16-bit dots */
+    if (f->act != ACT_Q16 && f->k->mdot8[wt] && K % LM_QK8S == 0) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
-    tk->vt = vec_type_for(f, w->type);
+    tk->vt = vec_type_for(f, w->type, w->ne[0]);
     tk->two = tk->vt == LM_Q8S && (f->act == ACT_Q8X2 || (tk->n->ip[0] & LM_MM_X_OUTLIERS));
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
@@ -627,7 +629,7 @@ static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_ten
 
 static bool op_matmul(lm_cpu_fast *f, const lm_node *n) {
     const int64_t N = n->src[1]->ne[1];
-    if (n->src[1]->ne[2] == 1 && !i8_ok(f, n->src[0]->type, N) && sgemm_ok(f, n->src[0], n->src[1], N))
+    if (n->src[1]->ne[2] == 1 && !i8_ok(f, n->src[0], N) && sgemm_ok(f, n->src[0], n->src[1], N))
         return op_sgemm(f, n, 0, NULL, N);
     task tk = {.f = f, .n = n};
     if (!prepare_x(f, &tk, n->src[0], n->src[1], false)) return false;
@@ -655,7 +657,7 @@ static void matmul_id_task(void *arg, int ith, int nth) {
             if (deq)
                 for (int64_t r = r0t; r < r1t; r++) lm_dequant_row(wt, lm_tensor_row(w, r, e, 0), tb + (r - r0t) * K, K);
             const int32_t cnt = tk->bucket_off[e + 1] - tk->bucket_off[e];
-            if (vt == LM_Q8S && i8_ok(tk->f, wt, cnt)) {
+            if (vt == LM_Q8S && i8_ok(tk->f, w, cnt)) {
                 /* the int8 GEMM over this expert's tokens (as in matmul_task) */
                 lm_i8_slice *buf = (lm_i8_slice *)tb;
                 const int64_t ns = K / LM_QK_K;
@@ -733,7 +735,7 @@ static bool op_matmul_id(lm_cpu_fast *f, const lm_node *n) {
     for (int64_t e = 0; e < E; e++) {
         const int64_t cnt = off[e + 1] - off[e];
         if (cnt == 0) continue;
-        if (!i8_ok(f, w->type, cnt) && sgemm_ok(f, w, n->src[1], cnt)) {
+        if (!i8_ok(f, w, cnt) && sgemm_ok(f, w, n->src[1], cnt)) {
             if (!op_sgemm(f, n, e, lst + off[e], cnt)) return false;
         } else {
             active[n_active++] = (int32_t)e;

@@ -771,6 +771,64 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
 #endif
 
 #ifdef HAVE_VNNI
+/* q4_0 against q8s: blocks of 32 (d, 16 bytes: value l the low nibble of byte l, 16 + l the high
+ * one; w = d (q - 8)) line up with the q8s scale blocks, so two blocks fill one vpdpbusd (lanes
+ * 0..7 and 8..15, as the K-quants' sub-blocks) and the -8 offset is 8 d x the activations' scaled
+ * block sums. */
+Q8S_INLINE void dot_q4_0_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
+    const lm_block_q4_0 *w = vw;
+    __m512 acc[LM_Q8S_MAXC][2];
+    __m256 acco[LM_Q8S_MAXC];
+    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), acco[c] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / LM_QK8S; i++) {
+        const lm_block_q4_0 *b = w + 8 * i;
+        q8s_prefetch(b, 8 * sizeof *b);
+        float dw[8];
+        for (int k = 0; k < 8; k++) dw[k] = H2F(b[k].d);
+        const __m256 dv = _mm256_loadu_ps(dw);
+        __m512i q[4]; /* values of blocks 2j (lanes 0..7) and 2j + 1 (8..15) */
+        for (int j = 0; j < 4; j++) {
+            const __m256i ab = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[2 * j + 1].qs), _mm_loadu_si128((const __m128i *)b[2 * j].qs));
+            const __m256i lo = _mm256_and_si256(ab, m4), hi = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m4);
+            /* chunks [A lo, B lo, A hi, B hi] -> [A lo, A hi, B lo, B hi] */
+            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            q[j] = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+        }
+        for (int c = 0; c < nc; c++) {
+            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
+            const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(dv, _mm256_set1_ps(Q8S_UNIT(two))), _mm256_loadu_ps(x->d)));
+            acco[c] = _mm256_fmadd_ps(dv, _mm256_loadu_ps(two ? x->s32 : x->t32), acco[c]);
+            for (int j = 0; j < 4; j++)
+                acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), acc[c][j & 1]);
+        }
+    }
+    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - 8.0f * hsum8(acco[c]);
+}
+
+static void i8_put_row(lm_i8_slice *t, int r, const uint8_t v[LM_QK_K], const float *sc, const float *mn, int nb);
+
+static void i8_repack_q4_0(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) {
+    memset(t, 0, sizeof *t);
+    t->block = 32;
+    for (int r = 0; r < nrows; r++) {
+        const lm_block_q4_0 *b = (const lm_block_q4_0 *)rows[r] + 8 * sb;
+        uint8_t v[LM_QK_K];
+        float sc[8], mn[8];
+        for (int k = 0; k < 8; k++) {
+            for (int l = 0; l < 16; l++) {
+                v[32 * k + l] = b[k].qs[l] & 0xF;
+                v[32 * k + 16 + l] = b[k].qs[l] >> 4;
+            }
+            sc[k] = H2F(b[k].d);
+            mn[k] = 8.0f * sc[k];
+        }
+        i8_put_row(t, r, v, sc, mn, 8);
+    }
+}
+#endif
+
+#ifdef HAVE_VNNI
 /* ---- int8 GEMM (prefill) against q8s activations -------------------------------------------
  * Weights are unpacked 16 rows at a time into lm_i8_slice (values as unsigned bytes, 4 of a row
  * side by side, rows interleaved), so that one vpdpbusd multiplies 16 rows by 4 activations of
@@ -1327,6 +1385,9 @@ Q8S_INLINE void dot_q5_K_q8m(int64_t n, const void *vw, const void *const *vx, c
 Q8S_WRAP(q4_K)
 Q8S_WRAP(q5_K)
 Q8S_WRAP(q6_K)
+#ifdef HAVE_VNNI
+Q8S_WRAP(q4_0)
+#endif
 #endif
 
 const lm_cpu_kernels LM_KERNELS_NAME = {
@@ -1368,12 +1429,15 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
                 [LM_Q5_K] = dot_q5_K, [LM_Q6_K] = dot_q6_K},
 #endif
 #endif
-#if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
+#if defined(HAVE_VNNI)
+    .quant_q8s = quant_q8s,
+    .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s, [LM_Q4_0] = mdot_q4_0_q8s},
+#elif defined(HAVE_Q8S_AVX2)
     .quant_q8s = quant_q8s,
     .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s},
 #endif
 #ifdef HAVE_VNNI
-    .i8_repack = {[LM_Q4_K] = i8_repack_q4_K, [LM_Q5_K] = i8_repack_q5_K, [LM_Q6_K] = i8_repack_q6_K},
+    .i8_repack = {[LM_Q4_K] = i8_repack_q4_K, [LM_Q5_K] = i8_repack_q5_K, [LM_Q6_K] = i8_repack_q6_K, [LM_Q4_0] = i8_repack_q4_0},
     .i8_gemm = i8_gemm,
 #endif
 };
