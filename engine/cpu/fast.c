@@ -533,6 +533,25 @@ static void q8s_rows(const lm_cpu_kernels *k, const lm_tensor *w, int64_t e, int
     }
 }
 
+/* The int8 GEMM's pieces, shared by matmul and matmul_id: columns per call; rows t0..t0+nr-1
+   (nr <= 16) of expert e's matrix unpacked into buf (one slice per super-block); buf times nc
+   columns, outs[c][i] = row t0 + i's dot with column c */
+static int i8_cols(int two) { return two ? LM_I8_MAXC / 2 : LM_I8_MAXC; }
+
+static void i8_unpack(const lm_cpu_kernels *k, const lm_tensor *w, int64_t e, int64_t t0, int nr, lm_i8_slice *buf) {
+    const void *rows[LM_I8_ROWS];
+    for (int i = 0; i < nr; i++) rows[i] = lm_tensor_row(w, t0 + i, e, 0);
+    for (int64_t sb = 0; sb < w->ne[0] / LM_QK_K; sb++) k->i8_repack[w->type](rows, nr, sb, buf + sb);
+}
+
+static void i8_run(const lm_cpu_kernels *k, const lm_i8_slice *buf, int64_t ns, const void *const *xs, int nc, int two,
+                   float *const *outs, int nr) {
+    float o[LM_I8_MAXC * LM_I8_ROWS];
+    k->i8_gemm(buf, ns, xs, nc, two, o);
+    for (int c = 0; c < nc; c++)
+        for (int i = 0; i < nr; i++) outs[c][i] = o[c * LM_I8_ROWS + i];
+}
+
 static void matmul_task(void *arg, int ith, int nth) {
     task *tk = arg;
     const lm_node *n = tk->n;
@@ -553,23 +572,16 @@ static void matmul_task(void *arg, int ith, int nth) {
     if (vt == LM_Q8S && i8_ok(tk->f, w, N)) {
         /* int8 GEMM: 16 rows unpacked once (into this thread's buffer), then every group of columns */
         lm_i8_slice *buf = (lm_i8_slice *)tb;
-        const int64_t ns = K / LM_QK_K;
-        const int C = tk->two ? LM_I8_MAXC / 2 : LM_I8_MAXC;
+        const int C = i8_cols(tk->two);
         for (int64_t t0 = a * TILE; t0 < lm_min64(b * TILE, M); t0 += LM_I8_ROWS) {
             const int nr = (int)lm_min64(LM_I8_ROWS, M - t0);
-            const void *rows[LM_I8_ROWS];
-            for (int i = 0; i < nr; i++) rows[i] = lm_tensor_row(w, t0 + i, 0, 0);
-            for (int64_t sb = 0; sb < ns; sb++) k->i8_repack[wt](rows, nr, sb, buf + sb);
+            i8_unpack(k, w, 0, t0, nr, buf);
             for (int64_t c0 = 0; c0 < N; c0 += C) {
                 const int nc = (int)lm_min64(N - c0, C);
                 const void *xs[LM_I8_MAXC];
-                float o[LM_I8_MAXC * LM_I8_ROWS];
-                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow;
-                k->i8_gemm(buf, ns, xs, nc, tk->two, o);
-                for (int c = 0; c < nc; c++) {
-                    float *out = frow(dst, c0 + c, 0, 0) + t0;
-                    for (int i = 0; i < nr; i++) out[i] = o[c * LM_I8_ROWS + i];
-                }
+                float *outs[LM_I8_MAXC];
+                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow, outs[c] = frow(dst, c0 + c, 0, 0) + t0;
+                i8_run(k, buf, K / LM_QK_K, xs, nc, tk->two, outs, nr);
             }
         }
         return;
@@ -660,24 +672,19 @@ static void matmul_id_task(void *arg, int ith, int nth) {
             if (vt == LM_Q8S && i8_ok(tk->f, w, cnt)) {
                 /* the int8 GEMM over this expert's tokens (as in matmul_task) */
                 lm_i8_slice *buf = (lm_i8_slice *)tb;
-                const int64_t ns = K / LM_QK_K;
-                const int C = tk->two ? LM_I8_MAXC / 2 : LM_I8_MAXC, nr = (int)(r1t - r0t);
-                const void *rows[LM_I8_ROWS];
-                for (int i = 0; i < nr; i++) rows[i] = lm_tensor_row(w, r0t + i, e, 0);
-                for (int64_t sb = 0; sb < ns; sb++) k->i8_repack[wt](rows, nr, sb, buf + sb);
+                const int C = i8_cols(tk->two), nr = (int)(r1t - r0t);
+                i8_unpack(k, w, e, r0t, nr, buf);
                 for (int32_t p0 = tk->bucket_off[e]; p0 < tk->bucket_off[e + 1]; p0 += C) {
                     const int nc = (int)lm_min64(tk->bucket_off[e + 1] - p0, C);
                     const void *xs[LM_I8_MAXC];
-                    float *outs[LM_I8_MAXC], o[LM_I8_MAXC * LM_I8_ROWS];
+                    float *outs[LM_I8_MAXC];
                     for (int c = 0; c < nc; c++) {
                         const int32_t pair = tk->bucket_pairs[p0 + c];
                         const int64_t j = pair % J, t = pair / J, xj = x->ne[1] == 1 ? 0 : j;
                         xs[c] = tk->xq + (size_t)(xj + t * x->ne[1]) * tk->xrow;
                         outs[c] = frow(dst, j, t, 0) + r0t;
                     }
-                    k->i8_gemm(buf, ns, xs, nc, tk->two, o);
-                    for (int c = 0; c < nc; c++)
-                        for (int i = 0; i < nr; i++) outs[c][i] = o[c * LM_I8_ROWS + i];
+                    i8_run(k, buf, K / LM_QK_K, xs, nc, tk->two, outs, nr);
                 }
                 continue;
             }

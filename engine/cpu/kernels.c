@@ -614,6 +614,16 @@ static inline void q8s_prefetch(const void *block, size_t bytes) {
     for (uintptr_t a = (uintptr_t)block + Q8S_PF, e = a + bytes; a < e; a += 64) __asm__ volatile("prefetcht0 (%0)" : : "r"(a));
 }
 
+/* A q4_K / q5_K super-block's start: prefetch the weight stream ahead, and the 8 sub-block
+ * scales d x sc x unit and mins dmin x m as floats */
+static inline void k45_head(const k45_block *kb, int q5, float unit, __m256 *dsc, __m256 *dmn) {
+    q8s_prefetch(kb->scales - 4, q5 ? sizeof(lm_block_q5_K) : sizeof(lm_block_q4_K));
+    __m256 sc, mn;
+    k4_scales(kb->scales, &sc, &mn);
+    *dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(kb->d) * unit), sc);
+    *dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(kb->dmin)), mn);
+}
+
 /* q8s quantizers: whether all 8 maxima of a super-block give finite scales (else the scalar
  * quantizer defines the block: NaN, inf, zero and tiny values), and the scale and scaled sums of
  * its 32-block b from the integer sums (256 qs + qr: s0, s1; qs: t0, t1) of the two halves */
@@ -668,12 +678,9 @@ Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *v
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     for (int64_t i = 0; i < nb; i++) {
         const k45_block kb = k45_at(vw, i, q5);
-        q8s_prefetch(kb.scales - 4, q5 ? sizeof(lm_block_q5_K) : sizeof(lm_block_q4_K));
-        const uint16_t d = kb.d, dmin = kb.dmin;
-        const uint8_t *scales = kb.scales, *qh = kb.qh, *qs = kb.qs;
-        __m256 sc, mn;
-        k4_scales(scales, &sc, &mn);
-        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
+        const uint8_t *qh = kb.qh, *qs = kb.qs;
+        __m256 dsc, dmn;
+        k45_head(&kb, q5, Q8S_UNIT(two), &dsc, &dmn);
         __m512i q[4]; /* values 64j..64j+63: sub-blocks 2j (lanes 0..7) and 2j + 1 (8..15) */
         for (int j = 0; j < 4; j++) {
             q[j] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * j))), sh), m4);
@@ -806,26 +813,6 @@ Q8S_INLINE void dot_q4_0_q8m(int64_t n, const void *vw, const void *const *vx, c
     for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - 8.0f * hsum8(acco[c]);
 }
 
-static void i8_put_row(lm_i8_slice *t, int r, const uint8_t v[LM_QK_K], const float *sc, const float *mn, int nb);
-
-static void i8_repack_q4_0(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) {
-    memset(t, 0, sizeof *t);
-    t->block = 32;
-    for (int r = 0; r < nrows; r++) {
-        const lm_block_q4_0 *b = (const lm_block_q4_0 *)rows[r] + 8 * sb;
-        uint8_t v[LM_QK_K];
-        float sc[8], mn[8];
-        for (int k = 0; k < 8; k++) {
-            for (int l = 0; l < 16; l++) {
-                v[32 * k + l] = b[k].qs[l] & 0xF;
-                v[32 * k + 16 + l] = b[k].qs[l] >> 4;
-            }
-            sc[k] = H2F(b[k].d);
-            mn[k] = 8.0f * sc[k];
-        }
-        i8_put_row(t, r, v, sc, mn, 8);
-    }
-}
 #endif
 
 #ifdef HAVE_VNNI
@@ -892,6 +879,25 @@ static void i8_repack_q6_K(const void *const *rows, int nrows, int64_t sb, lm_i8
             mn[b] = 32.0f * sc[b];
         }
         i8_put_row(t, r, v, sc, mn, 16);
+    }
+}
+
+static void i8_repack_q4_0(const void *const *rows, int nrows, int64_t sb, lm_i8_slice *t) {
+    memset(t, 0, sizeof *t);
+    t->block = 32;
+    for (int r = 0; r < nrows; r++) {
+        const lm_block_q4_0 *b = (const lm_block_q4_0 *)rows[r] + 8 * sb;
+        uint8_t v[LM_QK_K];
+        float sc[8], mn[8];
+        for (int k = 0; k < 8; k++) {
+            for (int l = 0; l < 16; l++) {
+                v[32 * k + l] = b[k].qs[l] & 0xF;
+                v[32 * k + 16 + l] = b[k].qs[l] >> 4;
+            }
+            sc[k] = H2F(b[k].d);
+            mn[k] = 8.0f * sc[k];
+        }
+        i8_put_row(t, r, v, sc, mn, 8);
     }
 }
 
@@ -972,12 +978,9 @@ Q8S_INLINE void k45_q8m(const void *vw, int64_t nb, int q5, const void *const *v
     const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < nb; i++) {
         const k45_block kb = k45_at(vw, i, q5);
-        q8s_prefetch(kb.scales - 4, q5 ? sizeof(lm_block_q5_K) : sizeof(lm_block_q4_K));
-        const uint16_t d = kb.d, dmin = kb.dmin;
-        const uint8_t *scales = kb.scales, *qh = kb.qh, *qs = kb.qs;
-        __m256 sc, mn;
-        k4_scales(scales, &sc, &mn);
-        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(H2F(d) * Q8S_UNIT(two)), sc), dmn = _mm256_mul_ps(_mm256_set1_ps(H2F(dmin)), mn);
+        const uint8_t *qh = kb.qh, *qs = kb.qs;
+        __m256 dsc, dmn;
+        k45_head(&kb, q5, Q8S_UNIT(two), &dsc, &dmn);
         __m256i q[8], p1[8]; /* sub-block j; with one column its dots are taken at once (AVX2 has
                                   16 registers: holding all 8 unpacked would only add spills) */
         const lm_block_q8s *x0 = (const lm_block_q8s *)vx[0] + i;
