@@ -37,11 +37,12 @@ template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS, 4) k_at
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int g = (int)blockIdx.x / a.n_sub, sub = (int)blockIdx.x % a.n_sub, t = (int)blockIdx.y, s = (int)blockIdx.z;
     const int h0 = g * a.G + sub * a.HB, HB = a.HB;
-    /* shared layout: q [HB][dk] | knorm [dk] | p [HB][32] | max, sum, rescale [HB] each */
+    /* shared layout: q [HB][dk] | knorm [dk] | p [HB][32] | max, sum, rescale [HB] each |
+       the tile's physical cells [32] (int bits) */
     /* (indexed through sm[] so the emulator bounds-checks every access) */
-    const int okn = HB * a.dk, ops = okn + a.dk, omx = ops + HB * ATT_TILE, osum = omx + HB, ores = osum + HB;
+    const int okn = HB * a.dk, ops = okn + a.dk, omx = ops + HB * ATT_TILE, osum = omx + HB, ores = osum + HB,
+              ocell = ores + HB;
     const int p = a.pos[t], sq = a.seq[t];
-    const int64_t base = (int64_t)sq * a.cps;
     const int nc = sq < 0 || sq >= a.n_seq || p < 0 ? 0 : a.ring ? a.cps : (p + 1 < a.cps ? p + 1 : a.cps);
     const int per = (nc + a.n_split - 1) / a.n_split;
     const int c0 = s * per < nc ? s * per : nc, c1 = c0 + per < nc ? c0 + per : nc;
@@ -65,12 +66,14 @@ template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS, 4) k_at
         for (int cw = (int)warp; cw < ATT_TILE; cw += ATT_THREADS / 32) {
             const int c = cs + cw;
             float score = -INFINITY;
-            const int pc = c < c1 ? a.cell_pos[base + c] : -1;
+            const int64_t cell = c < c1 ? kv_cell(a, sq, c) : 0;
+            if (lane == 0) sm[ocell + cw] = __int_as_float((int)cell);
+            const int pc = c < c1 ? a.cell_pos[cell] : -1;
             if (pc >= 0 && pc <= p && (a.window == 0 || p - pc < a.window)) {
                 float dots[ATT_MAX_HB];
 #pragma unroll
                 for (int hb = 0; hb < ATT_MAX_HB; hb++) dots[hb] = 0.0f;
-                const uint8_t *kr = kbase + (base + c) * kstride;
+                const uint8_t *kr = kbase + cell * kstride;
                 if constexpr (KV) {
                     const int half = a.dk / 2;
                     for (int i = (int)lane; i < half; i += 32) {
@@ -140,7 +143,7 @@ template <int T, bool KV> __global__ void __launch_bounds__(ATT_THREADS, 4) k_at
                 const int w = ops + hb * ATT_TILE;
                 for (int j = 0; j < cn; j++) {
                     const float pw = sm[w + j];
-                    if (pw != 0.0f) v += pw * dq<T>(vbase + (base + cs + j) * a.v_s2, (unsigned)dd);
+                    if (pw != 0.0f) v += pw * dq<T>(vbase + (int64_t)__float_as_int(sm[ocell + j]) * a.v_s2, (unsigned)dd);
                 }
                 acc[jj] = v;
             }
@@ -220,7 +223,7 @@ void op_attention(ctx &c, const lm_node *n) {
         if (!c.planning && !a.part) return;
     }
     if (c.planning) return;
-    const size_t smem = ((size_t)a.HB * a.dk + a.dk + (size_t)a.HB * ATT_TILE + 3 * (size_t)a.HB) * sizeof(float);
+    const size_t smem = ((size_t)a.HB * a.dk + a.dk + (size_t)a.HB * ATT_TILE + 3 * (size_t)a.HB + ATT_TILE) * sizeof(float);
     const dim3 grid((unsigned)(Hkv * a.n_sub), (unsigned)T, (unsigned)S);
     auto go = [&](auto kern) { LM_KERNEL(c, kern, grid, ATT_THREADS, smem, a); };
     switch (v->type) {

@@ -57,7 +57,7 @@ template <int D> struct fa_geom {
     static constexpr int LDK = D + 8;            /* halves per K / V row in shared memory */
     /* shared layout (bytes): K | V | partial scores | P | row max, sum, rescale, pos, seq | cell pos | knorm */
     static constexpr int OK = 0, OV = OK + FA_BN * LDK * 2, OS = OV + FA_BN * LDK * 2, OP = OS + 8 * 16 * FA_BN * 4;
-    static constexpr int OR = OP + BM * FA_LDP * 2, OC = OR + 5 * BM * 4, ON = OC + FA_BN * 4, BYTES = ON + D * 4;
+    static constexpr int OR = OP + BM * FA_LDP * 2, OC = OR + 5 * BM * 4, OX = OC + FA_BN * 4, ON = OX + FA_BN * 4, BYTES = ON + D * 4;
 };
 
 LM_DEV int imin(int x, int y) { return x < y ? x : y; }
@@ -83,7 +83,7 @@ template <int T, bool KV, int D> __global__ void __launch_bounds__(FA_THREADS, 1
     unsigned char *sb = smem;
     uint16_t *Ks = (uint16_t *)(sb + G_::OK), *Vs = (uint16_t *)(sb + G_::OV), *Ps = (uint16_t *)(sb + G_::OP);
     float *Sp = (float *)(sb + G_::OS), *rM = (float *)(sb + G_::OR), *rL = rM + BM, *rA = rL + BM;
-    int *rPos = (int *)(rA + BM), *rSeq = rPos + BM, *cP = (int *)(sb + G_::OC);
+    int *rPos = (int *)(rA + BM), *rSeq = rPos + BM, *cP = (int *)(sb + G_::OC), *cX = (int *)(sb + G_::OX);
     float *kn = (float *)(sb + G_::ON);
     const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const unsigned wr = warp / WC, wc = warp % WC, g = lane / 4, t4 = lane % 4;
@@ -139,11 +139,15 @@ template <int T, bool KV, int D> __global__ void __launch_bounds__(FA_THREADS, 1
         for (int r = 0; r < BM; r++)
             if (rSeq[r] == sq) pmin = imin(pmin, rPos[r]), pmax = imax(pmax, rPos[r]);
         if (pmax < 0) continue;
-        const int64_t base = (int64_t)sq * a.cps;
         const int nc = a.ring ? a.cps : imin(pmax + 1, a.cps);
         for (int cs = 0; cs < nc; cs += FA_BN) {
             /* 1. cell positions; skip a tile no row of this sequence can see */
-            if ((int)tid < FA_BN) cP[tid] = cs + (int)tid < nc ? a.cell_pos[base + cs + tid] : -1;
+            if ((int)tid < FA_BN) {
+                const int c = cs + (int)tid;
+                const int64_t cell = c < nc ? kv_cell(a, sq, c) : 0;
+                cX[tid] = (int)cell;
+                cP[tid] = c < nc ? a.cell_pos[cell] : -1;
+            }
             __syncthreads();
             bool any = false;
             for (int j = 0; j < FA_BN; j++) {
@@ -162,7 +166,7 @@ template <int T, bool KV, int D> __global__ void __launch_bounds__(FA_THREADS, 1
                     const int pc = cP[c];
                     float x0 = 0.0f, x1 = 0.0f, k0 = 0.0f, k1 = 0.0f;
                     if (pc >= 0) {
-                        const uint8_t *vr = a.v + kvh * a.v_s1 + (base + cs + c) * a.v_s2;
+                        const uint8_t *vr = a.v + kvh * a.v_s1 + (int64_t)cX[c] * a.v_s2;
                         x0 = dq<T>(vr, (unsigned)ia), x1 = dq<T>(vr, (unsigned)ib);
                         k0 = x0 * kn[ia], k1 = x1 * kn[ib];
                         if (i < a.n_pairs) {
@@ -180,8 +184,8 @@ template <int T, bool KV, int D> __global__ void __launch_bounds__(FA_THREADS, 1
                     const int isv = it / (FA_BN * (D / 8)), u = it % (FA_BN * (D / 8)), c = u / (D / 8), j0 = 8 * (u % (D / 8));
                     uint4 x = make_uint4(0u, 0u, 0u, 0u);
                     if (cP[c] >= 0) {
-                        const uint8_t *rw = isv ? a.v + kvh * a.v_s1 + (base + cs + c) * a.v_s2
-                                                : a.k + kvh * a.k_s1 + (base + cs + c) * a.k_s2;
+                        const uint8_t *rw = isv ? a.v + kvh * a.v_s1 + (int64_t)cX[c] * a.v_s2
+                                                : a.k + kvh * a.k_s1 + (int64_t)cX[c] * a.k_s2;
                         x = fa_load8<T>(rw, j0, a.vec16 != 0);
                     }
                     *(uint4 *)&(isv ? Vs : Ks)[c * LDK + j0] = x;
@@ -282,13 +286,12 @@ template <int T, bool KV, int D> __global__ void __launch_bounds__(FA_THREADS, 1
    decode, which the split-K kernel serves better). LUMEN_CUDA_TC=0 turns it off. */
 bool attn_tc_eligible(const ctx &c, const lm_node *n) {
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
-    const lm_attn_params ap = lm_node_attn_unpack(n);
     static const bool off = [] {
         const char *e = getenv("LUMEN_CUDA_TC");
         return e && e[0] == '0';
     }();
     if (off || c.props.cc_major < 8) return false;
-    const int64_t D = q->ne[0], T = q->ne[2], n_seq = k->ne[2] / ap.cells_per_seq;
+    const int64_t D = q->ne[0], T = q->ne[2], n_seq = n->src[8]->ne[1];
     if (D != v->ne[0] || (D != 64 && D != 128 && D != 256 && D != 512)) return false;
     if (v->type != LM_F16 && v->type != LM_BF16 && v->type != LM_Q8_0 && v->type != LM_E4M3) return false;
     if (T < 16 || T <= 2 * n_seq || k->ne[1] > (int64_t)LM_MAX_GRID_YZ) return false;

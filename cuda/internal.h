@@ -120,12 +120,17 @@ struct attn_io {
     const uint8_t *k, *v;
     int64_t k_s1, k_s2, v_s1, v_s2; /* bytes */
     const int32_t *cell_pos, *pos, *seq;
+    const int32_t *pages; /* [n_seq][pps]: the physical page of each logical page */
     const float *knorm;
     const uint64_t *table;
     float *d;
-    int H, G, cps, ring, window, n_pairs, neox, n_seq;
+    int H, G, cps, ring, window, n_pairs, neox, n_seq, page, pps;
     float scale, softcap;
 };
+/* the physical cell of logical cell c of sequence sq (paged caches; a ring is one page per sequence) */
+LM_DEV int64_t kv_cell(const attn_io &a, int sq, int c) {
+    return (int64_t)a.pages[(int64_t)sq * a.pps + c / a.page] * a.page + c % a.page;
+}
 /* the shape and mask parameters and the rope table of a K=V layer (false when the table could
    not be made); the operands too unless planning */
 static inline bool attn_io_fill(ctx &c, const lm_node *n, attn_io &a) {
@@ -136,7 +141,9 @@ static inline bool attn_io_fill(ctx &c, const lm_node *n, attn_io &a) {
     a.cps = ap.cells_per_seq;
     a.ring = ap.ring;
     a.window = ap.window;
-    a.n_seq = (int)(k->ne[2] / ap.cells_per_seq);
+    a.n_seq = (int)n->src[8]->ne[1];
+    a.pps = (int)n->src[8]->ne[0];
+    a.page = ap.page;
     a.scale = ap.scale;
     a.softcap = ap.softcap;
     if (ap.k_from_v) {
@@ -158,6 +165,7 @@ static inline bool attn_io_fill(ctx &c, const lm_node *n, attn_io &a) {
     a.cell_pos = dp<const int32_t>(n->src[3]);
     a.pos = dp<const int32_t>(n->src[4]);
     a.seq = dp<const int32_t>(n->src[5]);
+    a.pages = dp<const int32_t>(n->src[8]);
     a.knorm = ap.k_from_v ? dp<const float>(n->src[6]) : nullptr;
     a.d = dp<float>(n->dst);
     return true;

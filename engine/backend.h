@@ -20,7 +20,7 @@
 LM_EXTERN_C_BEGIN
 
 #define LM_MAX_DIMS 4
-#define LM_MAX_SRC 8
+#define LM_MAX_SRC 9
 #define LM_MAX_IP 12
 #define LM_MAX_FP 8
 

@@ -58,6 +58,10 @@ lm_status lm_context_params_normalize(const lm_model *m, const lm_context_params
         if (m->layers[il].head_dim % kv_mult || m->layers[il].head_dim_v % kv_mult)
             return lm_fail(LM_STATUS_INVALID_ARGUMENT, "KV type %s needs head dims that are multiples of %d (layer %d: %d / %d)",
                            lm_kv_type_name(p->kv_type), kv_mult, il, m->layers[il].head_dim, m->layers[il].head_dim_v);
+    if (p->kv_page == 0) p->kv_page = LM_KV_PAGE_DEFAULT;
+    if (p->kv_page > p->n_ctx) p->kv_page = p->n_ctx;
+    if (p->kv_cells && p->kv_cells < p->kv_page)
+        return lm_fail(LM_STATUS_INVALID_ARGUMENT, "kv_cells %u is smaller than one page of %u cells", p->kv_cells, p->kv_page);
     if (p->output != LM_OUTPUT_LOGITS && p->output != LM_OUTPUT_ARGMAX)
         return lm_fail(LM_STATUS_INVALID_ARGUMENT, "unknown output kind %d", (int)p->output);
     return LM_STATUS_OK;
@@ -125,13 +129,15 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
     if (!m) return lm_fail(LM_STATUS_INVALID_ARGUMENT, "lm_model_estimate_memory: NULL model");
     lm_context_params p;
     LM_TRY(lm_context_params_normalize(m, params, &p));
-    int32_t cps[LM_KV_KINDS];
-    bool ring[LM_KV_KINDS];
-    lm_kv_shape(m, (int32_t)p.n_ctx, (int32_t)p.n_batch, cps, ring);
+    lm_kv_geom geom[LM_KV_KINDS];
+    lm_kv_geometry(m, &p, geom);
     uint64_t kv = 0;
     for (int k = 0; k < LM_KV_KINDS; k++) {
         const uint64_t per_cell = lm_model_kv_bytes_per_cell(m, k, lm_kv_dtype(p.kv_type));
-        if (per_cell) kv += (per_cell + 4) * (uint64_t)cps[k] * p.n_seq_max; /* + the cell's position */
+        /* + the cell's position, + the page tables */
+        if (per_cell)
+            kv += per_cell * (uint64_t)lm_kv_geom_kv_cells(&geom[k]) + 4ull * (uint64_t)lm_kv_geom_cells(&geom[k]) +
+                  4ull * (uint64_t)geom[k].pps * p.n_seq_max;
     }
     if (kv_bytes) *kv_bytes = kv;
     if (compute_bytes) {
@@ -145,17 +151,25 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
             tmp.kv.n_layer = m->hp.n_layer;
             tmp.kv.layers = calloc((size_t)m->hp.n_layer, sizeof(lm_kv_layer));
             for (int k = 0; k < LM_KV_KINDS; k++) {
-                tmp.kv.kind[k].used = true;
-                tmp.kv.kind[k].cps = cps[k];
-                tmp.kv.kind[k].ring = ring[k];
-                int64_t cells = (int64_t)cps[k] * p.n_seq_max;
-                for (int d = 0; d < tmp.n_dev; d++) lm_tensor_init(&tmp.kv.kind[k].cell_pos[d], LM_I32, 1, &cells);
+                lm_kv_kind *kk = &tmp.kv.kind[k];
+                kk->used = true;
+                kk->cps = geom[k].cps;
+                kk->ring = geom[k].ring;
+                kk->paged = geom[k].paged;
+                kk->page = geom[k].page;
+                kk->pps = geom[k].pps;
+                kk->n_pages = geom[k].n_pages;
+                int64_t cells = lm_kv_geom_cells(&geom[k]), tne[2] = {geom[k].pps, p.n_seq_max};
+                for (int d = 0; d < tmp.n_dev; d++) {
+                    lm_tensor_init(&kk->cell_pos[d], LM_I32, 1, &cells);
+                    lm_tensor_init(&kk->pages[d], LM_I32, 2, tne);
+                }
             }
             for (int il = 0; il < m->hp.n_layer && tmp.kv.layers; il++) {
                 const lm_layer *L = &m->layers[il];
                 lm_kv_layer *kl = &tmp.kv.layers[il];
                 int kind = L->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
-                int64_t cells = (int64_t)cps[kind] * p.n_seq_max;
+                int64_t cells = lm_kv_geom_kv_cells(&geom[kind]);
                 int64_t nek[2] = {(int64_t)L->head_dim * L->n_head_kv, cells}, nev[2] = {(int64_t)L->head_dim_v * L->n_head_kv, cells};
                 kl->kind = kind;
                 kl->has_cache = L->kv_layer == il;
@@ -203,9 +217,7 @@ lm_status lm_context_create(lm_model *m, const lm_context_params *params, lm_con
         goto fail;
     }
 
-    if ((st = lm_kv_init(&c->kv, m, lm_kv_dtype(c->p.kv_type), (int32_t)c->p.n_ctx, (int32_t)c->p.n_seq_max,
-                         (int32_t)c->p.n_batch)))
-        goto fail;
+    if ((st = lm_kv_init(&c->kv, m, lm_kv_dtype(c->p.kv_type), &c->p))) goto fail;
 
     /* step buffer */
     size_t off = 0;
@@ -321,6 +333,9 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
     c->n_outputs = 0;
     LM_TRY(validate(c, e, n, &n_out));
     lm_backend *be = c->model->be;
+    /* the pages the step writes: mapped from the pool, and not shared */
+    for (int32_t i = 0; i < n; i++) LM_TRY(lm_kv_reserve(&c->kv, e[i].seq, e[i].pos));
+    LM_TRY(lm_kv_sync(&c->kv));
 
     /* step inputs */
     int32_t *h = c->step_host;
@@ -332,7 +347,7 @@ lm_status lm_context_decode(lm_context *c, const lm_batch_entry *e, int32_t n) {
         tok[i] = e[i].token;
         pos[i] = e[i].pos;
         seq[i] = e[i].seq;
-        for (int k = 0; k < LM_KV_KINDS; k++) cell[k][i] = lm_kv_cell(&c->kv.kind[k], e[i].seq, e[i].pos);
+        for (int k = 0; k < LM_KV_KINDS; k++) cell[k][i] = c->kv.kind[k].used ? lm_kv_cell(&c->kv.kind[k], e[i].seq, e[i].pos) : 0;
         if (e[i].logits) outs[j++] = i;
     }
     for (int d = 0; d < c->n_dev; d++) {
@@ -447,10 +462,12 @@ lm_status lm_context_get_memory(const lm_context *c, lm_context_memory *out) {
     }
     for (int k = 0; k < LM_KV_KINDS; k++)
         for (int d = 0; d < c->n_dev; d++) {
-            const lm_tensor *cp = &c->kv.kind[k].cell_pos[d];
-            if (!cp->buf) continue;
-            out->kv_positions += lm_pad(lm_tensor_nbytes(cp), 256);
-            if (cp->buf->be == host) out->kv_host += lm_pad(lm_tensor_nbytes(cp), 256);
+            const lm_tensor *ts[2] = {&c->kv.kind[k].cell_pos[d], &c->kv.kind[k].pages[d]};
+            for (int i = 0; i < 2; i++) {
+                if (!ts[i]->buf) continue;
+                out->kv_positions += lm_pad(lm_tensor_nbytes(ts[i]), 256);
+                if (ts[i]->buf->be == host) out->kv_host += lm_pad(lm_tensor_nbytes(ts[i]), 256);
+            }
         }
     for (int d = 0; d < c->n_dev; d++) {
         const uint64_t b = (c->arena_buf[d] ? c->arena_buf[d]->size : 0) + (c->step_buf[d] ? c->step_buf[d]->size : 0);
@@ -458,6 +475,10 @@ lm_status lm_context_get_memory(const lm_context *c, lm_context_memory *out) {
         if (c->model->devs[d] == host) out->compute_host += b;
     }
     out->checkpoints = lm_kv_checkpoint_bytes(&c->kv);
+    int32_t used, total;
+    lm_kv_pool_usage(&c->kv, &used, &total);
+    out->kv_pages_used = (uint32_t)used;
+    out->kv_pages_total = (uint32_t)total;
     return LM_STATUS_OK;
 }
 double lm_context_last_decode_seconds(const lm_context *c) { return c ? c->last_decode_s : 0; }

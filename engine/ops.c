@@ -365,6 +365,7 @@ lm_attn_params lm_node_attn_unpack(const lm_node *n) {
     ap.ring = n->ip[1] != 0;
     ap.window = n->ip[2];
     ap.k_from_v = n->ip[3] != 0;
+    ap.page = n->ip[7];
     ap.scale = n->fp[0];
     ap.softcap = n->fp[1];
     ap.rope = lm_node_rope_unpack(n, 4, 2);
@@ -379,29 +380,34 @@ static bool kv_type_ok(const lm_tensor *t) {
 }
 
 lm_tensor *lm_attention(lm_graph *g, const lm_tensor *q, const lm_tensor *k, const lm_tensor *v,
-                        const lm_tensor *cell_pos, const lm_tensor *pos, const lm_tensor *seq,
+                        const lm_tensor *cell_pos, const lm_tensor *pages, const lm_tensor *pos, const lm_tensor *seq,
                         const lm_tensor *k_norm, const lm_tensor *factors, const lm_attn_params *ap) {
     bool ok = is_f32_rows(q) && k && v && kv_type_ok(k) && kv_type_ok(v) && q->ne[3] == 1 &&
               k->ne[0] == q->ne[0] && k->ne[1] >= 1 && q->ne[1] % k->ne[1] == 0 && v->ne[1] == k->ne[1] &&
               v->ne[2] == k->ne[2] && k->nb[0] == (size_t)lm_dtype_get(k->type)->block_bytes &&
-              v->nb[0] == (size_t)lm_dtype_get(v->type)->block_bytes && is_vec_i32(cell_pos, k->ne[2]) &&
-              is_vec_i32(pos, q->ne[2]) && is_vec_i32(seq, q->ne[2]) && ap->cells_per_seq > 0 &&
-              k->ne[2] % ap->cells_per_seq == 0 && ap->window >= 0;
+              v->nb[0] == (size_t)lm_dtype_get(v->type)->block_bytes && cell_pos && is_vec_i32(cell_pos, cell_pos->ne[0]) &&
+              cell_pos->ne[0] >= k->ne[2] && cell_pos->ne[0] % ap->page == 0 &&
+              is_vec_i32(pos, q->ne[2]) && is_vec_i32(seq, q->ne[2]) && ap->cells_per_seq > 0 && ap->page > 0 &&
+              k->ne[2] % ap->page == 0 && ap->window >= 0 && pages && pages->type == LM_I32 && lm_tensor_is_contiguous(pages) &&
+              pages->ne[2] == 1 && pages->ne[3] == 1 && pages->ne[0] * ap->page >= ap->cells_per_seq &&
+              (!ap->ring || ap->page == ap->cells_per_seq);
     if (ok && ap->k_from_v)
         ok = v->ne[0] == k->ne[0] && k_norm && is_f32_rows(k_norm) && k_norm->ne[0] == k->ne[0] &&
              v_rope(g, k->ne[0], factors, &ap->rope);
     if (!ok) {
-        lm_graph_fail(g, "attention: q [%lld, %lld, %lld] k %s [%lld, %lld, %lld] v [%lld, %lld, %lld] cps %d",
+        lm_graph_fail(g, "attention: q [%lld, %lld, %lld] k %s [%lld, %lld, %lld] v [%lld, %lld, %lld] cps %d page %d pages [%lld, %lld]",
                       q ? (long long)q->ne[0] : 0, q ? (long long)q->ne[1] : 0, q ? (long long)q->ne[2] : 0,
                       k ? lm_dtype_name(k->type) : "-", k ? (long long)k->ne[0] : 0, k ? (long long)k->ne[1] : 0,
                       k ? (long long)k->ne[2] : 0, v ? (long long)v->ne[0] : 0, v ? (long long)v->ne[1] : 0,
-                      v ? (long long)v->ne[2] : 0, ap->cells_per_seq);
+                      v ? (long long)v->ne[2] : 0, ap->cells_per_seq, ap->page, pages ? (long long)pages->ne[0] : 0,
+                      pages ? (long long)pages->ne[1] : 0);
         return lm_new_tensor_2d(g, LM_F32, 1, 1);
     }
     int64_t ne[3] = {v->ne[0], q->ne[1], q->ne[2]};
     lm_tensor *dst = lm_new_tensor(g, LM_F32, 3, ne);
-    lm_node n = {.op = LM_OP_ATTENTION, .dst = dst, .src = {q, k, v, cell_pos, pos, seq, k_norm, factors}};
+    lm_node n = {.op = LM_OP_ATTENTION, .dst = dst, .src = {q, k, v, cell_pos, pos, seq, k_norm, factors, pages}};
     n.ip[0] = ap->cells_per_seq;
+    n.ip[7] = ap->page;
     n.ip[1] = ap->ring;
     n.ip[2] = ap->window;
     n.ip[3] = ap->k_from_v;

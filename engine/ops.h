@@ -21,8 +21,10 @@
  *   rope(x[d, h, n], pos[n], factors?)             rotate pairs by angle pos * f[i], where
  *        f[i] = freq_scale * theta^(-2i / freq_dim) / factor[i] for i < n_pairs (others pass);
  *        NEOX pairs (i, i + d/2) or NORM pairs (2i, 2i + 1)
- *   attention(q[dk, H, n], K[dk, Hkv, C], V[dv, Hkv, C], cell_pos[C], pos[n], seq[n]) -> [dv, H, n]
- *        token t of sequence s reads cells [s * cps, (s+1) * cps) holding a position p' with
+ *   attention(q[dk, H, n], K[dk, Hkv, C], V[dv, Hkv, C], cell_pos[C], pages[P, S], pos[n], seq[n]) -> [dv, H, n]
+ *        token t of sequence s reads its logical cells c in [0, cps), each the physical cell
+ *        pages[c / page, s] * page + c % page (P * page >= cps; C a multiple of page; cell_pos
+ *        may be longer than C: cells past K / V's end must hold no position), holding a position p' with
  *        0 <= p' <= pos[t] and (window == 0 or pos[t] - p' < window); head h uses KV head
  *        h / (H / Hkv); softmax(scale * q.k) (optionally soft-capped) over those cells.
  *        With k_from_v, the cache holds only V = rmsnorm0(k_raw) and K is made on the fly as
@@ -51,7 +53,10 @@ typedef struct lm_rope_params {
 enum { LM_ROPE_NEOX = 0, LM_ROPE_NORM = 1 };
 
 typedef struct lm_attn_params {
-    int32_t cells_per_seq; /* cps: cells of the cache owned by one sequence */
+    int32_t cells_per_seq; /* cps: logical cells of one sequence (cell = pos, or pos % cps in a ring) */
+    int32_t page;          /* cells per page: logical cell c of sequence s is the physical cell
+                              pages[s][c / page] * page + c % page (a ring: page = cps, one page
+                              per sequence) */
     bool ring;             /* cells hold pos % cps (sliding layers); else cell = pos */
     int32_t window;        /* 0 = no sliding window */
     float scale;
@@ -144,7 +149,7 @@ lm_tensor *lm_matmul_id_hinted(lm_graph *g, const lm_tensor *w, const lm_tensor 
 lm_tensor *lm_rope(lm_graph *g, const lm_tensor *x, const lm_tensor *pos, const lm_tensor *factors,
                    const lm_rope_params *rp);
 lm_tensor *lm_attention(lm_graph *g, const lm_tensor *q, const lm_tensor *k, const lm_tensor *v,
-                        const lm_tensor *cell_pos, const lm_tensor *pos, const lm_tensor *seq,
+                        const lm_tensor *cell_pos, const lm_tensor *pages, const lm_tensor *pos, const lm_tensor *seq,
                         const lm_tensor *k_norm, const lm_tensor *factors, const lm_attn_params *ap);
 lm_tensor *lm_geglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up);
 lm_tensor *lm_swiglu(lm_graph *g, const lm_tensor *gate, const lm_tensor *up); /* silu(gate) * up */

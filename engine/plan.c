@@ -52,7 +52,6 @@ struct lm_plan {
     bool has_lookup;
     uint64_t *layer_kv;                   /* KV bytes of each layer (all sequences) */
     uint64_t *layer_kv_cell;              /* KV bytes per cell of each layer */
-    int32_t cps[LM_KV_KINDS];
     uint64_t pos_bytes[LM_KV_KINDS];
     uint64_t compute;
     lm_plan_summary s;
@@ -360,8 +359,8 @@ lm_status lm_plan_create(const lm_model *m, const lm_plan_params *params, lm_pla
 
     /* KV per layer, as the context allocates it */
     {
-        bool ring[LM_KV_KINDS];
-        lm_kv_shape(m, (int32_t)pl->cp.n_ctx, (int32_t)pl->cp.n_batch, pl->cps, ring);
+        lm_kv_geom geom[LM_KV_KINDS];
+        lm_kv_geometry(m, &pl->cp, geom);
         const lm_dtype kt = lm_kv_dtype(pl->cp.kv_type);
         for (int il = 0; il < L; il++) {
             const lm_layer *Ly = &m->layers[il];
@@ -370,9 +369,10 @@ lm_status lm_plan_create(const lm_model *m, const lm_plan_params *params, lm_pla
             if (!Ly->k_eq_v) cell += (uint64_t)Ly->n_head_kv * lm_row_bytes(kt, Ly->head_dim);
             const int kind = Ly->sliding ? LM_KV_KIND_SWA : LM_KV_KIND_FULL;
             pl->layer_kv_cell[il] = cell;
-            pl->layer_kv[il] = cell * (uint64_t)pl->cps[kind] * pl->cp.n_seq_max;
+            pl->layer_kv[il] = cell * (uint64_t)lm_kv_geom_kv_cells(&geom[kind]);
         }
-        for (int k = 0; k < LM_KV_KINDS; k++) pl->pos_bytes[k] = 4ull * (uint64_t)pl->cps[k] * pl->cp.n_seq_max;
+        for (int k = 0; k < LM_KV_KINDS; k++)
+            pl->pos_bytes[k] = 4ull * (uint64_t)lm_kv_geom_cells(&geom[k]) + 4ull * (uint64_t)geom[k].pps * pl->cp.n_seq_max;
     }
     pl->compute = estimate_compute(m, &pl->cp);
 
@@ -495,8 +495,18 @@ lm_status lm_plan_format(const lm_plan *pl, char *buf, size_t cap, size_t *len) 
     const bool moe = m->hp.n_expert > 0;
     sb_printf(&s, "model: %s (%s, %d layers%s), %.2f GiB of weights\n", m->name[0] ? m->name : "?", m->arch_name,
               m->hp.n_layer, moe ? ", MoE" : "", gib(m->weight_bytes));
-    sb_printf(&s, "context: %u positions x %u sequences, batch %u, KV %s\n", pl->cp.n_ctx, pl->cp.n_seq_max, pl->cp.n_batch,
+    sb_printf(&s, "context: %u positions x %u sequences, batch %u, KV %s", pl->cp.n_ctx, pl->cp.n_seq_max, pl->cp.n_batch,
               lm_kv_type_name(pl->cp.kv_type));
+    {
+        lm_kv_geom geom[LM_KV_KINDS];
+        lm_kv_geometry(m, &pl->cp, geom);
+        const lm_kv_geom *G = &geom[LM_KV_KIND_FULL];
+        const uint64_t cells = (uint64_t)G->page * (uint64_t)(G->n_pages - 1);
+        if (cells < (uint64_t)pl->cp.n_ctx * pl->cp.n_seq_max)
+            sb_printf(&s, ", full-attention KV pool of %llu cells (pages of %d) shared by the sequences", (unsigned long long)cells,
+                      G->page);
+        sb_printf(&s, "\n");
+    }
     sb_printf(&s, "GPU: %s%s%.2f GiB (%.2f GiB kept free)", pl->gpu_name, pl->gpu_name[0] ? ", " : "", gib(S->gpu_budget),
               gib(S->reserve));
     if (S->gpu_bandwidth_gbs > 0) sb_printf(&s, ", %.0f GB/s", S->gpu_bandwidth_gbs);

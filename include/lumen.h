@@ -234,6 +234,14 @@ struct lm_context_params {
     uint32_t n_outputs_max; /* max logits rows per decode call (default 1; 0 = n_batch) */
     lm_kv_type kv_type;     /* KV cache storage (default f16) */
     lm_output_kind output;  /* default LM_OUTPUT_LOGITS */
+    /* The KV cache of full-attention layers is a pool of pages shared by all sequences: a
+     * sequence takes pages as it grows and gives them back when cleared, and copying a prefix
+     * to another sequence (lm_context_seq_cp) shares its pages. */
+    uint32_t kv_cells;      /* cells of that pool (0 = n_ctx * n_seq_max: every sequence can
+                               reach n_ctx); smaller pools serve many sequences that rarely all
+                               grow long, and a decode that finds no free page fails with
+                               LM_STATUS_CONTEXT_FULL */
+    uint32_t kv_page;       /* cells per page (0 = 256) */
 };
 
 lm_context_params lm_context_default_params(void);
@@ -297,11 +305,12 @@ uint64_t lm_context_kv_bytes(const lm_context *ctx);
  * host side's part). */
 typedef struct lm_context_memory {
     uint64_t kv_sliding;  /* KV cache of the sliding-window layers (rings: constant in n_ctx) */
-    uint64_t kv_full;     /* KV cache of the global layers (n_ctx cells per sequence) */
-    uint64_t kv_positions; /* the cells' position arrays */
+    uint64_t kv_full;     /* KV cache of the global layers (the page pool: kv_cells) */
+    uint64_t kv_positions; /* the cells' position arrays and page tables */
     uint64_t compute;     /* activation arenas and step inputs */
     uint64_t kv_host, compute_host; /* split execution: the parts on the CPU backend */
     uint64_t checkpoints; /* sliding-window checkpoints held in host memory */
+    uint32_t kv_pages_used, kv_pages_total; /* the global layers' page pool (pages of kv_page cells) */
 } lm_context_memory;
 
 lm_status lm_context_get_memory(const lm_context *ctx, lm_context_memory *out);

@@ -7,6 +7,8 @@
 // K=V layers (k_from_v) make each key from the stored V: V * k_norm rotated to the cell's
 // position (common/rope.glsl). Splits (grid z > 1) write (max, sum, acc) partials that
 // attention_merge.comp combines: flash-decoding for long caches and few queries.
+// Paged caches: logical cell c of sequence s is physical cell pages[s][c / page] * page + c % page;
+// each invocation maps its cell of the chunk and shares it for the V pass.
 // TYPE_* = KV cache type. Arguments come through a small argument block (too many pointers for
 // push constants).
 #include "common/common.glsl"
@@ -14,8 +16,8 @@
 #include "common/rope.glsl"
 layout(local_size_x = 64) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Args {
-    uint64_t q, k, v, cell_pos, pos, seq, knorm, table, d, part;
-    uint dk, dv, H, Hkv, cps, ring, window, k_from_v, n_split, n_pairs, rope_mode;
+    uint64_t q, k, v, cell_pos, pos, seq, knorm, table, d, part, pages;
+    uint dk, dv, H, Hkv, cps, ring, window, k_from_v, n_split, n_pairs, rope_mode, page, pps;
     uint q_nb1, q_nb2, k_nb1, k_nb2, v_nb1, v_nb2;
     float scale, softcap;
 };
@@ -23,6 +25,7 @@ layout(push_constant) uniform PC { uint64_t args; } pc;
 shared float qs[512];
 shared float kn[512];
 shared float sc[64];
+shared uint cell_s[64];
 
 void main() {
     Args A = Args(pc.args);
@@ -30,7 +33,7 @@ void main() {
     const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
     const uint g = h / (A.H / A.Hkv);
     const int p = I32(A.pos).v[t];
-    const uint base = uint(I32(A.seq).v[t]) * A.cps;
+    const uint pt = uint(I32(A.seq).v[t]) * A.pps; // the sequence's page-table row
     const uint nc = A.ring != 0u ? A.cps : min(uint(p) + 1u, A.cps);
     const uint per = (nc + A.n_split - 1u) / A.n_split;
     const uint c0 = min(s * per, nc), c1 = min(c0 + per, nc);
@@ -48,12 +51,14 @@ void main() {
     for (uint cs = c0; cs < c1; cs += 64u) {
         const uint c = cs + tid;
         float score = -1.0 / 0.0;
+        uint cell = 0u;
         if (c < c1) {
-            const int pc_ = I32(A.cell_pos).v[base + c];
+            cell = uint(I32(A.pages).v[pt + c / A.page]) * A.page + c % A.page;
+            const int pc_ = I32(A.cell_pos).v[cell];
             if (pc_ >= 0 && pc_ <= p && (A.window == 0u || uint(p - pc_) < A.window)) {
                 float dot = 0.0;
                 if (A.k_from_v != 0u) {
-                    const uint64_t vr = A.v + uint64_t(g) * A.v_nb1 + uint64_t(base + c) * A.v_nb2;
+                    const uint64_t vr = A.v + uint64_t(g) * A.v_nb1 + uint64_t(cell) * A.v_nb2;
                     const uint cp = uint(pc_);
                     for (uint i = 0u; i < half_k; i++) {
                         const uint a = A.rope_mode == 0u ? i : 2u * i, b = A.rope_mode == 0u ? i + half_k : 2u * i + 1u;
@@ -67,7 +72,7 @@ void main() {
                         }
                     }
                 } else {
-                    const uint64_t kr = A.k + uint64_t(g) * A.k_nb1 + uint64_t(base + c) * A.k_nb2;
+                    const uint64_t kr = A.k + uint64_t(g) * A.k_nb1 + uint64_t(cell) * A.k_nb2;
                     for (uint i = 0u; i < A.dk; i++) dot += qs[i] * dq(kr, i);
                 }
                 score = dot * A.scale;
@@ -75,6 +80,7 @@ void main() {
             }
         }
         sc[tid] = score;
+        cell_s[tid] = cell;
         barrier();
         float cm = -1.0 / 0.0;
         const uint cn = min(64u, c1 - cs);
@@ -88,7 +94,7 @@ void main() {
                 const float w = exp(sc[j] - m);
                 if (w == 0.0) continue;
                 l += w;
-                const uint64_t vr = A.v + uint64_t(g) * A.v_nb1 + uint64_t(base + cs + j) * A.v_nb2;
+                const uint64_t vr = A.v + uint64_t(g) * A.v_nb1 + uint64_t(cell_s[j]) * A.v_nb2;
                 [[unroll]] for (uint jj = 0u; jj < 8u; jj++) {
                     const uint dd = tid + 64u * jj;
                     if (jj < nd && dd < A.dv) acc[jj] += w * dq(vr, dd);

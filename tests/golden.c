@@ -460,6 +460,7 @@ void seq_ops_check(const char *backend, int32_t gpu_layers) {
     cp.n_ctx = 128;
     cp.n_batch = 4; /* sliding ring: pad(8 - 1 + 4, 32) = 32 cells */
     cp.n_seq_max = 2;
+    cp.kv_page = 16; /* the full layers' pool in pages of 16 cells (fresh contexts: one page of 128) */
     lm_context *c;
     cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
     seqctx x = {c, V};
@@ -565,5 +566,109 @@ void seq_ops_check(const char *backend, int32_t gpu_layers) {
             gpu_layers >= 0 ? " (split)" : "", worst);
     free(keep);
     lm_context_free(c);
+    lm_model_free(m);
+}
+
+static uint32_t pages_used(lm_context *c) {
+    lm_context_memory mem;
+    cr_assert_eq(lm_context_get_memory(c, &mem), LM_STATUS_OK);
+    return mem.kv_pages_used;
+}
+
+/* checks the continuation of `seq` from p0 with toks[p0..p0+n) against a fresh context fed all
+   of toks[0..p0+n) */
+static double cont_vs_fresh(seqctx *x, lm_model *m, int32_t seq, const int32_t *toks, int32_t p0, int32_t n) {
+    const float *l = feed(x, seq, toks + p0, p0, n);
+    float *ref = fresh(m, toks, p0 + n);
+    const double d = rel_diff(l, ref, x->V);
+    free(ref);
+    return d;
+}
+
+void paged_pool_check(const char *backend, int32_t gpu_layers) {
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = backend;
+    mp.n_threads = 2;
+    mp.gpu_layers = gpu_layers;
+    lm_model *m;
+    cr_assert_eq(lm_model_load(golden_fixture_path("gemma4_dense"), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    const int32_t V = lm_vocab_size(m);
+    int32_t T[64], A[64], B[64], C[64];
+    uint32_t r = 777;
+    for (int i = 0; i < 64; i++) {
+        r = r * 1664525u + 1013904223u;
+        T[i] = (int32_t)(r >> 8) % V;
+        r = r * 1664525u + 1013904223u;
+        C[i] = (int32_t)(r >> 8) % V;
+    }
+    memcpy(A, T, sizeof A);
+    memcpy(B, T, sizeof B);
+    for (int i = 32; i < 64; i++) A[i] = C[i]; /* A: T's first 32, then its own */
+    for (int i = 40; i < 64; i++) B[i] = C[63 - i]; /* B: T's first 40, then its own */
+    /* 4 sequences of up to 128 positions share a pool of 6 pages of 16 cells (not 4 x 128) */
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 4;
+    cp.n_seq_max = 4;
+    cp.kv_page = 16;
+    cp.kv_cells = 96;
+    lm_context *c;
+    cr_assert_eq(lm_context_create(m, &cp, &c), LM_STATUS_OK, "%s", lm_last_error());
+    lm_context_memory mem;
+    cr_assert_eq(lm_context_get_memory(c, &mem), LM_STATUS_OK);
+    cr_expect_eq(mem.kv_pages_total, 6u);
+    cr_expect_eq(mem.kv_pages_used, 0u);
+    seqctx x = {c, V};
+    double worst = 0, d;
+
+    feed(&x, 0, T, 0, 40); /* pages for 0-15, 16-31, 32-39 */
+    cr_expect_eq(pages_used(c), 3u);
+    /* copies share whole pages: [0, 32) to sequence 1, everything to sequence 2 */
+    cr_assert_eq(lm_context_seq_cp(c, 0, 1, 0, 32), LM_STATUS_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_context_seq_cp(c, 0, 2, 0, -1), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(pages_used(c), 3u, "prefix copies share pages");
+    /* sequence 1 goes its own way at 32: a fresh page */
+    d = cont_vs_fresh(&x, m, 1, A, 32, 8);
+    cr_expect_leq(d, 1e-5, "shared prefix, own page: %.3g", d);
+    worst = fmax(worst, d);
+    cr_expect_eq(pages_used(c), 4u);
+    /* sequence 2 writes into the page it shares with 0: copied first; 0 then writes its own */
+    d = cont_vs_fresh(&x, m, 2, T, 40, 5);
+    cr_expect_leq(d, 1e-5, "copy on write (writer): %.3g", d);
+    worst = fmax(worst, d);
+    cr_expect_eq(pages_used(c), 5u, "the shared page was copied");
+    d = cont_vs_fresh(&x, m, 0, B, 40, 5);
+    cr_expect_leq(d, 1e-5, "copy on write (the other sharer): %.3g", d);
+    worst = fmax(worst, d);
+    cr_expect_eq(pages_used(c), 5u);
+    /* a range removed from a shared page copies it for the remover only */
+    cr_assert_eq(lm_context_seq_rm(c, 2, 5, 10), LM_STATUS_OK, "%s", lm_last_error());
+    cr_expect_eq(pages_used(c), 6u);
+    d = cont_vs_fresh(&x, m, 0, B, 45, 2);
+    cr_expect_leq(d, 1e-5, "sharer after the other's removal: %.3g", d);
+    worst = fmax(worst, d);
+    /* the pool is full: a new page is refused with a clear error and nothing breaks */
+    lm_batch_entry e = {T[0], 0, 3, true};
+    cr_expect_eq(lm_context_decode(c, &e, 1), LM_STATUS_CONTEXT_FULL);
+    cr_expect(strstr(lm_last_error(), "KV cache full") != NULL, "%s", lm_last_error());
+    /* clearing sequence 2 returns its pages (those it alone held) */
+    cr_assert_eq(lm_context_seq_clear(c, 2), LM_STATUS_OK);
+    cr_expect_eq(pages_used(c), 4u);
+    d = cont_vs_fresh(&x, m, 3, C, 0, 20);
+    cr_expect_leq(d, 1e-5, "a sequence in freed pages: %.3g", d);
+    worst = fmax(worst, d);
+    cr_expect_eq(pages_used(c), 6u);
+    d = cont_vs_fresh(&x, m, 1, A, 40, 3);
+    cr_expect_leq(d, 1e-5, "untouched sequence at the end: %.3g", d);
+    worst = fmax(worst, d);
+    /* everything cleared: the pool is empty again */
+    for (int32_t s = 0; s < 4; s++) cr_assert_eq(lm_context_seq_clear(c, s), LM_STATUS_OK);
+    cr_expect_eq(pages_used(c), 0u);
+    fprintf(stderr, "paged KV pool on %s%s: worst max|d|/max|ref| against fresh contexts %.2e\n", backend,
+            gpu_layers >= 0 ? " (split)" : "", worst);
+    lm_context_free(c);
+    /* a pool smaller than one page is refused */
+    cp.kv_cells = 8;
+    cr_expect_eq(lm_context_create(m, &cp, &c), LM_STATUS_INVALID_ARGUMENT);
     lm_model_free(m);
 }

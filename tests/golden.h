@@ -66,6 +66,11 @@ void split_fixture(const char *backend, const char *name, int32_t gpu_layers, co
    the ring wrapped), each against a fresh context fed the same tokens; a removal the ring can no
    longer serve fails and changes nothing. */
 void seq_ops_check(const char *backend, int32_t gpu_layers);
+/* The full layers' page pool on the same fixture: 4 sequences in 6 pages of 16 cells; prefix
+   copies share pages, writes and removals copy a shared page first, a full pool refuses a new
+   page with LM_STATUS_CONTEXT_FULL, cleared sequences return their pages; every continuation
+   against a fresh (unpaged) context fed the same tokens. */
+void paged_pool_check(const char *backend, int32_t gpu_layers);
 /* tests/fixtures/hf/NAME.gguf (static buffer) */
 const char *golden_fixture_path(const char *name);
 /* the tokens of the real-text fixture (malloc'ed) */

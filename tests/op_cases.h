@@ -163,7 +163,8 @@ static const lm_op_case lm_op_cases[] = {
     {"rope_factors", LM_OP_ROPE, LM_F32, {512, 2, 3}, {256, 512, 0, 1}, {1e6f, 1.0f}, TOL_F32},
 
     /* attention: s = {dk, dv, H, Hkv, n tokens, cells per seq}; type = KV type;
-       ip = {n_seq, ring, window, k_from_v, positions offset}; fp = {scale, softcap} */
+       ip = {n_seq, ring, window, k_from_v, positions offset, cells per page (0: one page per
+       sequence; paged caches scatter pages at random, see op_harness.c)}; fp = {scale, softcap} */
     {"attn_decode", LM_OP_ATTENTION, LM_F32, {64, 64, 4, 1, 1, 16}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_F32},
     {"attn_prefill_gqa", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 2, 9, 16}, {1, 0, 0, 0, 0}, {0.125f, 0}, TOL_F16},
     {"attn_two_seqs", LM_OP_ATTENTION, LM_F16, {32, 32, 8, 8, 6, 24}, {2, 0, 0, 0, 0}, {0.2f, 0}, TOL_F16},
@@ -198,6 +199,15 @@ static const lm_op_case lm_op_cases[] = {
        interleaved sequences, a ring with a window across block edges, K=V keys over 300 cells */
     {"attn_prefill_blocks", LM_OP_ATTENTION, LM_F16, {128, 128, 4, 2, 12, 400}, {2, 0, 0, 0, 0}, {0.088f, 0}, TOL_FA},
     {"attn_prefill_ring_blocks", LM_OP_ATTENTION, LM_Q8_0, {64, 64, 6, 2, 30, 300}, {1, 1, 200, 0, 900}, {0.125f, 0}, TOL_FA},
+    /* paged caches (the KV pool of full-attention layers): odd page sizes, logical pages past a
+       sequence's end on the null page, decode / split-K / tensor-core prefill / tiled CPU prefill */
+    {"attn_paged_decode", LM_OP_ATTENTION, LM_F16, {64, 64, 4, 2, 2, 100}, {2, 0, 0, 0, 0, 16}, {0.125f, 0}, TOL_F16},
+    {"attn_paged_gqa_odd", LM_OP_ATTENTION, LM_E4M3, {96, 32, 6, 3, 5, 77}, {2, 0, 0, 0, 0, 24}, {0.1f, 0}, TOL_F16},
+    {"attn_paged_split", LM_OP_ATTENTION, LM_Q8_0, {128, 128, 2, 1, 1, 1500}, {1, 0, 0, 0, 1100, 64}, {0.09f, 0}, TOL_F16},
+    {"attn_paged_split_kv", LM_OP_ATTENTION, LM_F16, {512, 512, 8, 1, 2, 900}, {2, 0, 0, 1, 600, 128}, {1.0f, 0}, TOL_F16},
+    {"attn_paged_tc_kv", LM_OP_ATTENTION, LM_F16, {256, 256, 4, 1, 20, 90}, {1, 0, 0, 1, 0, 32}, {0.0625f, 0}, TOL_FA},
+    {"attn_paged_tc_window", LM_OP_ATTENTION, LM_BF16, {128, 128, 4, 2, 36, 130}, {2, 0, 40, 0, 0, 16}, {0.09f, 0}, TOL_FA},
+    {"attn_paged_blocks", LM_OP_ATTENTION, LM_F16, {128, 128, 4, 2, 12, 400}, {2, 0, 0, 0, 0, 48}, {0.088f, 0}, TOL_FA},
     {"attn_prefill_kv_blocks", LM_OP_ATTENTION, LM_BF16, {256, 256, 2, 1, 9, 300}, {1, 0, 0, 1, 0}, {1.0f, 0}, TOL_FA},
 
     /* elementwise: s = {ne0, ne1, ne2}; ip0 = broadcast second operand; fp0 = scalar; fp1 = input scale */

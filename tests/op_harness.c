@@ -132,11 +132,24 @@ static void distinct(tu_rng *r, int32_t *out, int n, int32_t range) {
     }
 }
 
-/* attention inputs: cache contents and cell positions as a real cache would hold them */
+/* attention's paging: cells per page (a ring, or ip[5] = 0: one page per sequence, cps cells) */
+static int64_t attn_page(const lm_op_case *c) { return c->ip[5] > 0 && !c->ip[1] ? c->ip[5] : c->s[5]; }
+static int64_t attn_pps(const lm_op_case *c) { return (c->s[5] + attn_page(c) - 1) / attn_page(c); }
+/* physical pages: one per logical page of each sequence, plus (paged) 3 spare pages whose cells
+   hold positions that must never be read and a null page (positions -1, no K / V rows) */
+static int64_t attn_phys_pages(const lm_op_case *c) {
+    return attn_pps(c) * c->ip[0] + (c->ip[5] > 0 && !c->ip[1] ? 4 : 0);
+}
+
+/* attention inputs: cache contents and cell positions as a real cache would hold them. Paged
+   cases scatter each sequence's logical pages over the physical pages at random; logical pages
+   beyond a sequence's last position map to the null page. */
 static void make_attention(harness *h, const lm_op_case *c, tu_rng *r) {
     const int64_t dk = c->s[0], dv = c->s[1], H = c->s[2], Hkv = c->s[3], n = c->s[4], cps = c->s[5];
     const int n_seq = c->ip[0], ring = c->ip[1], window = c->ip[2], kfv = c->ip[3], off = c->ip[4];
-    const int64_t C = cps * n_seq;
+    const int64_t page = attn_page(c), pps = attn_pps(c), n_phys = attn_phys_pages(c);
+    const bool paged = n_phys > pps * n_seq;
+    const int64_t C = (n_phys - paged) * page; /* K / V rows: the null page has positions only */
     int64_t ne[3] = {dk, H, n};
     input *q = add_input(h, LM_F32, 3, ne);
     fill(r, LM_F32, q->host, dk * H * n, 1.0f);
@@ -146,15 +159,34 @@ static void make_attention(harness *h, const lm_op_case *c, tu_rng *r) {
     ne[0] = dv;
     input *v = add_input(h, c->type, 3, ne);
     fill(r, c->type, v->host, dv * Hkv * C, 1.0f);
-    int64_t nc = C, nn = n;
+    int64_t nc = n_phys * page, nn = n;
     input *cp = add_input(h, LM_I32, 1, &nc);
     input *pos = add_input(h, LM_I32, 1, &nn);
     input *seq = add_input(h, LM_I32, 1, &nn);
     int32_t *cpv = cp->host, *pv = pos->host, *sv = seq->host;
+    /* the page table: identity, or a random permutation of the physical pages (the last one is
+       the null page) */
+    int32_t *tab = malloc((size_t)(pps * n_seq) * sizeof(int32_t));
+    int32_t *perm = malloc((size_t)n_phys * sizeof(int32_t));
+    for (int64_t i = 0; i < n_phys; i++) perm[i] = (int32_t)i;
+    if (paged) {
+        for (int64_t i = n_phys - 2; i > 0; i--) { /* shuffle all but the null page */
+            const int64_t j = (int64_t)tu_range(r, 0, (int)i);
+            const int32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        for (int64_t cell = 0; cell < C; cell++) cpv[cell] = (int32_t)tu_range(r, 0, 2 * (int)cps); /* must not be read */
+        for (int64_t cell = C; cell < nc; cell++) cpv[cell] = -1;
+    }
+    for (int64_t i = 0; i < pps * n_seq; i++) tab[i] = perm[i];
+#define PHYS(s, cell) ((int64_t)tab[(s) * pps + (cell) / page] * page + (cell) % page)
     /* each sequence has cached positions up to top[s]; the step's tokens are the last ones */
     for (int s = 0; s < n_seq; s++) {
         int32_t top = ring ? off + (int32_t)tu_range(r, 0, 50) + s * 7 : (int32_t)(cps - 1 - tu_range(r, 0, cps / 4));
         if (!ring && off > 0) top = (int32_t)lm_min64(off + (int32_t)tu_range(r, 0, 20), cps - 1);
+        if (paged)
+            for (int64_t j = top / page + 1; j < pps; j++) tab[s * pps + j] = (int32_t)(n_phys - 1);
         for (int64_t cell = 0; cell < cps; cell++) {
             int32_t p;
             if (ring) {
@@ -164,7 +196,7 @@ static void make_attention(harness *h, const lm_op_case *c, tu_rng *r) {
                 p = (int32_t)cell <= top ? (int32_t)cell : -1;
             }
             if (tu_uniform(r) < 0.05f) p = -1; /* holes: cleared cells */
-            cpv[s * cps + cell] = p;
+            if (!paged || cell / page <= top / page) cpv[PHYS(s, cell)] = p;
         }
         int t_i = 0;
         for (int64_t t = s; t < n; t += n_seq, t_i++) {
@@ -172,28 +204,34 @@ static void make_attention(harness *h, const lm_op_case *c, tu_rng *r) {
             pv[t] = top - t_i;
             /* the token's own cell must hold it */
             int64_t cell = ring ? pv[t] % cps : pv[t];
-            cpv[s * cps + cell] = pv[t];
+            cpv[PHYS(s, cell)] = pv[t];
         }
     }
+#undef PHYS
     (void)window;
     if (kfv) {
         int64_t d = dk;
         input *kn = add_input(h, LM_F32, 1, &d);
         for (int64_t i = 0; i < dk; i++) ((float *)kn->host)[i] = 0.5f + tu_uniform(r);
     }
+    int64_t tne[2] = {pps, n_seq};
+    input *pg = add_input(h, LM_I32, 2, tne);
+    memcpy(pg->host, tab, (size_t)(pps * n_seq) * sizeof(int32_t));
+    free(tab);
+    free(perm);
 }
 
 /* the attention's real work: 2 (dk + dv) flops per head for every (token, cell) pair the masks
    let through (the engine's cost model counts whole caches: it cannot read the positions) */
 static double attention_flops(const harness *h, const lm_op_case *c) {
-    const int64_t dk = c->s[0], dv = c->s[1], H = c->s[2], n = c->s[4], cps = c->s[5];
+    const int64_t dk = c->s[0], dv = c->s[1], H = c->s[2], n = c->s[4], cps = c->s[5], page = attn_page(c), pps = attn_pps(c);
     const int n_seq = c->ip[0], window = c->ip[2], b = c->ip[3] ? 2 : 3;
-    const int32_t *cp = h->in[b].host, *pos = h->in[b + 1].host, *seq = h->in[b + 2].host;
+    const int32_t *cp = h->in[b].host, *pos = h->in[b + 1].host, *seq = h->in[b + 2].host, *tab = h->in[h->n_in - 1].host;
     double pairs = 0;
     for (int64_t t = 0; t < n; t++) {
         if (seq[t] < 0 || seq[t] >= n_seq) continue;
         for (int64_t cell = 0; cell < cps; cell++) {
-            const int32_t pc = cp[seq[t] * cps + cell];
+            const int32_t pc = cp[(int64_t)tab[seq[t] * pps + cell / page] * page + cell % page];
             pairs += pc >= 0 && pc <= pos[t] && (window == 0 || pos[t] - pc < window);
         }
     }
@@ -234,12 +272,13 @@ static lm_tensor *build(harness *h, lm_graph *g, const lm_op_case *c) {
     }
     case LM_OP_ATTENTION: {
         const int kfv = c->ip[3];
-        lm_attn_params ap = {.cells_per_seq = (int32_t)c->s[5], .ring = c->ip[1] != 0, .window = c->ip[2], .scale = c->fp[0],
+        lm_attn_params ap = {.cells_per_seq = (int32_t)c->s[5], .page = (int32_t)attn_page(c), .ring = c->ip[1] != 0, .window = c->ip[2], .scale = c->fp[0],
                              .softcap = c->fp[1], .k_from_v = kfv != 0,
                              .rope = {(int32_t)c->s[0] / 8, (int32_t)c->s[0], LM_ROPE_NEOX, 1e6f, 1.0f}};
         const lm_tensor *q = &in[0].t, *k = kfv ? &in[1].t : &in[1].t, *v = kfv ? &in[1].t : &in[2].t;
         const int b = kfv ? 2 : 3;
-        return lm_attention(g, q, k, v, &in[b].t, &in[b + 1].t, &in[b + 2].t, kfv ? &in[b + 3].t : NULL, NULL, &ap);
+        return lm_attention(g, q, k, v, &in[b].t, &in[kfv ? b + 4 : b + 3].t, &in[b + 1].t, &in[b + 2].t,
+                            kfv ? &in[b + 3].t : NULL, NULL, &ap);
     }
     case LM_OP_GEGLU: return lm_geglu(g, &in[0].t, &in[1].t);
     case LM_OP_SWIGLU: return lm_swiglu(g, &in[0].t, &in[1].t);

@@ -118,6 +118,16 @@ static void split(const char *backend) {
 Test(cuda, split_execution_emulated, .timeout = 900) { split("cuda-emu"); }
 Test(cuda, split_execution_gpu, .timeout = 900) { split("cuda"); }
 
+/* sequence operations and the paged pool: the page tables change between decode steps while
+   the captured step graph is replayed (they live in device buffers the graph reads) */
+static void seq_ops(const char *backend) {
+    if (!have(backend)) cr_skip("backend %s not built or no device", backend);
+    seq_ops_check(backend, -1);
+    paged_pool_check(backend, -1);
+}
+Test(cuda, sequence_ops_emulated, .timeout = 900) { seq_ops("cuda-emu"); }
+Test(cuda, sequence_ops_gpu, .timeout = 900) { seq_ops("cuda"); }
+
 Test(cuda, gemma3_tiny_gpu, .timeout = 900) { golden_run("cuda", "gemma3_tiny"); }
 Test(cuda, gemma4_dense_gpu, .timeout = 900) { golden_run("cuda", "gemma4_dense"); }
 Test(cuda, gemma4_moe_gpu, .timeout = 900) { golden_run("cuda", "gemma4_moe"); }

@@ -87,7 +87,8 @@ Test(models, kv_cache_layout) {
         const uint64_t ring = 96; /* pad32(window 8 - 1 + n_batch 64) */
         const uint64_t swa = 4 * ring * (2 * 2 * 32 * 2); /* 4 layers x cells x (K + V) x f16 */
         const uint64_t full = 2 * (uint64_t)ctxs[i] * (1 * 64 * 2); /* 2 layers x cells x V only */
-        const uint64_t meta = (ring + ctxs[i]) * 4;
+        /* positions: the full layers' pool has a null page of 256 (the default kv_page) cells */
+        const uint64_t meta = (ring + ctxs[i] + 256) * 4;
         const uint64_t expect = swa + full + meta;
         cr_assert(bytes[i] >= expect && bytes[i] < expect + 16 * 256, "kv bytes %llu, expected %llu (+ padding)",
                   (unsigned long long)bytes[i], (unsigned long long)expect);
@@ -148,8 +149,9 @@ Test(models, quantized_kv_cache_bytes) {
         cr_assert_eq(lm_model_estimate_memory(m, &cp, &est, NULL), LM_STATUS_OK);
         cr_assert(est <= lm_context_kv_bytes(c) && lm_context_kv_bytes(c) < est + 16 * 256, "estimate %llu, allocated %llu",
                   (unsigned long long)est, (unsigned long long)lm_context_kv_bytes(c));
-        /* values: 4 sliding layers x 96 cells x (K + V) x 2 x 32, 2 full layers x 4096 x 64 */
-        const uint64_t values = 4 * 96 * 2 * 2 * 32 + 2 * 4096 * 64, meta = (96 + 4096) * 4;
+        /* values: 4 sliding layers x 96 cells x (K + V) x 2 x 32, 2 full layers x 4096 x 64;
+           positions: + the pool's null page (256 cells, the default kv_page) */
+        const uint64_t values = 4 * 96 * 2 * 2 * 32 + 2 * 4096 * 64, meta = (96 + 4096 + 256) * 4;
         const uint64_t expect = kinds[i] == LM_KV_F16 ? values * 2 : kinds[i] == LM_KV_Q8_0 ? values / 32 * 34 : values;
         data[i] = lm_context_kv_bytes(c) - meta;
         cr_assert(data[i] >= expect && data[i] < expect + 16 * 256, "%s: %llu bytes, expected %llu (+ padding)",
@@ -181,3 +183,4 @@ Test(models, kv_type_names_and_bad_values) {
 
 /* sequence operations (remove a range, copy a prefix) against fresh contexts */
 Test(models, sequence_ops) { seq_ops_check("cpu", -1); }
+Test(models, paged_kv_pool) { paged_pool_check("cpu", -1); }

@@ -94,11 +94,15 @@ Test(plan, weight_splits_match_the_model_arithmetic) {
 
 /* gemma4.md 6.2 per token and layer: 31B sliding 2 x 16 x 256 values, full (K=V stored once)
    4 x 512; 26B half the heads. Sliding layers hold pad(W - 1 + n_batch, 32) = 1536 cells
-   (kv.h), full layers n_ctx; + 4 bytes of position per cell of each kind. */
+   (kv.h), full layers a pool of n_ctx cells in pages of 256; + 4 bytes of position per cell
+   of each kind (the pool's null page too) and 4 per page-table entry (one per sequence for the
+   ring, n_ctx / 256 for the pool). */
 static double kv_expected(int n_sw, int kv_sw, int n_full, int kv_full, double ctx, lm_kv_type t) {
     const double per_val = t == LM_KV_Q8_0 ? 34.0 / 32.0 : t == LM_KV_FP8 ? 1.0 : t == LM_KV_F32 ? 4.0 : 2.0;
     const double sw_cell = 2.0 * kv_sw * 256 * per_val, full_cell = 1.0 * kv_full * 512 * per_val;
-    return n_sw * 1536.0 * sw_cell + n_full * ctx * full_cell + 4.0 * (1536.0 + ctx);
+    /* at n_ctx <= 1536 the sliding layers hold the whole context: a pool like the full layers' */
+    const double sw_pos = ctx > 1536 ? 1536.0 + 4.0 / 4 : 1536.0 + 256 + 1536.0 / 256;
+    return n_sw * 1536.0 * sw_cell + n_full * ctx * full_cell + 4.0 * sw_pos + 4.0 * (ctx + 256 + ctx / 256);
 }
 
 Test(plan, kv_bytes_match_the_arithmetic_and_sliding_layers_stay_constant) {
@@ -118,7 +122,8 @@ Test(plan, kv_bytes_match_the_arithmetic_and_sliding_layers_stay_constant) {
     for (size_t j = 0; j < 4; j++) {
         lm_plan_params p = params(1024, ctxs[j], LM_KV_F16);
         lm_plan_summary s = plan(m, &p, NULL);
-        sw[j] = (s.kv[0] + s.kv[1]) - 10ull * ctxs[j] * 4 * 512 * 2 - 4ull * ctxs[j];
+        sw[j] = (s.kv[0] + s.kv[1]) - 10ull * ctxs[j] * 4 * 512 * 2 - 4ull * ctxs[j] - 4ull * ctxs[j] / 256;
+        if (ctxs[j] <= 1536) sw[j] -= 4 * (256 + 1536 / 256 - 1); /* the sliding pool's null page and table */
     }
     for (size_t j = 1; j < 4; j++) cr_expect_eq(sw[j], sw[0], "sliding KV at ctx %u: %llu vs %llu", ctxs[j], (unsigned long long)sw[j], (unsigned long long)sw[0]);
     printf("31B sliding-layer KV (f16): %.3f GiB at every context from 1.5k to 128k\n", sw[0] / GIB);

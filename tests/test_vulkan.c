@@ -192,3 +192,8 @@ Test(vulkan, sequence_ops, .timeout = 600) {
     seq_ops_check("vulkan", -1);
     seq_ops_check("vulkan", 3); /* split: the caches on both devices */
 }
+
+Test(vulkan, paged_kv_pool, .timeout = 600) {
+    if (!have_vulkan()) cr_skip("no Vulkan device");
+    paged_pool_check("vulkan", 3); /* split: page tables on both devices */
+}

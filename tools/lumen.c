@@ -23,7 +23,7 @@ typedef struct opts {
     /* plan */
     uint64_t vram, reserve;
     double gpu_bw, cpu_bw;
-    int parallel, gpu_layers;
+    int parallel, gpu_layers, kv_cells, kv_page;
     const char *cpu_tensors;
     bool reserve_set;
 } opts;
@@ -83,7 +83,10 @@ static void usage(FILE *f) {
             "      --gpu-bw GBS        GPU memory bandwidth in GB/s (default: the device's / the card's)\n"
             "      --cpu-bw GBS        CPU memory bandwidth in GB/s (default: measured)\n"
             "      --reserve SIZE      GPU memory kept free (default 512M)\n"
-            "      --parallel N        parallel sequences (KV for each)\n"
+            "      --parallel N        parallel sequences\n"
+            "      --kv-cells N        cells of the full-attention KV page pool shared by all sequences\n"
+            "                          (default: ctx x parallel, so each sequence can reach the full context)\n"
+            "      --kv-page N         cells per page of that pool (default 256)\n"
             "      --gpu-layers N      the last N layers on the GPU instead of the automatic plan\n"
             "      --cpu-tensors REGEX tensors kept on the CPU (extended regex, e.g. _exps for MoE experts)\n");
 }
@@ -91,7 +94,7 @@ static void usage(FILE *f) {
 enum {
     O_TOKENS = 1000, O_BACKEND, O_CHAT, O_THINK, O_SYSTEM, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_LASTN,
     O_SEED, O_REPS, O_KVF32, O_KV, O_QUIET, O_PROFILE, O_QTYPE, O_PERCH, O_REQUANT, O_VRAM, O_GPU, O_GPUBW, O_CPUBW,
-    O_RESERVE, O_PARALLEL, O_GPULAYERS, O_CPUTENSORS
+    O_RESERVE, O_PARALLEL, O_GPULAYERS, O_CPUTENSORS, O_KVCELLS, O_KVPAGE
 };
 
 /* "16G", "24GiB", "12000M", "512MiB", "1T", or bytes; binary units */
@@ -156,7 +159,7 @@ static void parse(int argc, char **argv, opts *o) {
         {"type", 1, 0, O_QTYPE}, {"per-channel", 0, 0, O_PERCH}, {"requantize", 0, 0, O_REQUANT},
         {"vram", 1, 0, O_VRAM}, {"gpu", 1, 0, O_GPU}, {"gpu-bw", 1, 0, O_GPUBW}, {"cpu-bw", 1, 0, O_CPUBW},
         {"reserve", 1, 0, O_RESERVE}, {"parallel", 1, 0, O_PARALLEL}, {"gpu-layers", 1, 0, O_GPULAYERS},
-        {"cpu-tensors", 1, 0, O_CPUTENSORS},
+        {"cpu-tensors", 1, 0, O_CPUTENSORS}, {"kv-cells", 1, 0, O_KVCELLS}, {"kv-page", 1, 0, O_KVPAGE},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -215,6 +218,8 @@ static void parse(int argc, char **argv, opts *o) {
         case O_PARALLEL: o->parallel = (int)num(optarg, "--parallel", 1, 1024); break;
         case O_GPULAYERS: o->gpu_layers = (int)num(optarg, "--gpu-layers", 0, 1 << 20); break;
         case O_CPUTENSORS: o->cpu_tensors = optarg; break;
+        case O_KVCELLS: o->kv_cells = (int)num(optarg, "--kv-cells", 1, 1 << 30); break;
+        case O_KVPAGE: o->kv_page = (int)num(optarg, "--kv-page", 1, 1 << 24); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -248,6 +253,8 @@ static lm_model *load(const opts *o, bool vocab_only) {
     if (o->n_batch) plan_ctx.n_batch = (uint32_t)o->n_batch;
     if (o->parallel) plan_ctx.n_seq_max = (uint32_t)o->parallel;
     plan_ctx.kv_type = o->kv_type;
+    plan_ctx.kv_cells = (uint32_t)o->kv_cells;
+    plan_ctx.kv_page = (uint32_t)o->kv_page;
     mp.context = &plan_ctx;
     mp.gpu_layers = o->gpu_layers;
     mp.cpu_tensors = o->cpu_tensors;
@@ -275,6 +282,8 @@ static lm_context *make_ctx_out(lm_model *m, const opts *o, uint32_t n_outputs, 
     if (o->n_batch) cp.n_batch = (uint32_t)o->n_batch;
     cp.n_outputs_max = n_outputs;
     cp.kv_type = o->kv_type;
+    cp.kv_cells = (uint32_t)o->kv_cells;
+    cp.kv_page = (uint32_t)o->kv_page;
     lm_context *c;
     if (lm_context_create(m, &cp, &c)) die("cannot create context");
     return c;
@@ -544,6 +553,8 @@ static int cmd_plan(opts *o) {
     if (o->n_batch) pp.context.n_batch = (uint32_t)o->n_batch;
     if (o->parallel) pp.context.n_seq_max = (uint32_t)o->parallel;
     pp.context.kv_type = o->kv_type;
+    pp.context.kv_cells = (uint32_t)o->kv_cells;
+    pp.context.kv_page = (uint32_t)o->kv_page;
     pp.gpu_bytes = o->vram;
     pp.gpu_backend = o->backend && strcmp(o->backend, "cpu") ? o->backend : NULL;
     if (o->reserve_set) pp.reserve_bytes = o->reserve;

@@ -268,8 +268,8 @@ static void matmul(lm_backend *be, const lm_node *n, bool id) {
 
 /* attention arguments: too many pointers for push constants, passed as a block */
 typedef struct {
-    uint64_t q, k, v, cell_pos, pos, seq, knorm, table, d, part;
-    uint32_t dk, dv, H, Hkv, cps, ring, window, k_from_v, n_split, n_pairs, rope_mode;
+    uint64_t q, k, v, cell_pos, pos, seq, knorm, table, d, part, pages;
+    uint32_t dk, dv, H, Hkv, cps, ring, window, k_from_v, n_split, n_pairs, rope_mode, page, pps;
     uint32_t q_nb1, q_nb2, k_nb1, k_nb2, v_nb1, v_nb2;
     float scale, softcap;
 } attn_args;
@@ -291,6 +291,7 @@ static void attention(lm_backend *be, const lm_node *n) {
     }
     attn_args a = {.q = lm_vk_addr(q), .k = lm_vk_addr(k), .v = lm_vk_addr(v), .cell_pos = lm_vk_addr(n->src[3]),
                    .pos = lm_vk_addr(n->src[4]), .seq = lm_vk_addr(n->src[5]), .d = lm_vk_addr(n->dst),
+                   .pages = lm_vk_addr(n->src[8]), .page = (uint32_t)ap.page, .pps = (uint32_t)n->src[8]->ne[0],
                    .dk = (uint32_t)q->ne[0], .dv = (uint32_t)v->ne[0], .H = H, .Hkv = (uint32_t)k->ne[1],
                    .cps = (uint32_t)ap.cells_per_seq, .ring = ap.ring, .window = (uint32_t)ap.window, .k_from_v = ap.k_from_v,
                    .n_split = S, .q_nb1 = (uint32_t)q->nb[1], .q_nb2 = (uint32_t)q->nb[2], .k_nb1 = (uint32_t)k->nb[1],

@@ -1033,6 +1033,9 @@ static inline int64_t attn_cells(const lm_attn_params *ap, int32_t p) {
 
 #define ATT_CHUNK 128
 
+/* the physical cell of logical cell c of a sequence whose page-table row is pt */
+static inline int64_t attn_cell(const int32_t *pt, int32_t page, int64_t c) { return (int64_t)pt[c / page] * page + c % page; }
+
 /* K = V layers: a cell's key is its value times k_norm, rotated to the cell's position. The
  * rotation's cos / sin advance by a recurrence (in double) along consecutive positions and are
  * recomputed directly at any jump. */
@@ -1114,7 +1117,8 @@ static void attn_task(void *arg, int ith, int nth) {
     for (int64_t it = ith; it < tk->n_items; it += nth) {
         const int64_t s = it % S, g = (it / S) % Hkv, t = it / S / Hkv;
         const int32_t p = ival(pos, t, 0), sq = ival(seq, t, 0);
-        const int64_t base = (int64_t)sq * ap.cells_per_seq, nc = attn_cells(&ap, p);
+        const int32_t *pt = (const int32_t *)lm_tensor_row(n->src[8], sq, 0, 0);
+        const int64_t nc = attn_cells(&ap, p);
         int64_t c0, c1;
         lm_split(nc, (int)s, S, &c0, &c1);
         for (int64_t h = 0; h < G; h++) {
@@ -1128,17 +1132,18 @@ static void attn_task(void *arg, int ith, int nth) {
             int nv = 0;
             /* (1) scores */
             for (int64_t c = cs; c < ce; c++) {
-                const int32_t pc = ival(cell_pos, base + c, 0);
+                const int64_t cell = attn_cell(pt, ap.page, c);
+                const int32_t pc = ival(cell_pos, cell, 0);
                 if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
                 const void *krow;
                 if (ap.k_from_v) {
-                    key_from_v(tk->f, &ap, V, g, base + c, pc, knw, &kr, kt);
+                    key_from_v(tk->f, &ap, V, g, cell, pc, knw, &kr, kt);
                     krow = kt;
                 } else if (conv_k) {
-                    kv_row_f32(tk->f, K->type, lm_tensor_row(K, g, base + c, 0), kt, dk);
+                    kv_row_f32(tk->f, K->type, lm_tensor_row(K, g, cell, 0), kt, dk);
                     krow = kt;
                 } else {
-                    krow = lm_tensor_row(K, g, base + c, 0);
+                    krow = lm_tensor_row(K, g, cell, 0);
                 }
                 float dots[8];
                 if (conv_k) {
@@ -1157,7 +1162,7 @@ static void attn_task(void *arg, int ith, int nth) {
                     if (ap.softcap > 0) v = ap.softcap * tanhf(v / ap.softcap);
                     sc[h * ATT_CHUNK + nv] = v;
                 }
-                vis[nv++] = (int32_t)c;
+                vis[nv++] = (int32_t)cell;
             }
             if (nv == 0) continue;
             /* (2) rescale once per chunk, (3) weights */
@@ -1175,7 +1180,7 @@ static void attn_task(void *arg, int ith, int nth) {
             }
             /* accumulate V */
             for (int j = 0; j < nv; j++) {
-                const void *vrow = lm_tensor_row(V, g, base + vis[j], 0);
+                const void *vrow = lm_tensor_row(V, g, vis[j], 0);
                 if (conv_v) {
                     kv_row_f32(tk->f, V->type, vrow, vt, dv);
                     for (int64_t h0 = 0; h0 < G; h0 += 8) {
@@ -1294,7 +1299,7 @@ static void attn_tiled_task(void *arg, int ith, int nth) {
         const int64_t g = item % Hkv, qr = tl.count * G, npan = (qr + NR - 1) / NR;
         const int32_t *tok = tk->order + tl.first;
         const int32_t sq = ival(seq, tok[0], 0);
-        const int64_t base = (int64_t)sq * ap.cells_per_seq;
+        const int32_t *pt = (const int32_t *)lm_tensor_row(n->src[8], sq, 0, 0);
         int32_t pmin = INT32_MAX, pmax = INT32_MIN;
         int64_t nc = 0;
         for (int32_t i = 0; i < tl.count; i++) {
@@ -1323,9 +1328,10 @@ static void attn_tiled_task(void *arg, int ith, int nth) {
             /* cells some token of the tile may see (exact masking per row below) */
             int nv = 0;
             for (int64_t c = cb; c < lm_min64(cb + ATT_CB, nc); c++) {
-                const int32_t pc = ival(cell_pos, base + c, 0);
+                const int64_t cell = attn_cell(pt, ap.page, c);
+                const int32_t pc = ival(cell_pos, cell, 0);
                 if (pc < 0 || pc > pmax || (ap.window > 0 && pmin - pc >= ap.window)) continue;
-                vis[nv++] = (int32_t)c;
+                vis[nv++] = (int32_t)cell;
             }
             if (nv == 0) continue;
             const int64_t nkp = (nv + MR - 1) / MR;
@@ -1336,7 +1342,7 @@ static void attn_tiled_task(void *arg, int ith, int nth) {
                     for (int64_t c = 0; c < dk; c++) kd[c * MR] = 0.0f;
                     continue;
                 }
-                const int64_t cell = base + vis[i];
+                const int64_t cell = vis[i];
                 const float *krow;
                 if (ap.k_from_v) {
                     key_from_v(tk->f, &ap, V, g, cell, ival(cell_pos, cell, 0), knw, &kr, kt);
@@ -1372,7 +1378,7 @@ static void attn_tiled_task(void *arg, int ith, int nth) {
                 const int32_t p = ival(pos, tok[j / G], 0);
                 float *sr = sc + j * ATT_CB, cm = -INFINITY;
                 for (int i = 0; i < nv; i++) {
-                    const int32_t pc = ival(cell_pos, base + vis[i], 0);
+                    const int32_t pc = ival(cell_pos, vis[i], 0);
                     float v = sr[i] * ap.scale;
                     if (ap.softcap > 0) v = ap.softcap * tanhf(v / ap.softcap);
                     if (pc > p || (ap.window > 0 && p - pc >= ap.window)) v = -INFINITY;

@@ -175,31 +175,36 @@ static void rope(const lm_node *n) {
 
 static void attention(const lm_node *n) {
     const lm_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2], *cell_pos = n->src[3];
-    const lm_tensor *pos = n->src[4], *seq = n->src[5], *k_norm = n->src[6], *factors = n->src[7];
+    const lm_tensor *pos = n->src[4], *seq = n->src[5], *k_norm = n->src[6], *factors = n->src[7], *pages = n->src[8];
     lm_attn_params ap = lm_node_attn_unpack(n);
     const int64_t dk = q->ne[0], dv = v->ne[0], H = q->ne[1], Hkv = k->ne[1], cps = ap.cells_per_seq;
-    const int64_t n_seq = k->ne[2] / cps;
+    const int64_t n_seq = pages->ne[1], n_pages = k->ne[2] / ap.page;
+    int64_t *cell = malloc((size_t)cps * sizeof(int64_t)); /* physical cell of each logical cell */
     double *kv = malloc((size_t)dk * sizeof(double));
     double *s = malloc((size_t)cps * sizeof(double));
     double *acc = malloc((size_t)dv * sizeof(double));
     for (int64_t t = 0; t < q->ne[2]; t++) {
         const int32_t p = geti(pos, t, 0), sq = geti(seq, t, 0);
         LM_ASSERT(sq >= 0 && sq < n_seq);
-        const int64_t base = (int64_t)sq * cps;
         const int64_t n_cells = ap.ring ? cps : lm_min64((int64_t)p + 1, cps);
+        for (int64_t c = 0; c < n_cells; c++) {
+            const int32_t pg = geti(pages, c / ap.page, sq);
+            LM_ASSERT(pg >= 0 && pg < n_pages);
+            cell[c] = (int64_t)pg * ap.page + c % ap.page;
+        }
         for (int64_t h = 0; h < H; h++) {
             const int64_t g = h / (H / Hkv);
             double mx = -INFINITY;
             for (int64_t c = 0; c < n_cells; c++) {
-                const int32_t pc = geti(cell_pos, base + c, 0);
+                const int32_t pc = geti(cell_pos, cell[c], 0);
                 s[c] = -INFINITY;
                 if (pc < 0 || pc > p || (ap.window > 0 && p - pc >= ap.window)) continue;
                 if (ap.k_from_v) {
                     for (int64_t j = 0; j < dk; j++)
-                        kv[j] = lm_cpu_get(v, j, g, base + c, 0) * lm_cpu_get(k_norm, j, 0, 0, 0);
+                        kv[j] = lm_cpu_get(v, j, g, cell[c], 0) * lm_cpu_get(k_norm, j, 0, 0, 0);
                     rope_vec(kv, dk, (double)pc, &ap.rope, factors);
                 } else {
-                    for (int64_t j = 0; j < dk; j++) kv[j] = lm_cpu_get(k, j, g, base + c, 0);
+                    for (int64_t j = 0; j < dk; j++) kv[j] = lm_cpu_get(k, j, g, cell[c], 0);
                 }
                 double dot = 0;
                 for (int64_t j = 0; j < dk; j++) dot += lm_cpu_get(q, j, h, t, 0) * kv[j];
@@ -215,7 +220,7 @@ static void attention(const lm_node *n) {
                     if (s[c] == -INFINITY) continue;
                     double w = exp(s[c] - mx);
                     sum += w;
-                    for (int64_t j = 0; j < dv; j++) acc[j] += w * lm_cpu_get(v, j, g, base + c, 0);
+                    for (int64_t j = 0; j < dv; j++) acc[j] += w * lm_cpu_get(v, j, g, cell[c], 0);
                 }
             }
             /* a query that sees no cell (cannot happen for a causal step) yields zeros */
@@ -225,6 +230,7 @@ static void attention(const lm_node *n) {
     free(kv);
     free(s);
     free(acc);
+    free(cell);
 }
 
 static void elementwise(const lm_node *n) {

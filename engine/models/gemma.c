@@ -108,6 +108,7 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         const lm_kv_kind *kk = &kv->kind[kind];
         lm_attn_params ap = {
             .cells_per_seq = kk->cps,
+            .page = kk->page,
             .ring = kk->ring,
             .window = kk->window,
             .scale = hp->attn_scale,
@@ -118,7 +119,7 @@ lm_tensor *lm_gemma_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         const lm_tensor *K = kl->has_k ? &kl->k : &kl->v;
         lm_tensor *kc = lm_view3(g, K, hd, nkv, K->ne[1]);
         lm_tensor *vc = lm_view3(g, &kl->v, hdv, nkv, kl->v.ne[1]);
-        lm_tensor *o = lm_attention(g, q, kc, vc, &kk->cell_pos[g->cur], io->pos, io->seq, D->k_eq_v ? D->k_norm : NULL,
+        lm_tensor *o = lm_attention(g, q, kc, vc, &kk->cell_pos[g->cur], &kk->pages[g->cur], io->pos, io->seq, D->k_eq_v ? D->k_norm : NULL,
                                     D->rope_factors ? D->rope_freqs : NULL, &ap);
         o = lm_matmul(g, L->wo, lm_view2(g, o, hdv * nh, n));
         lm_rms_norm_into(g, h, o, L->post_attn_norm, h, eps);

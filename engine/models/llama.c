@@ -46,6 +46,7 @@ lm_tensor *lm_llama_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         const lm_kv_kind *kk = &kv->kind[kind];
         lm_attn_params ap = {
             .cells_per_seq = kk->cps,
+            .page = kk->page,
             .ring = kk->ring,
             .window = kk->window,
             .scale = hp->attn_scale,
@@ -55,7 +56,7 @@ lm_tensor *lm_llama_forward(const lm_model *m, lm_kv *kv, lm_graph *g, const lm_
         };
         lm_tensor *kc = lm_view3(g, &kl->k, hd, nkv, kl->k.ne[1]);
         lm_tensor *vc = lm_view3(g, &kl->v, hdv, nkv, kl->v.ne[1]);
-        lm_tensor *o = lm_attention(g, q, kc, vc, &kk->cell_pos[g->cur], io->pos, io->seq, NULL, NULL, &ap);
+        lm_tensor *o = lm_attention(g, q, kc, vc, &kk->cell_pos[g->cur], &kk->pages[g->cur], io->pos, io->seq, NULL, NULL, &ap);
         o = biased(g, L->wo, L->bo, lm_view2(g, o, hdv * nh, n));
         lm_add_into(g, h, h, o);
 
