@@ -221,7 +221,7 @@ void lm_quant_row_q16(const float *x, void *dst, int64_t n) {
     }
 }
 
-void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
+static void quant_row_q8s_full(const float *x, void *dst, int64_t n) {
     lm_block_q8s *y = dst;
     for (int64_t i = 0; i < n / LM_QK8S; i++) {
         memset(&y[i], 0, sizeof y[i]);
@@ -255,10 +255,23 @@ void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* a row of 32k values that is not whole super-blocks ends in a partial one, zero past the end */
+void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
+    quant_row_q8s_full(x, dst, n - n % LM_QK8S);
+    if (n % LM_QK8S) {
+        float t[LM_QK8S] = {0};
+        memcpy(t, x + n - n % LM_QK8S, (size_t)(n % LM_QK8S) * sizeof(float));
+        quant_row_q8s_full(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
+    }
+}
+
 static void deq_q8s(const void *src, float *y, int64_t n) {
     const lm_block_q8s *x = src;
-    for (int64_t i = 0; i < n / LM_QK8S; i++)
-        for (int j = 0; j < LM_QK8S; j++) *y++ = x[i].d[j / 32] * ((float)(256 * x[i].qs[j] + x[i].qr[j]) * (1.0f / 256.0f));
+    for (int64_t k = 0; k < n; k++) { /* a partial last block too */
+        const lm_block_q8s *b = &x[k / LM_QK8S];
+        const int j = (int)(k % LM_QK8S);
+        y[k] = b->d[j / 32] * ((float)(256 * b->qs[j] + b->qr[j]) * (1.0f / 256.0f));
+    }
 }
 
 /* ---- lumen's formats ---------------------------------------------------------------------- */
@@ -418,6 +431,7 @@ bool lm_dtype_valid(uint32_t id) {
 
 void lm_dequant_row(lm_dtype t, const void *src, float *dst, int64_t n) {
     const lm_dtype_traits *tr = lm_dtype_get(t);
-    LM_ASSERT(tr && tr->dequant && n % tr->block == 0);
+    /* q8s rows may end in a partial block (rows of 32k values) */
+    LM_ASSERT(tr && tr->dequant && n % (t == LM_Q8S ? 32 : tr->block) == 0);
     tr->dequant(src, dst, n);
 }

@@ -110,6 +110,12 @@ static const lm_op_case lm_op_cases[] = {
     MM(LM_Q4_0, 512, 19, 1, TOL_ACT16)
     MM(LM_Q4_0, 768, 21, 3, TOL_ACT16)
     MM(LM_Q4_0, 256, 33, 40, TOL_TC)
+    /* q4_0 / q8_0 rows of small models (K = 576: 16-bit dots) and q8_0's whole 256-value blocks
+       (q8s dots, AVX-512 VNNI) */
+    MM(LM_Q4_0, 576, 23, 1, TOL_ACT16)
+    MM(LM_Q8_0, 576, 29, 2, TOL_ACT16)
+    MM(LM_Q8_0, 512, 17, 1, TOL_ACT16)
+    MM(LM_Q8_0, 1536, 9, 3, TOL_ACT16)
     /* the CPU's f32 GEMM for the types with q8s dots starts at 128 columns */
     MM(LM_Q4_K, 256, 19, 130, TOL_TC)
     MM(LM_Q5_K, 512, 11, 128, TOL_TC)

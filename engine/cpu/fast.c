@@ -174,6 +174,9 @@ typedef struct task {
     int64_t sg_e, sg_n;
     /* vt == LM_Q8S: dot both planes */
     bool two;
+    /* small decode matmuls: every thread quantizes the columns itself (into its tbuf) instead of
+       a separate quantization pass and its synchronisation */
+    bool selfq;
     const int32_t *sg_cols;
 } task;
 
@@ -183,18 +186,14 @@ typedef struct task {
 #define TILE 16
 
 
-/* quantize columns [all x rows] of x (f32 [K, cols...]) into xq */
-static void quant_cols_task(void *arg, int ith, int nth) {
-    task *tk = arg;
+/* quantize columns [a, b) of x (f32 [K, cols...]) into xq */
+static void quant_cols(const task *tk, uint8_t *xq, int64_t a, int64_t b) {
     const lm_tensor *x = tk->n->src[1];
-    const int64_t cols = x->ne[1] * x->ne[2];
-    int64_t a, b;
-    lm_split(cols, ith, nth, &a, &b);
     LM_ASSERT(tk->vt == LM_Q16 || tk->vt == LM_Q8S);
     const lm_quant_fn q = tk->vt == LM_Q8S ? tk->f->k->quant_q8s : tk->f->k->quant_q16;
     for (int64_t c = a; c < b; c++) {
         const float *src = frow(x, c % x->ne[1], c / x->ne[1], 0);
-        lm_block_q16 *dst = (lm_block_q16 *)((uint8_t *)tk->xq + (size_t)c * tk->xrow);
+        lm_block_q16 *dst = (lm_block_q16 *)(xq + (size_t)c * tk->xrow);
         q(src, dst, x->ne[0]);
         if (tk->xsum) {
             LM_ASSERT(tk->vt == LM_Q16);
@@ -205,6 +204,14 @@ static void quant_cols_task(void *arg, int ith, int nth) {
             }
         }
     }
+}
+
+static void quant_cols_task(void *arg, int ith, int nth) {
+    task *tk = arg;
+    const lm_tensor *x = tk->n->src[1];
+    int64_t a, b;
+    lm_split(x->ne[1] * x->ne[2], ith, nth, &a, &b);
+    quant_cols(tk, (uint8_t *)tk->xq, a, b);
 }
 
 /* dot of weight row wr (type wt) with column c; `deq` holds the dequantized row for fallbacks */
@@ -408,7 +415,8 @@ static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t K);
  * LUMEN_CPU_NO_I8=1 turns it off. */
 #define I8_MIN_N 16
 static bool i8_ok(const lm_cpu_fast *f, const lm_tensor *w, int64_t N) {
-    return N >= I8_MIN_N && f->k->i8_gemm && f->k->i8_repack[w->type] && !f->no_i8 && vec_type_for(f, w->type, w->ne[0]) == LM_Q8S;
+    return N >= I8_MIN_N && f->k->i8_gemm && f->k->i8_repack[w->type] && !f->no_i8 && w->ne[0] % LM_QK_K == 0 &&
+           vec_type_for(f, w->type, w->ne[0]) == LM_Q8S;
 }
 
 /* N: the columns (matmul) or one expert's tokens (matmul_id) */
@@ -565,6 +573,12 @@ static void matmul_task(void *arg, int ith, int nth) {
     int64_t a, b;
     /* chunks of TILE rows, so threads never split a tile */
     lm_split((M + TILE - 1) / TILE, ith, nth, &a, &b);
+    const uint8_t *xq = tk->xq;
+    if (tk->selfq) {
+        if (a >= b) return;
+        quant_cols(tk, (uint8_t *)tb, 0, N);
+        xq = (const uint8_t *)tb;
+    }
     if (gemm_ok(tk->f, wt, vt, N)) {
         gemm_rows(tk, ith, a * TILE, lm_min64(b * TILE, M));
         return;
@@ -593,7 +607,7 @@ static void matmul_task(void *arg, int ith, int nth) {
                 const int nc = (int)lm_min64(N - c0, LM_Q8S_MAXC);
                 const void *xs[LM_Q8S_MAXC];
                 float *outs[LM_Q8S_MAXC];
-                for (int c = 0; c < nc; c++) xs[c] = tk->xq + (size_t)(c0 + c) * tk->xrow, outs[c] = frow(dst, c0 + c, 0, 0);
+                for (int c = 0; c < nc; c++) xs[c] = xq + (size_t)(c0 + c) * tk->xrow, outs[c] = frow(dst, c0 + c, 0, 0);
                 q8s_rows(k, w, 0, t0, lm_min64(t0 + TILE, M), xs, nc, tk->two, outs);
             }
         return;
@@ -604,7 +618,7 @@ static void matmul_task(void *arg, int ith, int nth) {
             for (int64_t r = t0; r < t1; r++)
                 lm_dequant_row(wt, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, K);
         for (int64_t c = 0; c < N; c++) {
-            const void *xc = vt == LM_F32 ? (const void *)frow(x, c, 0, 0) : tk->xq + (size_t)c * tk->xrow;
+            const void *xc = vt == LM_F32 ? (const void *)frow(x, c, 0, 0) : xq + (size_t)c * tk->xrow;
             float *out = frow(dst, c, 0, 0);
             for (int64_t r = t0; r < t1; r++)
                 out[r] = dot_row(k, wt, vt, K, lm_tensor_row(w, r, 0, 0), tb + (r - t0) * K, xc);
@@ -616,11 +630,21 @@ static void matmul_task(void *arg, int ith, int nth) {
  * f32 GEMM takes; matmul_id's other experts): q8s where the table has its dots, else the table's
  * 16-bit format, else f32 */
 static lm_dtype vec_type_for(const lm_cpu_fast *f, lm_dtype wt, int64_t K) {
-    /* q8s comes in 256-value blocks: rows of other lengths (possible for 32-blocked types) keep the
-       16-bit dots */
+    /* q8s comes in 256-value blocks. The 32-blocked types' dots (q4_0, q8_0) also take rows that
+       end in a partial one, but on SmolLM2 (K = 576) that measured slower than the 16-bit dots
+       (q8_0 117 against 175 tok/s, q4_0 122 against 130), so such rows keep the 16-bit dots */
     if (f->act != ACT_Q16 && f->k->mdot8[wt] && K % LM_QK8S == 0) return LM_Q8S;
     return f->k->vec_dot[wt] ? f->k->vec_type[wt] : LM_F32;
 }
+
+/* bytes of one quantized activation column (q8s: a partial last super-block counts whole) */
+static size_t act_row_bytes(lm_dtype vt, int64_t K) {
+    return vt == LM_Q8S ? (size_t)((K + LM_QK8S - 1) / LM_QK8S) * sizeof(lm_block_q8s) : lm_row_bytes(vt, K);
+}
+
+/* Decode matmuls this small (columns x K) quantize their input in every thread: cheaper than a
+   separate pass and the threads' synchronisation after it (on a 135M model, ~7 of them per layer) */
+#define SELFQ_MAX 4096
 
 static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_tensor *x, bool dots_only) {
     tk->vt = vec_type_for(f, w->type, w->ne[0]);
@@ -628,9 +652,14 @@ static bool prepare_x(lm_cpu_fast *f, task *tk, const lm_tensor *w, const lm_ten
     /* per thread: a tile of dequantized rows, or 2 rows decoded to int16 with their scales */
     if (!need_tbuf(f, (size_t)TILE * (size_t)w->ne[0] + 64)) return false;
     if (tk->vt == LM_F32) return true;
-    tk->xrow = lm_row_bytes(tk->vt, x->ne[0]);
+    tk->xrow = act_row_bytes(tk->vt, x->ne[0]);
     const size_t cols = (size_t)(x->ne[1] * x->ne[2]);
     const bool sums = !dots_only && gemm_ok(f, w->type, tk->vt, x->ne[1]);
+    if (!dots_only && !sums && x->ne[2] == 1 && cols * (size_t)x->ne[0] <= SELFQ_MAX && f->nth > 1 &&
+        !(tk->vt == LM_Q8S && i8_ok(f, w, x->ne[1])) && tk->xrow * cols <= (size_t)TILE * (size_t)w->ne[0] * sizeof(float)) {
+        tk->selfq = true; /* the columns fit the thread's tbuf, unused by these paths */
+        return true;
+    }
     const size_t xbytes = lm_pad(tk->xrow * cols, 64), sbytes = sums ? cols * (size_t)(x->ne[0] / 16) * sizeof(float) : 0;
     if (!need_wdata(f, xbytes + sbytes + 64)) return false;
     tk->xq = f->wdata;
@@ -1559,6 +1588,16 @@ static void moe_sum_task(void *arg, int ith, int nth) {
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* Row-wise ops this small (elements of the output, or of the rows set_rows writes) run on the
+   calling thread alone: splitting them costs more in synchronisation than it saves (decode of a
+   small model: a few hundred such ops per token) */
+#define SMALL_OP 8192
+
+static void run_rowwise(lm_cpu_fast *f, lm_task_fn fn, task *tk, int64_t elems) {
+    if (elems <= SMALL_OP) fn(tk, 0, 1);
+    else lm_threadpool_run(f->tp, fn, tk);
+}
+
 void lm_cpu_fast_run(lm_cpu_fast *f, const lm_node *n) {
     task tk = {.f = f, .n = n};
     bool ok = true;
@@ -1566,20 +1605,20 @@ void lm_cpu_fast_run(lm_cpu_fast *f, const lm_node *n) {
     case LM_OP_MATMUL: ok = op_matmul(f, n); break;
     case LM_OP_MATMUL_ID: ok = op_matmul_id(f, n); break;
     case LM_OP_ATTENTION: ok = op_attention(f, n); break;
-    case LM_OP_GET_ROWS: lm_threadpool_run(f->tp, get_rows_task, &tk); break;
-    case LM_OP_SET_ROWS: lm_threadpool_run(f->tp, set_rows_task, &tk); break;
-    case LM_OP_RMS_NORM: lm_threadpool_run(f->tp, rms_norm_task, &tk); break;
+    case LM_OP_GET_ROWS: run_rowwise(f, get_rows_task, &tk, lm_tensor_nelements(n->dst)); break;
+    case LM_OP_SET_ROWS: run_rowwise(f, set_rows_task, &tk, lm_tensor_nelements(n->src[0])); break;
+    case LM_OP_RMS_NORM: run_rowwise(f, rms_norm_task, &tk, lm_tensor_nelements(n->dst)); break;
     case LM_OP_ROPE:
         tk.rope = rope_table_for(f, n);
         ok = tk.rope != NULL;
-        if (ok) lm_threadpool_run(f->tp, rope_task, &tk);
+        if (ok) run_rowwise(f, rope_task, &tk, lm_tensor_nelements(n->dst));
         break;
     case LM_OP_GEGLU:
     case LM_OP_SWIGLU:
     case LM_OP_ADD:
     case LM_OP_MUL:
     case LM_OP_SCALE:
-    case LM_OP_SOFTCAP: lm_threadpool_run(f->tp, elementwise_task, &tk); break;
+    case LM_OP_SOFTCAP: run_rowwise(f, elementwise_task, &tk, lm_tensor_nelements(n->dst)); break;
     case LM_OP_CPY:
         ok = need_tbuf(f, (size_t)n->src[0]->ne[0] + 16);
         if (ok) lm_threadpool_run(f->tp, cpy_task, &tk);

@@ -741,7 +741,7 @@ Q8S_INLINE void dot_q6_K_q8m(int64_t n, const void *vw, const void *const *vx, c
 }
 
 /* q8s activation quantizer; bit-identical to lm_quant_row_q8s */
-static void quant_q8s(const float *x, void *dst, int64_t n) {
+static void quant_q8s_full(const float *x, void *dst, int64_t n) {
     lm_block_q8s *y = dst;
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / LM_QK8S; i++, x += LM_QK8S) {
@@ -775,43 +775,73 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
         }
     }
 }
+/* rows of 32k values: a partial last super-block, zero past the row's end */
+static void quant_q8s(const float *x, void *dst, int64_t n) {
+    quant_q8s_full(x, dst, n - n % LM_QK8S);
+    if (n % LM_QK8S) {
+        float t[LM_QK8S] = {0};
+        memcpy(t, x + n - n % LM_QK8S, (size_t)(n % LM_QK8S) * sizeof(float));
+        quant_q8s_full(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
+    }
+}
 #endif
 
 #ifdef HAVE_VNNI
-/* q4_0 against q8s: blocks of 32 (d, 16 bytes: value l the low nibble of byte l, 16 + l the high
- * one; w = d (q - 8)) line up with the q8s scale blocks, so two blocks fill one vpdpbusd (lanes
- * 0..7 and 8..15, as the K-quants' sub-blocks) and the -8 offset is 8 d x the activations' scaled
- * block sums. */
-Q8S_INLINE void dot_q4_0_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) {
-    const lm_block_q4_0 *w = vw;
-    __m512 acc[LM_Q8S_MAXC][2];
-    __m256 acco[LM_Q8S_MAXC];
-    for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), acco[c] = _mm256_setzero_ps();
+/* q4_0 blocks of 32: d and 16 bytes, value l the low nibble of byte l, 16 + l the high one;
+ * w = d (q - 8). q8_0: d and 32 int8. */
+/* q4_0 / q8_0 values of blocks b0 (lanes 0..7 of a vpdpbusd) and b1 (8..15; NULL: zeros) as
+   unsigned bytes (q8_0: w + 128) */
+static inline __m512i q4_0_pair(const lm_block_q4_0 *b0, const lm_block_q4_0 *b1) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t i = 0; i < n / LM_QK8S; i++) {
-        const lm_block_q4_0 *b = w + 8 * i;
-        q8s_prefetch(b, 8 * sizeof *b);
-        float dw[8];
-        for (int k = 0; k < 8; k++) dw[k] = H2F(b[k].d);
-        const __m256 dv = _mm256_loadu_ps(dw);
-        __m512i q[4]; /* values of blocks 2j (lanes 0..7) and 2j + 1 (8..15) */
-        for (int j = 0; j < 4; j++) {
-            const __m256i ab = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[2 * j + 1].qs), _mm_loadu_si128((const __m128i *)b[2 * j].qs));
-            const __m256i lo = _mm256_and_si256(ab, m4), hi = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m4);
-            /* chunks [A lo, B lo, A hi, B hi] -> [A lo, A hi, B lo, B hi] */
-            const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            q[j] = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-        }
-        for (int c = 0; c < nc; c++) {
-            const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;
-            const __m512 sv = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(dv, _mm256_set1_ps(Q8S_UNIT(two))), _mm256_loadu_ps(x->d)));
-            acco[c] = _mm256_fmadd_ps(dv, _mm256_loadu_ps(two ? x->s32 : x->t32), acco[c]);
-            for (int j = 0; j < 4; j++)
-                acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), acc[c][j & 1]);
-        }
-    }
-    for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) - 8.0f * hsum8(acco[c]);
+    const __m128i z = _mm_setzero_si128();
+    const __m256i ab = _mm256_set_m128i(b1 ? _mm_loadu_si128((const __m128i *)b1->qs) : z, _mm_loadu_si128((const __m128i *)b0->qs));
+    const __m256i lo = _mm256_and_si256(ab, m4), hi = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m4);
+    /* chunks [A lo, B lo, A hi, B hi] -> [A lo, A hi, B lo, B hi]; a missing B: zeros (not 0 - 8:
+       its scale is 0, and its activations are 0 too) */
+    const __m512i zz = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_shuffle_i64x2(zz, zz, _MM_SHUFFLE(3, 1, 2, 0));
 }
+static inline __m512i q8_0_pair(const lm_block_q8_0 *b0, const lm_block_q8_0 *b1) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const __m256i lo = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b0->qs), flip);
+    const __m256i hi = b1 ? _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b1->qs), flip) : _mm256_setzero_si256();
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* The 32-blocked types' q8s dot: blocks of 32 line up with the q8s scale blocks, two per
+ * vpdpbusd (lanes 0..7 and 8..15, as the K-quants' sub-blocks); the offset (q4_0: -8, q8_0 with
+ * its sign bit flipped: +128) comes out as OFF x d x the activations' scaled block sums. A row that ends in
+ * a partial super-block (K = 576: small models) takes its last blocks in pairs, without padding. */
+#define Q32_DOT(T, OFF)                                                                                                     \
+    Q8S_INLINE void dot_##T##_q8m(int64_t n, const void *vw, const void *const *vx, const int nc, const int two, float *out) { \
+        const lm_block_##T *w = vw;                                                                                        \
+        __m512 acc[LM_Q8S_MAXC][2];                                                                                        \
+        __m256 acco[LM_Q8S_MAXC];                                                                                          \
+        for (int c = 0; c < nc; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps(), acco[c] = _mm256_setzero_ps();          \
+        for (int64_t i = 0; i < (n + LM_QK8S - 1) / LM_QK8S; i++) {                                                       \
+            const lm_block_##T *b = w + 8 * i;                                                                             \
+            const int nb = (i + 1) * LM_QK8S <= n ? 8 : (int)(n % LM_QK8S) / 32, np = (nb + 1) / 2;                        \
+            q8s_prefetch(b, 8 * sizeof *b);                                                                                \
+            float dw[8];                                                                                                   \
+            for (int k = 0; k < 8; k++) dw[k] = k < nb ? H2F(b[k].d) : 0.0f;                                               \
+            const __m256 dv = _mm256_loadu_ps(dw);                                                                         \
+            __m512i q[4];                                                                                                  \
+            for (int j = 0; j < np; j++) q[j] = T##_pair(&b[2 * j], 2 * j + 1 < nb ? &b[2 * j + 1] : NULL);                \
+            for (int c = 0; c < nc; c++) {                                                                                 \
+                const lm_block_q8s *x = (const lm_block_q8s *)vx[c] + i;                                                   \
+                const __m512 sv = _mm512_castps256_ps512(                                                                  \
+                    _mm256_mul_ps(_mm256_mul_ps(dv, _mm256_set1_ps(Q8S_UNIT(two))), _mm256_loadu_ps(x->d)));               \
+                acco[c] = _mm256_fmadd_ps(dv, _mm256_loadu_ps(two ? x->s32 : x->t32), acco[c]);                            \
+                for (int j = 0; j < np; j++)                                                                               \
+                    acc[c][j & 1] = _mm512_fmadd_ps(pick2x8(sv, 2 * j, 2 * j + 1), _mm512_cvtepi32_ps(dp8(q[j], x->qs + 64 * j, two)), \
+                                                    acc[c][j & 1]);                                                        \
+            }                                                                                                              \
+        }                                                                                                                  \
+        for (int c = 0; c < nc; c++) out[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1])) + (OFF) * hsum8(acco[c]); \
+    }
+Q32_DOT(q4_0, -8.0f)
+Q32_DOT(q8_0, -128.0f)
+#undef Q32_DOT
 
 #endif
 
@@ -1055,7 +1085,7 @@ static inline int32_t hsum8i(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-static void quant_q8s(const float *x, void *dst, int64_t n) {
+static void quant_q8s_full(const float *x, void *dst, int64_t n) {
     lm_block_q8s *y = dst;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -1096,6 +1126,15 @@ static void quant_q8s(const float *x, void *dst, int64_t n) {
             q8s_sums(&y[i], b, d, hsum8i(_mm256_add_epi32(t[0], t[1])), hsum8i(_mm256_add_epi32(t[2], t[3])),
                      hsum8i(_mm256_add_epi32(q[0], q[1])), hsum8i(_mm256_add_epi32(q[2], q[3])));
         }
+    }
+}
+/* rows of 32k values: a partial last super-block, zero past the row's end */
+static void quant_q8s(const float *x, void *dst, int64_t n) {
+    quant_q8s_full(x, dst, n - n % LM_QK8S);
+    if (n % LM_QK8S) {
+        float t[LM_QK8S] = {0};
+        memcpy(t, x + n - n % LM_QK8S, (size_t)(n % LM_QK8S) * sizeof(float));
+        quant_q8s_full(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
     }
 }
 #endif
@@ -1390,6 +1429,7 @@ Q8S_WRAP(q5_K)
 Q8S_WRAP(q6_K)
 #ifdef HAVE_VNNI
 Q8S_WRAP(q4_0)
+Q8S_WRAP(q8_0)
 #endif
 #endif
 
@@ -1434,7 +1474,8 @@ const lm_cpu_kernels LM_KERNELS_NAME = {
 #endif
 #if defined(HAVE_VNNI)
     .quant_q8s = quant_q8s,
-    .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s, [LM_Q4_0] = mdot_q4_0_q8s},
+    .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s, [LM_Q4_0] = mdot_q4_0_q8s,
+              [LM_Q8_0] = mdot_q8_0_q8s},
 #elif defined(HAVE_Q8S_AVX2)
     .quant_q8s = quant_q8s,
     .mdot8 = {[LM_Q4_K] = mdot_q4_K_q8s, [LM_Q5_K] = mdot_q5_K_q8s, [LM_Q6_K] = mdot_q6_K_q8s},
