@@ -440,13 +440,19 @@ static float *fresh(lm_model *m, const int32_t *toks, int32_t n) {
     return out;
 }
 
-void seq_ops_check(const char *backend, int32_t gpu_layers) {
+/* the gemma4_dense fixture on `backend` (gpu_layers as in lm_model_params) */
+static lm_model *seq_model(const char *backend, int32_t gpu_layers) {
     lm_model_params mp = lm_model_default_params();
     mp.backend = backend;
     mp.n_threads = 2;
     mp.gpu_layers = gpu_layers;
     lm_model *m;
     cr_assert_eq(lm_model_load(golden_fixture_path("gemma4_dense"), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    return m;
+}
+
+void seq_ops_check(const char *backend, int32_t gpu_layers) {
+    lm_model *m = seq_model(backend, gpu_layers);
     const int32_t V = lm_vocab_size(m);
     int32_t T[64], U[64];
     uint32_t r = 12345;
@@ -586,12 +592,7 @@ static double cont_vs_fresh(seqctx *x, lm_model *m, int32_t seq, const int32_t *
 }
 
 void paged_pool_check(const char *backend, int32_t gpu_layers) {
-    lm_model_params mp = lm_model_default_params();
-    mp.backend = backend;
-    mp.n_threads = 2;
-    mp.gpu_layers = gpu_layers;
-    lm_model *m;
-    cr_assert_eq(lm_model_load(golden_fixture_path("gemma4_dense"), &mp, &m), LM_STATUS_OK, "%s", lm_last_error());
+    lm_model *m = seq_model(backend, gpu_layers);
     const int32_t V = lm_vocab_size(m);
     int32_t T[64], A[64], B[64], C[64];
     uint32_t r = 777;
