@@ -153,12 +153,7 @@ lm_status lm_model_estimate_memory(const lm_model *m, const lm_context_params *p
             for (int k = 0; k < LM_KV_KINDS; k++) {
                 lm_kv_kind *kk = &tmp.kv.kind[k];
                 kk->used = true;
-                kk->cps = geom[k].cps;
-                kk->ring = geom[k].ring;
-                kk->paged = geom[k].paged;
-                kk->page = geom[k].page;
-                kk->pps = geom[k].pps;
-                kk->n_pages = geom[k].n_pages;
+                lm_kv_kind_shape(kk, &geom[k]);
                 int64_t cells = lm_kv_geom_cells(&geom[k]), tne[2] = {geom[k].pps, p.n_seq_max};
                 for (int d = 0; d < tmp.n_dev; d++) {
                     lm_tensor_init(&kk->cell_pos[d], LM_I32, 1, &cells);

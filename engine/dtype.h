@@ -82,6 +82,9 @@ void lm_quant_row_q8_1(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8_K(const float *x, void *dst, int64_t n);
 void lm_quant_row_q16(const float *x, void *dst, int64_t n);
 void lm_quant_row_q8s(const float *x, void *dst, int64_t n);
+/* A q8s row of n values (a multiple of 32) through a quantizer of whole super-blocks: the last,
+   partial one from a zero-padded copy (zero past the row's end). */
+void lm_quant_q8s_padded(const float *x, void *dst, int64_t n, void (*whole)(const float *, void *, int64_t));
 /* The 16 scales of a q3_K block (6-bit, minus 32), and scale/min j of a q4_K / q5_K block. */
 /* FP8 E4M3 <-> f32 (OCP E4M3: NaN for 0x7f / 0xff; encoding rounds to nearest even and
    saturates at +-448) */

@@ -55,16 +55,8 @@ lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, const lm_conte
     lm_kv_geom geom[LM_KV_KINDS];
     lm_kv_geometry(m, p, geom);
     for (int k = 0; k < LM_KV_KINDS; k++) {
-        lm_kv_kind *kk = &kv->kind[k];
-        const lm_kv_geom *G = &geom[k];
-        kk->cps = G->cps;
-        kk->ring = G->ring;
-        kk->paged = G->paged;
-        kk->page = G->page;
-        kk->pps = G->pps;
-        kk->n_pages = G->n_pages;
-        kk->null_page = G->paged ? G->n_pages - 1 : -1;
-        kk->window = k == LM_KV_KIND_SWA ? m->hp.window : 0;
+        lm_kv_kind_shape(&kv->kind[k], &geom[k]);
+        kv->kind[k].window = k == LM_KV_KIND_SWA ? m->hp.window : 0;
     }
     kv->layers = calloc((size_t)kv->n_layer, sizeof(lm_kv_layer));
     kv->seq_pos_max = malloc((size_t)n_seq * sizeof(int32_t));
@@ -219,18 +211,16 @@ static lm_status upload_pos(lm_kv *kv, lm_kv_kind *kk, int64_t c0, int64_t n) {
 
 static int32_t *tab_of(lm_kv_kind *kk, int32_t seq) { return kk->host_tab + (int64_t)seq * kk->pps; }
 
-/* a free page, its cells emptied */
-static lm_status page_alloc(lm_kv *kv, lm_kv_kind *kk, int32_t *out) {
+/* a free page (its cells still hold what they held) */
+static lm_status page_alloc(const lm_kv *kv, lm_kv_kind *kk, int32_t *out) {
     if (kk->n_free == 0)
         return lm_fail(LM_STATUS_CONTEXT_FULL,
                        "KV cache full: all %d pages of %d cells of the pool are in use (%d sequences); free sequences "
                        "or create the context with more kv_cells",
                        kk->n_pages - 1, kk->page, kv->n_seq);
-    const int32_t pg = kk->free_pages[--kk->n_free];
-    kk->ref[pg] = 1;
-    for (int32_t i = 0; i < kk->page; i++) kk->host_pos[(int64_t)pg * kk->page + i] = -1;
-    *out = pg;
-    return upload_pos(kv, kk, (int64_t)pg * kk->page, kk->page);
+    *out = kk->free_pages[--kk->n_free];
+    kk->ref[*out] = 1;
+    return LM_STATUS_OK;
 }
 
 /* drop a sequence's mapping of its logical page j */
@@ -257,26 +247,30 @@ static lm_status copy_cells(lm_tensor *t, int64_t c_src, int64_t c_dst, int64_t 
     return be->ops->tensor_set(be, t, *tmp, row * (size_t)c_dst, bytes);
 }
 
-/* cells [i0, i0 + n) of page `from` to the same cells of page `to`, in every layer of the kind */
-static lm_status copy_page_cells(lm_kv *kv, int kind, int32_t from, int32_t to, int32_t i0, int32_t n) {
-    lm_kv_kind *kk = &kv->kind[kind];
-    void *tmp = NULL;
-    size_t tmp_size = 0;
-    lm_status st = LM_STATUS_OK;
-    const int64_t a = (int64_t)from * kk->page + i0, b = (int64_t)to * kk->page + i0;
-    for (int il = 0; il < kv->n_layer && !st; il++) {
+/* physical cells [a, a + n) of a kind to [b, b + n): every layer's rows and the host positions
+   (the caller uploads the positions) */
+static lm_status copy_kind_cells(lm_kv *kv, int kind, int64_t a, int64_t b, int64_t n, void **tmp, size_t *tmp_size) {
+    for (int il = 0; il < kv->n_layer; il++) {
         lm_kv_layer *kl = &kv->layers[il];
         if (!kl->has_cache || kl->kind != kind) continue;
-        if (kl->has_k) st = copy_cells(&kl->k, a, b, n, &tmp, &tmp_size);
-        if (!st) st = copy_cells(&kl->v, a, b, n, &tmp, &tmp_size);
+        if (kl->has_k) LM_TRY(copy_cells(&kl->k, a, b, n, tmp, tmp_size));
+        LM_TRY(copy_cells(&kl->v, a, b, n, tmp, tmp_size));
     }
-    free(tmp);
-    if (st) return st;
-    memcpy(kk->host_pos + b, kk->host_pos + a, (size_t)n * sizeof(int32_t));
+    memcpy(kv->kind[kind].host_pos + b, kv->kind[kind].host_pos + a, (size_t)n * sizeof(int32_t));
+    return LM_STATUS_OK;
+}
+
+/* cells [i0, i0 + n) of page `from` to the same cells of page `to`, positions uploaded */
+static lm_status copy_page_cells(lm_kv *kv, int kind, int32_t from, int32_t to, int32_t i0, int32_t n, void **tmp,
+                                 size_t *tmp_size) {
+    lm_kv_kind *kk = &kv->kind[kind];
+    const int64_t a = (int64_t)from * kk->page + i0, b = (int64_t)to * kk->page + i0;
+    LM_TRY(copy_kind_cells(kv, kind, a, b, n, tmp, tmp_size));
     return upload_pos(kv, kk, b, n);
 }
 
-/* make a sequence's logical page j its own: mapped (from the pool) and not shared (copied) */
+/* make a sequence's logical page j its own: mapped from the pool (cells emptied) or, when shared,
+   copied */
 static lm_status page_own(lm_kv *kv, int kind, int32_t seq, int32_t j) {
     lm_kv_kind *kk = &kv->kind[kind];
     int32_t *tab = tab_of(kk, seq);
@@ -284,15 +278,22 @@ static lm_status page_own(lm_kv *kv, int kind, int32_t seq, int32_t j) {
     if (old != kk->null_page && kk->ref[old] == 1) return LM_STATUS_OK;
     int32_t pg = -1;
     LM_TRY(page_alloc(kv, kk, &pg));
-    if (old != kk->null_page) {
-        lm_status st = copy_page_cells(kv, kind, old, pg, 0, kk->page);
-        if (st) {
-            kk->ref[pg] = 0;
-            kk->free_pages[kk->n_free++] = pg;
-            return st;
-        }
-        kk->ref[old]--; /* still >= 1: another sequence maps it */
+    lm_status st;
+    if (old == kk->null_page) {
+        for (int32_t i = 0; i < kk->page; i++) kk->host_pos[(int64_t)pg * kk->page + i] = -1;
+        st = upload_pos(kv, kk, (int64_t)pg * kk->page, kk->page);
+    } else {
+        void *tmp = NULL;
+        size_t tmp_size = 0;
+        st = copy_page_cells(kv, kind, old, pg, 0, kk->page, &tmp, &tmp_size);
+        free(tmp);
     }
+    if (st) {
+        kk->ref[pg] = 0;
+        kk->free_pages[kk->n_free++] = pg;
+        return st;
+    }
+    if (old != kk->null_page) kk->ref[old]--; /* still >= 1: another sequence maps it */
     tab[j] = pg;
     kk->tab_dirty = true;
     return LM_STATUS_OK;
@@ -467,13 +468,13 @@ static lm_status kind_cp(lm_kv *kv, int kind, int32_t src, int32_t dst, int32_t 
                 while (i + n < kk->page && hs[i + n] == p + n && p + n < p1) n++;
                 if (!owned) LM_TRY(page_own(kv, kind, dst, j));
                 owned = true;
-                LM_TRY(copy_page_cells(kv, kind, pg, td[j], i, n));
+                LM_TRY(copy_page_cells(kv, kind, pg, td[j], i, n, tmp, tmp_size));
                 i += n;
             }
         }
         return LM_STATUS_OK;
     }
-    int32_t *hs = kk->host_pos + (size_t)src * kk->cps, *hd = kk->host_pos + (size_t)dst * kk->cps;
+    const int32_t *hs = kk->host_pos + (size_t)src * kk->cps;
     /* positions of [p0, p1) that src still holds, as runs of consecutive cells */
     int32_t p = p0;
     while (p < p1) {
@@ -484,13 +485,8 @@ static lm_status kind_cp(lm_kv *kv, int kind, int32_t src, int32_t dst, int32_t 
         }
         int32_t n = 1;
         while (p + n < p1 && c + n < kk->cps && hs[c + n] == p + n) n++;
-        for (int il = 0; il < kv->n_layer; il++) {
-            lm_kv_layer *kl = &kv->layers[il];
-            if (!kl->has_cache || kl->kind != kind) continue;
-            if (kl->has_k) LM_TRY(copy_cells(&kl->k, (int64_t)src * kk->cps + c, (int64_t)dst * kk->cps + c, n, tmp, tmp_size));
-            LM_TRY(copy_cells(&kl->v, (int64_t)src * kk->cps + c, (int64_t)dst * kk->cps + c, n, tmp, tmp_size));
-        }
-        for (int32_t i = 0; i < n; i++) hd[c + i] = p + i;
+        /* the run's positions are p.. in both sequences' cells */
+        LM_TRY(copy_kind_cells(kv, kind, (int64_t)src * kk->cps + c, (int64_t)dst * kk->cps + c, n, tmp, tmp_size));
         p += n;
     }
     return upload_seq_pos(kv, kk, dst);

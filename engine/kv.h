@@ -99,6 +99,16 @@ void lm_kv_geometry(const lm_model *m, const lm_context_params *p, lm_kv_geom g[
    null page needs positions only). */
 static inline int64_t lm_kv_geom_cells(const lm_kv_geom *g) { return (int64_t)g->page * g->n_pages; }
 static inline int64_t lm_kv_geom_kv_cells(const lm_kv_geom *g) { return (int64_t)g->page * (g->n_pages - g->paged); }
+/* A kind's cell geometry (and its null page) from lm_kv_geometry. */
+static inline void lm_kv_kind_shape(lm_kv_kind *kk, const lm_kv_geom *g) {
+    kk->cps = g->cps;
+    kk->ring = g->ring;
+    kk->paged = g->paged;
+    kk->page = g->page;
+    kk->pps = g->pps;
+    kk->n_pages = g->n_pages;
+    kk->null_page = g->paged ? g->n_pages - 1 : -1;
+}
 lm_status lm_kv_init(lm_kv *kv, const lm_model *m, lm_dtype type, const lm_context_params *p);
 void lm_kv_free(lm_kv *kv);
 lm_status lm_kv_seq_clear(lm_kv *kv, int32_t seq);

@@ -255,15 +255,17 @@ static void quant_row_q8s_full(const float *x, void *dst, int64_t n) {
     }
 }
 
-/* a row of 32k values that is not whole super-blocks ends in a partial one, zero past the end */
-void lm_quant_row_q8s(const float *x, void *dst, int64_t n) {
-    quant_row_q8s_full(x, dst, n - n % LM_QK8S);
+void lm_quant_q8s_padded(const float *x, void *dst, int64_t n, void (*whole)(const float *, void *, int64_t)) {
+    whole(x, dst, n - n % LM_QK8S);
     if (n % LM_QK8S) {
         float t[LM_QK8S] = {0};
         memcpy(t, x + n - n % LM_QK8S, (size_t)(n % LM_QK8S) * sizeof(float));
-        quant_row_q8s_full(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
+        whole(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
     }
 }
+
+/* a row of 32k values that is not whole super-blocks ends in a partial one, zero past the end */
+void lm_quant_row_q8s(const float *x, void *dst, int64_t n) { lm_quant_q8s_padded(x, dst, n, quant_row_q8s_full); }
 
 static void deq_q8s(const void *src, float *y, int64_t n) {
     const lm_block_q8s *x = src;

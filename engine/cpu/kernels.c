@@ -1123,14 +1123,7 @@ static void quant_q8s_full(const float *x, void *dst, int64_t n) {
 
 #if defined(HAVE_VNNI) || defined(HAVE_Q8S_AVX2)
 /* rows of 32k values: a partial last super-block, zero past the row's end */
-static void quant_q8s(const float *x, void *dst, int64_t n) {
-    quant_q8s_full(x, dst, n - n % LM_QK8S);
-    if (n % LM_QK8S) {
-        float t[LM_QK8S] = {0};
-        memcpy(t, x + n - n % LM_QK8S, (size_t)(n % LM_QK8S) * sizeof(float));
-        quant_q8s_full(t, (lm_block_q8s *)dst + n / LM_QK8S, LM_QK8S);
-    }
-}
+static void quant_q8s(const float *x, void *dst, int64_t n) { lm_quant_q8s_padded(x, dst, n, quant_q8s_full); }
 #endif
 
 /* 32 signed bytes with a scale per 16: sum of both halves, each times its scale, in float */
